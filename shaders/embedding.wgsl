@@ -1,0 +1,28 @@
+// Embedding gather: out[t, :] = table[ids[t], :]. The table may be split into row chunks (each
+// within the binding limit); a dispatch covers rows [row0, row0 + rows) and leaves the rest.
+//#include "common.wgsl"
+
+struct Params { tokens: u32, dim: u32, row0: u32, rows: u32, total: u32, }
+
+@group(0) @binding(0) var<storage, read> table: array<f32>;
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let i = linear_wg(wg, nwg) * 256u + li;
+    if (i >= p.tokens * p.dim) {
+        return;
+    }
+    let t = i / p.dim;
+    let d = i % p.dim;
+    let id = ids[t];
+    if (id >= p.row0 && id < p.row0 + p.rows) {
+        out[i] = table[(id - p.row0) * p.dim + d];
+    } else if (id >= p.total && p.row0 == 0u) {
+        // Out-of-range ids give zeros, never stale memory (models validate ids beforehand).
+        out[i] = 0.0;
+    }
+}

@@ -1,0 +1,24 @@
+// Mean over the middle axis of [outer, n, inner] -> [outer, inner]; one invocation per output.
+//#include "common.wgsl"
+
+struct Params { outer: u32, n: u32, inner: u32, }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let o = linear_wg(wg, nwg) * 64u + li;
+    if (o >= p.outer * p.inner) {
+        return;
+    }
+    let a = o / p.inner;
+    let c = o % p.inner;
+    var s = 0.0;
+    for (var k = 0u; k < p.n; k = k + 1u) {
+        s = s + x[(a * p.n + k) * p.inner + c];
+    }
+    y[o] = s / f32(p.n);
+}

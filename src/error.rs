@@ -1,0 +1,104 @@
+//! One error type for the whole crate. Every variant carries enough context (op, shapes,
+//! tensor name, file) to act on the message without a debugger.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable GPU adapter. The message says how to get one.
+    #[error("no GPU adapter found{detail}. Install a GPU driver (Vulkan, Metal or DX12), or on a headless Linux box the software Vulkan driver: `apt-get install -y mesa-vulkan-drivers libvulkan1`. Set WGPU_INFER_ADAPTER=<substring> to pick an adapter by name; `wgpu-infer info` lists what is visible")]
+    NoAdapter { detail: String },
+
+    /// The adapter exists but could not give us a device.
+    #[error("could not open a device on adapter '{adapter}': {reason}")]
+    DeviceRequest { adapter: String, reason: String },
+
+    /// An op was given inputs whose shapes or dtypes break its shape rule.
+    #[error("{op}: {msg} (input shapes: {shapes})")]
+    Shape {
+        op: String,
+        msg: String,
+        shapes: String,
+    },
+
+    /// A graph was used wrongly (unknown value, missing feed, wrong feed shape, ...).
+    #[error("graph: {0}")]
+    Graph(String),
+
+    /// The GPU rejected something (shader compile, validation, out of memory, lost device).
+    #[error("gpu: {context}: {msg}")]
+    Gpu { context: String, msg: String },
+
+    /// A resource is bigger than the adapter can bind or allocate.
+    #[error("{what} needs {needed} bytes but the adapter allows at most {limit} ({limit_name})")]
+    Limit {
+        what: String,
+        needed: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+
+    /// A WGSL shader failed naga validation.
+    #[error("shader {name}: {msg}")]
+    Shader { name: String, msg: String },
+
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A safetensors file is malformed, or a tensor in it is missing / of the wrong shape or dtype.
+    #[error("{path}: {msg}")]
+    Weights { path: PathBuf, msg: String },
+
+    /// A config file is malformed or inconsistent with the weights.
+    #[error("{path}: {msg}")]
+    Config { path: PathBuf, msg: String },
+
+    /// Invalid argument to a public API (empty batch, bad sampling parameter, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// Tokenizer failure.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    /// Image decoding / preprocessing failure.
+    #[error("image {path}: {msg}")]
+    Image { path: PathBuf, msg: String },
+}
+
+impl Error {
+    pub(crate) fn shape(op: &str, msg: impl Into<String>, shapes: &[&[usize]]) -> Self {
+        let shapes = shapes
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Error::Shape {
+            op: op.to_string(),
+            msg: msg.into(),
+            shapes,
+        }
+    }
+
+    pub(crate) fn gpu(context: impl Into<String>, msg: impl std::fmt::Display) -> Self {
+        Error::Gpu {
+            context: context.into(),
+            msg: msg.to_string(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! GPU executor. Compiling a graph lowers every node to dispatches, plans intermediate buffers by
+//! liveness, uploads constants once (cached on the constant), and builds every bind group. A run
+//! writes the inputs, records all dispatches into one compute pass, submits once and reads back
+//! only the graph outputs.
+
+use super::{plan_memory, Graph, Interval, Plan, PlanStats, Source, State, ValueId};
+use crate::device::{map_read, BindingKind, Device, Kernel};
+use crate::error::{Error, Result};
+use crate::tensor::{Tensor, ValueInfo};
+use std::sync::Arc;
+
+/// A device resource holding (part of) a constant.
+#[derive(Debug)]
+pub enum Resource {
+    Buffer { buffer: wgpu::Buffer, size: u64 },
+    Texture {
+        texture: wgpu::Texture,
+        view: wgpu::TextureView,
+    },
+}
+
+/// One piece of a packed constant. `meta` is op-defined (e.g. the row range it covers).
+#[derive(Debug)]
+pub struct PackedChunk {
+    pub resource: Resource,
+    pub meta: [u32; 4],
+}
+
+/// A constant in a device layout chosen by a kernel, possibly split into chunks (each within
+/// the adapter's binding limit).
+#[derive(Debug, Default)]
+pub struct Packed {
+    pub chunks: Vec<PackedChunk>,
+}
+
+impl Packed {
+    pub fn bytes(&self) -> u64 {
+        self.chunks
+            .iter()
+            .map(|c| match &c.resource {
+                Resource::Buffer { size, .. } => *size,
+                Resource::Texture { texture, .. } => {
+                    let s = texture.size();
+                    s.width as u64 * s.height as u64 * 16
+                }
+            })
+            .sum()
+    }
+
+    /// A single storage buffer holding `bytes`.
+    pub fn buffer(device: &Device, label: &str, bytes: &[u8]) -> Result<Packed> {
+        let max = device.limits().max_buffer_size;
+        if bytes.len() as u64 > max {
+            return Err(Error::Limit {
+                what: format!("constant '{label}'"),
+                needed: bytes.len() as u64,
+                limit: max,
+                limit_name: "max_buffer_size",
+            });
+        }
+        let buffer = device.upload(label, bytes, wgpu::BufferUsages::COPY_SRC);
+        Ok(Packed {
+            chunks: vec![PackedChunk {
+                resource: Resource::Buffer {
+                    buffer,
+                    size: bytes.len() as u64,
+                },
+                meta: [0; 4],
+            }],
+        })
+    }
+}
+
+/// A kernel argument, bound in order at @binding(0), (1), ...
+#[derive(Debug)]
+pub enum Arg {
+    /// Whole value, read-only storage.
+    Read(ValueId),
+    /// Whole value, read-write storage (the op's output).
+    Write(ValueId),
+    /// Byte range of a value, read-only (for values larger than one binding).
+    ReadRange { value: ValueId, offset: u64, size: u64 },
+    /// Byte range of a value, read-write.
+    WriteRange { value: ValueId, offset: u64, size: u64 },
+    /// Op-private temporary created with [`Lower::scratch`].
+    Scratch { id: usize, write: bool },
+    /// Chunk `k` of a packed constant (storage buffer or texture).
+    Packed(Arc<Packed>, usize),
+    /// A small uniform block (shape parameters).
+    Uniform(Vec<u8>),
+}
+
+pub(crate) struct DispatchDesc {
+    kernel: Arc<Kernel>,
+    args: Vec<Arg>,
+    groups: [u32; 3],
+    node: usize,
+}
+
+/// Lowering context handed to [`crate::ops::Op::gpu`].
+pub struct Lower<'a> {
+    device: &'a Device,
+    graph: &'a Graph,
+    node: usize,
+    dispatches: Vec<DispatchDesc>,
+    /// (node, bytes) of each scratch buffer.
+    scratch: Vec<(usize, u64)>,
+}
+
+impl<'a> Lower<'a> {
+    pub fn device(&self) -> &Device {
+        self.device
+    }
+    pub fn info(&self, v: ValueId) -> &ValueInfo {
+        self.graph.info(v)
+    }
+    pub fn graph(&self) -> &Graph {
+        self.graph
+    }
+    /// The constant behind `v`, if it is one.
+    pub fn constant(&self, v: ValueId) -> Option<&Arc<super::Constant>> {
+        self.graph.as_constant(v)
+    }
+
+    /// A temporary buffer live only during this node.
+    pub fn scratch(&mut self, bytes: u64) -> usize {
+        self.scratch.push((self.node, bytes.max(4)));
+        self.scratch.len() - 1
+    }
+
+    /// Records a dispatch of `shader` (specialised by `defines`) over `groups` workgroups.
+    pub fn dispatch(
+        &mut self,
+        shader: &str,
+        defines: &[(&str, String)],
+        args: Vec<Arg>,
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.device.limits().max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Limit {
+                what: format!("{shader} dispatch {groups:?}"),
+                needed: *groups.iter().max().unwrap() as u64,
+                limit: max as u64,
+                limit_name: "max_compute_workgroups_per_dimension",
+            });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let kinds: Vec<BindingKind> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Read(_) | Arg::ReadRange { .. } => BindingKind::StorageRead,
+                Arg::Write(_) | Arg::WriteRange { .. } => BindingKind::StorageWrite,
+                Arg::Scratch { write, .. } => {
+                    if *write {
+                        BindingKind::StorageWrite
+                    } else {
+                        BindingKind::StorageRead
+                    }
+                }
+                Arg::Packed(p, k) => match p.chunks.get(*k).map(|c| &c.resource) {
+                    Some(Resource::Texture { .. }) => BindingKind::Texture,
+                    _ => BindingKind::StorageRead,
+                },
+                Arg::Uniform(_) => BindingKind::Uniform,
+            })
+            .collect();
+        let kernel = self.device.kernel(shader, defines, &kinds)?;
+        self.dispatches.push(DispatchDesc {
+            kernel,
+            args,
+            groups,
+            node: self.node,
+        });
+        Ok(())
+    }
+}
+
+/// Splits `n` workgroups into a 2-D grid within the per-dimension limit. Kernels recover the
+/// linear id as `wg.x + wg.y * num_workgroups.x` and return when it is `>= n`.
+pub fn grid(device: &Device, n: u32) -> [u32; 3] {
+    let max = device.limits().max_compute_workgroups_per_dimension.max(1);
+    if n <= max {
+        [n, 1, 1]
+    } else {
+        [max, n.div_ceil(max), 1]
+    }
+}
+
+/// Where a value's bytes live.
+#[derive(Clone, Debug)]
+enum Loc {
+    Pool(usize),
+    Input(usize),
+    Const(Arc<Packed>),
+    State(Arc<wgpu::Buffer>),
+}
+
+pub struct GpuPlan {
+    device: Device,
+    graph: Arc<Graph>,
+    inputs: Vec<wgpu::Buffer>,
+    dispatches: Vec<(Arc<Kernel>, wgpu::BindGroup, [u32; 3], usize)>,
+    outputs: Vec<(wgpu::Buffer, u64, u64, ValueInfo, wgpu::Buffer)>,
+    stats: PlanStats,
+    // Keeps pooled buffers alive (bind groups hold references too).
+    _pool: Vec<wgpu::Buffer>,
+    _uniforms: Option<wgpu::Buffer>,
+    _scratch: Vec<wgpu::Buffer>,
+}
+
+fn pad4(n: u64) -> u64 {
+    n.div_ceil(4).max(1) * 4
+}
+
+impl GpuPlan {
+    pub(crate) fn new(device: &Device, graph: Arc<Graph>, states: &[&State]) -> Result<Self> {
+        let dev = device.wgpu();
+        let scope_v = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope_m = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let result = Self::build(device, graph, states);
+        let oom = pollster::block_on(scope_m.pop());
+        let val = pollster::block_on(scope_v.pop());
+        if let Some(e) = oom.or(val) {
+            return Err(Error::gpu("compiling graph", e));
+        }
+        result
+    }
+
+    fn build(device: &Device, graph: Arc<Graph>, states: &[&State]) -> Result<Self> {
+        let g = &*graph;
+        // 1. Lower nodes to dispatches.
+        let mut lower = Lower {
+            device,
+            graph: g,
+            node: 0,
+            dispatches: Vec::new(),
+            scratch: Vec::new(),
+        };
+        for (n, node) in g.nodes.iter().enumerate() {
+            lower.node = n;
+            node.op.gpu(&mut lower, &node.inputs, &node.outputs)?;
+        }
+        let Lower {
+            dispatches,
+            scratch,
+            ..
+        } = lower;
+
+        // 2. Liveness of node outputs (through aliases) and scratch.
+        let nv = g.values.len();
+        let mut last = vec![None::<usize>; nv];
+        for (n, node) in g.nodes.iter().enumerate() {
+            for &i in &node.inputs {
+                last[g.root(i).index()] = Some(n);
+            }
+        }
+        for (_, o) in &g.outputs {
+            last[g.root(*o).index()] = Some(usize::MAX);
+        }
+        let mut reqs = Vec::new();
+        let mut req_value = Vec::new();
+        for (i, v) in g.values.iter().enumerate() {
+            if let Source::Node { node, .. } = v.source {
+                reqs.push(Interval {
+                    bytes: pad4(v.info.bytes() as u64),
+                    first: node,
+                    last: last[i].unwrap_or(node).max(node),
+                });
+                req_value.push(Some(i));
+            }
+        }
+        for &(node, bytes) in &scratch {
+            reqs.push(Interval {
+                bytes: pad4(bytes),
+                first: node,
+                last: node,
+            });
+            req_value.push(None);
+        }
+        let mplan = plan_memory(&reqs);
+        let unplanned: u64 = reqs.iter().map(|r| r.bytes).sum();
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let max_buf = device.limits().max_buffer_size;
+        let mut pool = Vec::new();
+        for (b, &size) in mplan.buffer_sizes.iter().enumerate() {
+            if size > max_buf {
+                return Err(Error::Limit {
+                    what: format!("intermediate buffer {b}"),
+                    needed: size,
+                    limit: max_buf,
+                    limit_name: "max_buffer_size",
+                });
+            }
+            pool.push(device.wgpu().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("pool"),
+                size,
+                usage,
+                mapped_at_creation: false,
+            }));
+        }
+        let mut scratch_buf = vec![0usize; scratch.len()];
+        let mut loc: Vec<Option<Loc>> = vec![None; nv];
+        let mut k_scratch = 0;
+        for (r, v) in req_value.iter().enumerate() {
+            match v {
+                Some(i) => loc[*i] = Some(Loc::Pool(mplan.assignment[r])),
+                None => {
+                    scratch_buf[k_scratch] = mplan.assignment[r];
+                    k_scratch += 1;
+                }
+            }
+        }
+
+        // 3. Inputs, states, constants.
+        let mut inputs = Vec::new();
+        for (k, &id) in g.inputs.iter().enumerate() {
+            let info = &g.values[id.index()].info;
+            inputs.push(device.wgpu().create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&g.values[id.index()].name),
+                size: pad4(info.bytes() as u64),
+                usage,
+                mapped_at_creation: false,
+            }));
+            loc[id.index()] = Some(Loc::Input(k));
+        }
+        for (&id, s) in g.states.iter().zip(states) {
+            match s {
+                State::Gpu { buffer, .. } => loc[id.index()] = Some(Loc::State(buffer.clone())),
+                State::Cpu(_) => {
+                    return Err(Error::Graph("a CPU state was given to a GPU plan".into()))
+                }
+            }
+        }
+        // Constants are uploaded in their raw layout only when some arg binds them as values.
+        let needs_raw = |id: usize| {
+            dispatches.iter().any(|d| {
+                d.args.iter().any(|a| match a {
+                    Arg::Read(v) | Arg::ReadRange { value: v, .. } => g.root(*v).index() == id,
+                    _ => false,
+                })
+            }) || g.outputs.iter().any(|(_, o)| g.root(*o).index() == id)
+        };
+        for (i, v) in g.values.iter().enumerate() {
+            if let Source::Constant(c) = &v.source {
+                if needs_raw(i) {
+                    let p = c.packed(device, "raw", |t| Packed::buffer(device, c.name(), t.as_bytes()))?;
+                    loc[i] = Some(Loc::Const(p));
+                }
+            }
+        }
+
+        // 4. Uniforms, packed into one buffer at aligned offsets.
+        let ualign = device.limits().min_uniform_buffer_offset_alignment.max(16) as u64;
+        let mut ubytes: Vec<u8> = Vec::new();
+        let mut uoffsets = Vec::new();
+        for d in &dispatches {
+            for a in &d.args {
+                if let Arg::Uniform(b) = a {
+                    let off = (ubytes.len() as u64).div_ceil(ualign) * ualign;
+                    ubytes.resize(off as usize, 0);
+                    ubytes.extend_from_slice(b);
+                    let padded = (ubytes.len() as u64).div_ceil(16) * 16;
+                    ubytes.resize(padded as usize, 0);
+                    uoffsets.push((off, (b.len() as u64).div_ceil(16).max(1) * 16));
+                }
+            }
+        }
+        let uniforms = if ubytes.is_empty() {
+            None
+        } else {
+            let b = device.wgpu().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("uniforms"),
+                size: ubytes.len() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            device.queue().write_buffer(&b, 0, &ubytes);
+            Some(b)
+        };
+
+        // 5. Bind groups.
+        let max_bind = device.max_binding();
+        let resolve = |v: ValueId| -> Result<(&wgpu::Buffer, u64)> {
+            let root = g.root(v).index();
+            match loc[root].as_ref() {
+                Some(Loc::Pool(b)) => Ok((&pool[*b], 0)),
+                Some(Loc::Input(k)) => Ok((&inputs[*k], 0)),
+                Some(Loc::State(b)) => Ok((b.as_ref(), 0)),
+                Some(Loc::Const(p)) => match &p.chunks[0].resource {
+                    Resource::Buffer { buffer, .. } => Ok((buffer, 0)),
+                    Resource::Texture { .. } => Err(Error::Graph("constant is a texture".into())),
+                },
+                None => Err(Error::Graph(format!(
+                    "value '{}' has no buffer",
+                    g.values[root].name
+                ))),
+            }
+        };
+        let scratch_bufs: Vec<wgpu::Buffer> = Vec::new();
+        let mut bound = Vec::with_capacity(dispatches.len());
+        let mut u_k = 0;
+        for d in &dispatches {
+            let op_name = g.nodes[d.node].op.name();
+            let mut entries = Vec::with_capacity(d.args.len());
+            for (bi, a) in d.args.iter().enumerate() {
+                let check = |what: &str, size: u64| -> Result<()> {
+                    if size > max_bind {
+                        Err(Error::Limit {
+                            what: format!("{op_name}: binding of {what}"),
+                            needed: size,
+                            limit: max_bind,
+                            limit_name: "max_storage_buffer_binding_size",
+                        })
+                    } else {
+                        Ok(())
+                    }
+                };
+                let resource = match a {
+                    Arg::Read(v) | Arg::Write(v) => {
+                        let info = g.info(*v);
+                        let size = pad4(info.bytes() as u64);
+                        check(&g.values[v.index()].name, size)?;
+                        let (buf, off) = resolve(*v)?;
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: buf,
+                            offset: off,
+                            size: wgpu::BufferSize::new(size),
+                        })
+                    }
+                    Arg::ReadRange {
+                        value,
+                        offset,
+                        size,
+                    }
+                    | Arg::WriteRange {
+                        value,
+                        offset,
+                        size,
+                    } => {
+                        check(&g.values[value.index()].name, *size)?;
+                        let (buf, off) = resolve(*value)?;
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: buf,
+                            offset: off + offset,
+                            size: wgpu::BufferSize::new(pad4(*size)),
+                        })
+                    }
+                    Arg::Scratch { id, .. } => {
+                        let b = &pool[scratch_buf[*id]];
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: b,
+                            offset: 0,
+                            size: wgpu::BufferSize::new(pad4(scratch[*id].1)),
+                        })
+                    }
+                    Arg::Packed(p, k) => {
+                        let chunk = p.chunks.get(*k).ok_or_else(|| {
+                            Error::Graph(format!("{op_name}: packed chunk {k} out of range"))
+                        })?;
+                        match &chunk.resource {
+                            Resource::Buffer { buffer, size } => {
+                                check("packed weight", pad4(*size))?;
+                                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                    buffer,
+                                    offset: 0,
+                                    size: wgpu::BufferSize::new(pad4(*size)),
+                                })
+                            }
+                            Resource::Texture { view, .. } => {
+                                wgpu::BindingResource::TextureView(view)
+                            }
+                        }
+                    }
+                    Arg::Uniform(_) => {
+                        let (off, size) = uoffsets[u_k];
+                        u_k += 1;
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: uniforms.as_ref().unwrap(),
+                            offset: off,
+                            size: wgpu::BufferSize::new(size),
+                        })
+                    }
+                };
+                entries.push(wgpu::BindGroupEntry {
+                    binding: bi as u32,
+                    resource,
+                });
+            }
+            let bg = device.wgpu().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&d.kernel.name),
+                layout: &d.kernel.layout,
+                entries: &entries,
+            });
+            bound.push((d.kernel.clone(), bg, d.groups, d.node));
+        }
+
+        // 6. Readback staging for outputs.
+        let mut outputs = Vec::new();
+        let mut io_bytes: u64 = inputs.iter().map(|b| b.size()).sum();
+        for (_, o) in &g.outputs {
+            let info = g.info(*o).clone();
+            let (buf, off) = resolve(*o)?;
+            let size = pad4(info.bytes() as u64);
+            let staging = device.wgpu().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            io_bytes += size;
+            outputs.push((buf.clone(), off, size, info, staging));
+        }
+        io_bytes += uniforms.as_ref().map_or(0, |u| u.size());
+        let constant_bytes = g
+            .values
+            .iter()
+            .filter_map(|v| match &v.source {
+                Source::Constant(c) => Some(c.device_bytes()),
+                _ => None,
+            })
+            .sum();
+        let stats = PlanStats {
+            dispatches: bound.len(),
+            intermediate_bytes: mplan.total_bytes(),
+            unplanned_bytes: unplanned,
+            buffers: pool.len(),
+            io_bytes,
+            constant_bytes,
+        };
+        Ok(GpuPlan {
+            device: device.clone(),
+            graph: graph.clone(),
+            inputs,
+            dispatches: bound,
+            outputs,
+            stats,
+            _pool: pool,
+            _uniforms: uniforms,
+            _scratch: scratch_bufs,
+        })
+    }
+
+    fn encode(&self, timestamps: Option<&wgpu::QuerySet>) -> wgpu::CommandBuffer {
+        let mut enc = self
+            .device
+            .wgpu()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("forward"),
+                timestamp_writes: None,
+            });
+            for (i, (k, bg, groups, _)) in self.dispatches.iter().enumerate() {
+                if let Some(q) = timestamps {
+                    pass.write_timestamp(q, 2 * i as u32);
+                }
+                pass.set_pipeline(&k.pipeline);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                if let Some(q) = timestamps {
+                    pass.write_timestamp(q, 2 * i as u32 + 1);
+                }
+            }
+        }
+        for (buf, off, size, _, staging) in &self.outputs {
+            enc.copy_buffer_to_buffer(buf, *off, staging, 0, *size);
+        }
+        enc.finish()
+    }
+
+    fn write_inputs(&self, inputs: &[&Tensor]) -> Result<()> {
+        self.graph.check_feeds(inputs)?;
+        for (buf, t) in self.inputs.iter().zip(inputs) {
+            let bytes = t.as_bytes();
+            if bytes.len() % 4 == 0 {
+                self.device.queue().write_buffer(buf, 0, bytes);
+            } else {
+                let mut b = bytes.to_vec();
+                b.resize(bytes.len().div_ceil(4) * 4, 0);
+                self.device.queue().write_buffer(buf, 0, &b);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_outputs(&self) -> Result<Vec<Tensor>> {
+        let mut out = Vec::with_capacity(self.outputs.len());
+        for (_, _, size, info, staging) in &self.outputs {
+            let bytes = map_read(&self.device, staging, *size)?;
+            out.push(Tensor::from_bytes(
+                &info.shape,
+                info.dtype,
+                &bytes[..info.bytes()],
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn guarded<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let dev = self.device.wgpu();
+        let scope_v = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope_m = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let r = f();
+        let oom = pollster::block_on(scope_m.pop());
+        let val = pollster::block_on(scope_v.pop());
+        if let Some(e) = oom.or(val) {
+            return Err(Error::gpu("run", e));
+        }
+        if let Some(e) = self.device.take_errors() {
+            return Err(Error::gpu("run", e));
+        }
+        r
+    }
+
+    /// Runs once with a timestamp around every dispatch. Returns (op name, kernel, nanoseconds)
+    /// per dispatch, or `None` when the adapter has no timestamp queries inside passes.
+    pub fn profile(&mut self, inputs: &[&Tensor]) -> Result<Option<Vec<(String, String, f64)>>> {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+            || self.dispatches.is_empty()
+        {
+            return Ok(None);
+        }
+        self.guarded(|| {
+            self.write_inputs(inputs)?;
+            let n = (self.dispatches.len() * 2) as u32;
+            let dev = self.device.wgpu();
+            let qs = dev.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: n,
+            });
+            let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("ts"),
+                size: n as u64 * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("ts-staging"),
+                size: n as u64 * 8,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let cmd = self.encode(Some(&qs));
+            let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            enc.resolve_query_set(&qs, 0..n, &resolve, 0);
+            enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, n as u64 * 8);
+            self.device.queue().submit([cmd, enc.finish()]);
+            let _ = self.read_outputs()?;
+            let raw = map_read(&self.device, &staging, n as u64 * 8)?;
+            let ts: &[u64] = bytemuck::cast_slice(&raw);
+            let period = self.device.queue().get_timestamp_period() as f64;
+            Ok(Some(
+                self.dispatches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _, _, node))| {
+                        let dt = ts[2 * i + 1].saturating_sub(ts[2 * i]) as f64 * period;
+                        (
+                            self.graph.nodes[*node].op.name().to_string(),
+                            k.name.clone(),
+                            dt,
+                        )
+                    })
+                    .collect(),
+            ))
+        })
+    }
+}
+
+impl Plan for GpuPlan {
+    fn run(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        self.guarded(|| {
+            self.write_inputs(inputs)?;
+            let cmd = self.encode(None);
+            self.device.queue().submit([cmd]);
+            self.read_outputs()
+        })
+    }
+
+    fn stats(&self) -> PlanStats {
+        self.stats.clone()
+    }
+
+    fn graph(&self) -> &Arc<Graph> {
+        &self.graph
+    }
+}

@@ -1,0 +1,487 @@
+//! Graph IR: values (inputs, constants, states, op outputs, reshaped views) and op nodes in
+//! execution order. A graph is built once per input shape and then compiled for a backend
+//! ([`Backend::compile`]) into a [`Plan`] that runs many times.
+
+mod cpu;
+mod gpu;
+mod plan;
+
+pub use cpu::CpuPlan;
+pub use gpu::{grid as grid_for, Arg, GpuPlan, Lower, Packed, PackedChunk, Resource};
+pub use plan::{plan_memory, Interval, MemoryPlan};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::ops::Op;
+use crate::tensor::{DType, Tensor, ValueInfo};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Handle to a value in a [`Graph`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub(crate) u32);
+
+impl ValueId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Where a value comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Fed by the caller on every run.
+    Input,
+    /// A weight: uploaded once, shared by every plan that uses it.
+    Constant(Arc<Constant>),
+    /// A persistent buffer owned by the caller (e.g. a KV cache), bound when compiling.
+    State,
+    /// Output `out` of node `node`.
+    Node { node: usize, out: usize },
+    /// Same bytes as another value under a different shape (a reshape, no copy).
+    Alias(ValueId),
+}
+
+#[derive(Clone, Debug)]
+pub struct Value {
+    pub info: ValueInfo,
+    pub name: String,
+    pub source: Source,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub op: Box<dyn Op>,
+    pub inputs: Vec<ValueId>,
+    pub outputs: Vec<ValueId>,
+}
+
+static NEXT_CONST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A weight tensor plus its device-side forms (raw or packed per kernel), created on first use
+/// and kept as long as the constant lives.
+pub struct Constant {
+    id: u64,
+    name: String,
+    tensor: Tensor,
+    gpu: Mutex<HashMap<(u64, String), Arc<Packed>>>,
+}
+
+impl Constant {
+    pub fn new(name: impl Into<String>, tensor: Tensor) -> Arc<Constant> {
+        Arc::new(Constant {
+            id: NEXT_CONST_ID.fetch_add(1, Ordering::Relaxed),
+            name: name.into(),
+            tensor,
+            gpu: Mutex::default(),
+        })
+    }
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn tensor(&self) -> &Tensor {
+        &self.tensor
+    }
+
+    /// Device form of this constant for `key`, built by `make` on first use.
+    pub fn packed(
+        &self,
+        device: &Device,
+        key: &str,
+        make: impl FnOnce(&Tensor) -> Result<Packed>,
+    ) -> Result<Arc<Packed>> {
+        let k = (device.id(), key.to_string());
+        let mut map = self.gpu.lock().unwrap();
+        if let Some(p) = map.get(&k) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(make(&self.tensor)?);
+        map.insert(k, p.clone());
+        Ok(p)
+    }
+
+    /// Bytes held on devices by this constant (all packed forms).
+    pub fn device_bytes(&self) -> u64 {
+        self.gpu.lock().unwrap().values().map(|p| p.bytes()).sum()
+    }
+}
+
+impl std::fmt::Debug for Constant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Constant({}, {:?})", self.name, self.tensor.info())
+    }
+}
+
+/// A dataflow graph in execution order.
+#[derive(Default, Debug)]
+pub struct Graph {
+    pub(crate) values: Vec<Value>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) inputs: Vec<ValueId>,
+    pub(crate) states: Vec<ValueId>,
+    pub(crate) outputs: Vec<(String, ValueId)>,
+    const_index: HashMap<u64, ValueId>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push_value(&mut self, info: ValueInfo, name: String, source: Source) -> Result<ValueId> {
+        if info.numel() == 0 {
+            return Err(Error::Graph(format!(
+                "value '{name}' has an empty shape {:?}",
+                info.shape
+            )));
+        }
+        let id = ValueId(self.values.len() as u32);
+        self.values.push(Value { info, name, source });
+        Ok(id)
+    }
+
+    /// A value fed on every run.
+    pub fn input(&mut self, name: &str, shape: &[usize], dtype: DType) -> Result<ValueId> {
+        let id = self.push_value(ValueInfo::new(shape, dtype), name.into(), Source::Input)?;
+        self.inputs.push(id);
+        Ok(id)
+    }
+
+    /// A persistent caller-owned buffer (bound at compile time, read and written by ops).
+    pub fn state(&mut self, name: &str, shape: &[usize], dtype: DType) -> Result<ValueId> {
+        let id = self.push_value(ValueInfo::new(shape, dtype), name.into(), Source::State)?;
+        self.states.push(id);
+        Ok(id)
+    }
+
+    /// A weight. Adding the same constant twice returns the same value.
+    pub fn constant(&mut self, c: &Arc<Constant>) -> Result<ValueId> {
+        if let Some(&v) = self.const_index.get(&c.id) {
+            return Ok(v);
+        }
+        let id = self.push_value(
+            c.tensor.info(),
+            c.name.clone(),
+            Source::Constant(c.clone()),
+        )?;
+        self.const_index.insert(c.id, id);
+        Ok(id)
+    }
+
+    /// Convenience: wraps a tensor as a new constant.
+    pub fn constant_tensor(&mut self, name: &str, t: Tensor) -> Result<ValueId> {
+        self.constant(&Constant::new(name, t))
+    }
+
+    /// Marks a value as a graph output (read back after each run, in declaration order).
+    pub fn output(&mut self, name: &str, v: ValueId) {
+        self.outputs.push((name.to_string(), v));
+    }
+
+    /// Same data under a new shape (no copy). One dimension may be `usize::MAX` (inferred).
+    pub fn reshape(&mut self, v: ValueId, shape: &[usize]) -> Result<ValueId> {
+        let info = self.info(v).clone();
+        let mut shape = shape.to_vec();
+        let known: usize = shape.iter().filter(|&&d| d != usize::MAX).product();
+        let holes = shape.iter().filter(|&&d| d == usize::MAX).count();
+        if holes > 1 || (holes == 1 && (known == 0 || info.numel() % known != 0)) {
+            return Err(Error::shape("reshape", "cannot infer dimension", &[&info.shape, &shape]));
+        }
+        if holes == 1 {
+            for d in shape.iter_mut() {
+                if *d == usize::MAX {
+                    *d = info.numel() / known;
+                }
+            }
+        }
+        if shape.iter().product::<usize>() != info.numel() {
+            return Err(Error::shape(
+                "reshape",
+                "element count differs",
+                &[&info.shape, &shape],
+            ));
+        }
+        if shape == info.shape {
+            return Ok(v);
+        }
+        let name = format!("{}.reshape", self.values[v.index()].name);
+        self.push_value(ValueInfo::new(&shape, info.dtype), name, Source::Alias(v))
+    }
+
+    /// Appends a node; the op's shape rule gives the output values.
+    pub fn node(&mut self, op: impl Op + 'static, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        self.node_boxed(Box::new(op), inputs)
+    }
+
+    pub fn node_boxed(&mut self, op: Box<dyn Op>, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        for &i in inputs {
+            if i.index() >= self.values.len() {
+                return Err(Error::Graph(format!(
+                    "{}: unknown value id {}",
+                    op.name(),
+                    i.0
+                )));
+            }
+        }
+        let infos: Vec<&ValueInfo> = inputs.iter().map(|&i| &self.values[i.index()].info).collect();
+        let outs = op.infer(&infos)?;
+        if let Some(w) = op.writes_input() {
+            let target = inputs.get(w).copied();
+            let ok = target.is_some_and(|t| matches!(self.root_source(t), Source::State));
+            if !ok {
+                return Err(Error::Graph(format!(
+                    "{} writes its input {w} in place, which must be a graph state",
+                    op.name()
+                )));
+            }
+        }
+        let node = self.nodes.len();
+        let mut out_ids = Vec::with_capacity(outs.len());
+        for (k, info) in outs.into_iter().enumerate() {
+            let name = format!("{}#{node}.{k}", op.name());
+            out_ids.push(self.push_value(info, name, Source::Node { node, out: k })?);
+        }
+        self.nodes.push(Node {
+            op,
+            inputs: inputs.to_vec(),
+            outputs: out_ids.clone(),
+        });
+        Ok(out_ids)
+    }
+
+    /// Appends a node with exactly one output.
+    pub fn node1(&mut self, op: impl Op + 'static, inputs: &[ValueId]) -> Result<ValueId> {
+        let name = op.name();
+        let outs = self.node(op, inputs)?;
+        match outs.as_slice() {
+            [v] => Ok(*v),
+            _ => Err(Error::Graph(format!("{name}: expected one output"))),
+        }
+    }
+
+    pub fn info(&self, v: ValueId) -> &ValueInfo {
+        &self.values[v.index()].info
+    }
+    pub fn shape(&self, v: ValueId) -> &[usize] {
+        &self.values[v.index()].info.shape
+    }
+    pub fn value(&self, v: ValueId) -> &Value {
+        &self.values[v.index()]
+    }
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+    pub fn inputs(&self) -> &[ValueId] {
+        &self.inputs
+    }
+    pub fn states(&self) -> &[ValueId] {
+        &self.states
+    }
+    pub fn outputs(&self) -> &[(String, ValueId)] {
+        &self.outputs
+    }
+
+    /// Follows aliases to the value that owns the bytes.
+    pub fn root(&self, mut v: ValueId) -> ValueId {
+        while let Source::Alias(a) = self.values[v.index()].source {
+            v = a;
+        }
+        v
+    }
+
+    pub(crate) fn root_source(&self, v: ValueId) -> &Source {
+        &self.values[self.root(v).index()].source
+    }
+
+    /// Constant behind a value (through aliases), if any.
+    pub fn as_constant(&self, v: ValueId) -> Option<&Arc<Constant>> {
+        match self.root_source(v) {
+            Source::Constant(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Sum of the FLOPs the ops report (matmul, attention, conv).
+    pub fn flops(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let infos: Vec<&ValueInfo> = n.inputs.iter().map(|&i| self.info(i)).collect();
+                n.op.flops(&infos)
+            })
+            .sum()
+    }
+
+    pub(crate) fn check_feeds(&self, feeds: &[&Tensor]) -> Result<()> {
+        if feeds.len() != self.inputs.len() {
+            return Err(Error::Graph(format!(
+                "expected {} inputs ({}), got {}",
+                self.inputs.len(),
+                self.inputs
+                    .iter()
+                    .map(|&i| self.values[i.index()].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                feeds.len()
+            )));
+        }
+        for (&id, t) in self.inputs.iter().zip(feeds) {
+            let v = &self.values[id.index()];
+            if t.info() != v.info {
+                return Err(Error::Graph(format!(
+                    "input '{}' expects {} {:?}, got {} {:?}",
+                    v.name,
+                    v.info.dtype,
+                    v.info.shape,
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counters describing a compiled plan.
+#[derive(Clone, Debug, Default)]
+pub struct PlanStats {
+    /// GPU dispatches (or CPU op calls) per run.
+    pub dispatches: usize,
+    /// Bytes of pooled intermediate buffers (the memory plan's peak).
+    pub intermediate_bytes: u64,
+    /// Bytes the intermediates would take without buffer reuse.
+    pub unplanned_bytes: u64,
+    /// Distinct pooled buffers.
+    pub buffers: usize,
+    /// Bytes of input, output staging and uniform buffers.
+    pub io_bytes: u64,
+    /// Bytes of constants (weights) on the device, all packed forms.
+    pub constant_bytes: u64,
+}
+
+/// A graph compiled for one backend. Run it as often as you like.
+pub trait Plan: Send {
+    /// Runs the graph on `inputs` (in graph input order) and returns the outputs in declaration
+    /// order.
+    fn run(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>>;
+    fn stats(&self) -> PlanStats;
+    fn graph(&self) -> &Arc<Graph>;
+}
+
+/// A persistent buffer bound to graph states (e.g. a KV cache) on one backend.
+#[derive(Clone)]
+pub enum State {
+    Gpu { buffer: Arc<wgpu::Buffer>, info: ValueInfo },
+    Cpu(Arc<Mutex<Tensor>>),
+}
+
+impl State {
+    pub fn info(&self) -> ValueInfo {
+        match self {
+            State::Gpu { info, .. } => info.clone(),
+            State::Cpu(t) => t.lock().unwrap().info(),
+        }
+    }
+    pub fn bytes(&self) -> u64 {
+        self.info().bytes() as u64
+    }
+}
+
+/// Where a graph runs: a GPU device, or the CPU reference kernels.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Gpu(Device),
+    Cpu,
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Gpu(_) => "gpu",
+            Backend::Cpu => "cpu",
+        }
+    }
+
+    pub fn device(&self) -> Option<&Device> {
+        match self {
+            Backend::Gpu(d) => Some(d),
+            Backend::Cpu => None,
+        }
+    }
+
+    /// Compiles `graph`, binding `states` to the graph's states in order.
+    pub fn compile(&self, graph: Arc<Graph>, states: &[&State]) -> Result<Box<dyn Plan>> {
+        if states.len() != graph.states.len() {
+            return Err(Error::Graph(format!(
+                "graph has {} states, {} given",
+                graph.states.len(),
+                states.len()
+            )));
+        }
+        for (&id, s) in graph.states.iter().zip(states) {
+            let want = &graph.values[id.index()].info;
+            if &s.info() != want {
+                return Err(Error::Graph(format!(
+                    "state '{}' expects {} {:?}, got {:?}",
+                    graph.values[id.index()].name,
+                    want.dtype,
+                    want.shape,
+                    s.info()
+                )));
+            }
+        }
+        match self {
+            Backend::Gpu(d) => Ok(Box::new(GpuPlan::new(d, graph, states)?)),
+            Backend::Cpu => Ok(Box::new(CpuPlan::new(graph, states)?)),
+        }
+    }
+
+    /// A zero-filled persistent buffer.
+    pub fn new_state(&self, info: &ValueInfo) -> Result<State> {
+        match self {
+            Backend::Gpu(d) => {
+                let size = (info.bytes() as u64).div_ceil(4) * 4;
+                if size > d.limits().max_buffer_size {
+                    return Err(Error::Limit {
+                        what: format!("state buffer {:?}", info.shape),
+                        needed: size,
+                        limit: d.limits().max_buffer_size,
+                        limit_name: "max_buffer_size",
+                    });
+                }
+                let buffer = d.wgpu().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("state"),
+                    size,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                Ok(State::Gpu {
+                    buffer: Arc::new(buffer),
+                    info: info.clone(),
+                })
+            }
+            Backend::Cpu => Ok(State::Cpu(Arc::new(Mutex::new(Tensor::zeros(
+                &info.shape,
+                info.dtype,
+            ))))),
+        }
+    }
+
+    /// Copies a state back to the host (for tests and debugging).
+    pub fn read_state(&self, s: &State) -> Result<Tensor> {
+        match (self, s) {
+            (Backend::Gpu(d), State::Gpu { buffer, info }) => {
+                let bytes = d.read_buffer(buffer, 0, info.bytes() as u64)?;
+                Tensor::from_bytes(&info.shape, info.dtype, &bytes)
+            }
+            (Backend::Cpu, State::Cpu(t)) => Ok(t.lock().unwrap().clone()),
+            _ => Err(Error::Graph("state belongs to another backend".into())),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Fused multi-head scaled dot-product attention with an optional additive key mask, a causal
+//! option, and an optional run-time `past` length for KV-cache decoding.
+//!
+//! Q, K and V are read in place from wider tensors: head `h` of Q is columns
+//! `q_col + h*D .. q_col + (h+1)*D` of a [batch, sq, width] tensor (so a fused QKV projection
+//! needs no split). Output: [batch, sq, heads*D].
+
+use super::{expect_inputs, groups_for, shapes, Op, Params};
+use crate::error::{Error, Result};
+use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::tensor::{DType, Tensor, ValueInfo};
+
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub heads: usize,
+    pub head_dim: usize,
+    /// Multiplies q·k (usually 1/sqrt(head_dim)).
+    pub scale: f32,
+    pub causal: bool,
+    /// Column offsets of Q, K, V in their source tensors.
+    pub q_col: usize,
+    pub k_col: usize,
+    pub v_col: usize,
+    /// An additive mask [batch, skv] (f32) input follows q, k, v.
+    pub mask: bool,
+    /// A u32 [1] `past` input follows: keys [0, past + sq) are valid, queries start at `past`.
+    pub past: bool,
+}
+
+impl Attention {
+    fn check(&self, inputs: &[&ValueInfo]) -> Result<(usize, usize, usize)> {
+        let want = 3 + self.mask as usize + self.past as usize;
+        expect_inputs("attention", inputs, want)?;
+        let bad = |msg: String| Err(Error::shape("attention", msg, &shapes(inputs)));
+        let (q, k, v) = (inputs[0], inputs[1], inputs[2]);
+        if [q, k, v].iter().any(|t| t.rank() != 3 || t.dtype != DType::F32) {
+            return bad("q, k, v must be f32 [batch, seq, width]".into());
+        }
+        let (b, sq, skv) = (q.shape[0], q.shape[1], k.shape[1]);
+        if k.shape[0] != b || v.shape[0] != b || v.shape[1] != skv {
+            return bad("batch or key length of q, k, v disagree".into());
+        }
+        let hd = self.heads * self.head_dim;
+        if self.heads == 0 || self.head_dim == 0 {
+            return bad("heads and head_dim must be positive".into());
+        }
+        for (t, col, name) in [(q, self.q_col, "q"), (k, self.k_col, "k"), (v, self.v_col, "v")] {
+            if col + hd > t.shape[2] {
+                return bad(format!(
+                    "{name} columns {col}..{} exceed its width {}",
+                    col + hd,
+                    t.shape[2]
+                ));
+            }
+        }
+        let mut i = 3;
+        if self.mask {
+            let m = inputs[i];
+            if m.shape != [b, skv] || m.dtype != DType::F32 {
+                return bad(format!("mask must be f32 [{b}, {skv}]"));
+            }
+            i += 1;
+        }
+        if self.past {
+            let p = inputs[i];
+            if p.shape != [1] || p.dtype != DType::U32 {
+                return bad("past must be u32 [1]".into());
+            }
+        }
+        if self.head_dim > 256 {
+            return bad("head_dim above 256 is not supported".into());
+        }
+        Ok((b, sq, skv))
+    }
+}
+
+impl Op for Attention {
+    fn name(&self) -> &'static str {
+        "attention"
+    }
+
+    fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
+        let (b, sq, _) = self.check(inputs)?;
+        Ok(vec![ValueInfo::f32(&[b, sq, self.heads * self.head_dim])])
+    }
+
+    fn cpu(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let infos: Vec<ValueInfo> = inputs.iter().map(|t| t.info()).collect();
+        let refs: Vec<&ValueInfo> = infos.iter().collect();
+        let (b, sq, skv) = self.check(&refs)?;
+        let (q, k, v) = (inputs[0].as_f32()?, inputs[1].as_f32()?, inputs[2].as_f32()?);
+        let (qw, kw, vw) = (infos[0].shape[2], infos[1].shape[2], infos[2].shape[2]);
+        let mut i = 3;
+        let mask = if self.mask {
+            i += 1;
+            Some(inputs[i - 1].as_f32()?)
+        } else {
+            None
+        };
+        let past = if self.past {
+            inputs[i].as_u32()?[0] as usize
+        } else {
+            0
+        };
+        let kv_len = if self.past { (past + sq).min(skv) } else { skv };
+        let (h_n, d_n) = (self.heads, self.head_dim);
+        let mut out = vec![0.0f32; b * sq * h_n * d_n];
+        let mut scores = vec![0.0f32; kv_len];
+        for bi in 0..b {
+            for h in 0..h_n {
+                for qi in 0..sq {
+                    let qo = (bi * sq + qi) * qw + self.q_col + h * d_n;
+                    let lim = if self.causal {
+                        kv_len.min(past + qi + 1)
+                    } else {
+                        kv_len
+                    };
+                    for (j, s) in scores.iter_mut().enumerate().take(lim) {
+                        let ko = (bi * skv + j) * kw + self.k_col + h * d_n;
+                        let mut dot = 0.0f64;
+                        for d in 0..d_n {
+                            dot += q[qo + d] as f64 * self.scale as f64 * k[ko + d] as f64;
+                        }
+                        let mut x = dot as f32;
+                        if let Some(m) = mask {
+                            x += m[bi * skv + j];
+                        }
+                        *s = x;
+                    }
+                    let mx = scores[..lim].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                    let mut denom = 0.0f64;
+                    let oo = ((bi * sq + qi) * h_n + h) * d_n;
+                    let mut acc = vec![0.0f64; d_n];
+                    for (j, &s) in scores.iter().enumerate().take(lim) {
+                        let p = ((s - mx) as f64).exp();
+                        denom += p;
+                        let vo = (bi * skv + j) * vw + self.v_col + h * d_n;
+                        for d in 0..d_n {
+                            acc[d] += p * v[vo + d] as f64;
+                        }
+                    }
+                    for d in 0..d_n {
+                        out[oo + d] = (acc[d] / denom) as f32;
+                    }
+                }
+            }
+        }
+        Ok(vec![Tensor::from_f32(&[b, sq, h_n * d_n], out)?])
+    }
+
+    fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
+        let infos: Vec<ValueInfo> = inputs.iter().map(|&i| cx.info(i).clone()).collect();
+        let refs: Vec<&ValueInfo> = infos.iter().collect();
+        let (b, sq, skv) = self.check(&refs)?;
+        let wg = if cx.device().is_cpu() { 8 } else { 64 };
+        let qblocks = sq.div_ceil(wg);
+        let mut i = 3;
+        let mask = if self.mask {
+            i += 1;
+            inputs[i - 1]
+        } else {
+            inputs[0]
+        };
+        let past = if self.past { inputs[i] } else { inputs[0] };
+        let params = Params::new()
+            .u32(b as u32)
+            .u32(self.heads as u32)
+            .u32(sq as u32)
+            .u32(skv as u32)
+            .u32(infos[0].shape[2] as u32)
+            .u32(infos[1].shape[2] as u32)
+            .u32(infos[2].shape[2] as u32)
+            .u32(qblocks as u32)
+            .u32(self.q_col as u32)
+            .u32(self.k_col as u32)
+            .u32(self.v_col as u32)
+            .f32(self.scale);
+        let groups = groups_for(cx, b * self.heads * qblocks, 1);
+        cx.dispatch(
+            "attention.wgsl",
+            &[
+                ("WG", wg.to_string()),
+                ("D", self.head_dim.to_string()),
+                ("CAUSAL", (self.causal as u32).to_string()),
+                ("HAS_MASK", (self.mask as u32).to_string()),
+                ("HAS_LEN", (self.past as u32).to_string()),
+            ],
+            vec![
+                Arg::Read(inputs[0]),
+                Arg::Read(inputs[1]),
+                Arg::Read(inputs[2]),
+                Arg::Read(mask),
+                Arg::Read(past),
+                Arg::Write(outputs[0]),
+                params.arg(),
+            ],
+            groups,
+        )
+    }
+
+    fn flops(&self, inputs: &[&ValueInfo]) -> u64 {
+        let (b, sq, skv) = (inputs[0].shape[0], inputs[0].shape[1], inputs[1].shape[1]);
+        4 * (b * self.heads * sq * skv * self.head_dim) as u64
+    }
+}
+
+impl Graph {
+    /// Attention over q, k, v (optionally the same fused tensor with column offsets), with an
+    /// optional additive mask [batch, skv] and optional run-time past length (u32 [1]).
+    pub fn attention(
+        &mut self,
+        op: Attention,
+        q: ValueId,
+        k: ValueId,
+        v: ValueId,
+        mask: Option<ValueId>,
+        past: Option<ValueId>,
+    ) -> Result<ValueId> {
+        let mut inputs = vec![q, k, v];
+        inputs.extend(mask);
+        inputs.extend(past);
+        let op = Attention {
+            mask: mask.is_some(),
+            past: past.is_some(),
+            ..op
+        };
+        self.node1(op, &inputs)
+    }
+}

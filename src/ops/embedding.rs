@@ -1,0 +1,113 @@
+//! Embedding gather: rows of a [vocab, dim] table picked by u32 ids. Tables larger than one
+//! storage binding (GPT-2's 50257 x 768 f32 is 154 MB) are bound in row ranges.
+
+use super::{expect_inputs, groups_for, shapes, Op, Params};
+use crate::error::{Error, Result};
+use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::tensor::{DType, Tensor, ValueInfo};
+
+#[derive(Debug, Clone)]
+pub struct Embedding;
+
+impl Op for Embedding {
+    fn name(&self) -> &'static str {
+        "embedding"
+    }
+
+    /// Inputs: table [vocab, dim] f32, ids [...] u32. Output [..., dim].
+    fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
+        expect_inputs("embedding", inputs, 2)?;
+        let (t, ids) = (inputs[0], inputs[1]);
+        if t.rank() != 2 || t.dtype != DType::F32 || ids.dtype != DType::U32 {
+            return Err(Error::shape(
+                "embedding",
+                "expects an f32 [vocab, dim] table and u32 ids",
+                &shapes(inputs),
+            ));
+        }
+        let mut out = ids.shape.clone();
+        out.push(t.shape[1]);
+        Ok(vec![ValueInfo::f32(&out)])
+    }
+
+    fn cpu(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let (t, ids) = (inputs[0], inputs[1]);
+        let (vocab, dim) = (t.shape()[0], t.shape()[1]);
+        let tv = t.as_f32()?;
+        let mut y = Vec::with_capacity(ids.numel() * dim);
+        for &id in ids.as_u32()? {
+            let id = id as usize;
+            if id >= vocab {
+                return Err(Error::InvalidArgument(format!(
+                    "embedding: id {id} out of range for a table of {vocab} rows"
+                )));
+            }
+            y.extend_from_slice(&tv[id * dim..(id + 1) * dim]);
+        }
+        let mut shape = ids.shape().to_vec();
+        shape.push(dim);
+        Ok(vec![Tensor::from_f32(&shape, y)?])
+    }
+
+    fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
+        let (vocab, dim) = {
+            let s = &cx.info(inputs[0]).shape;
+            (s[0], s[1])
+        };
+        let tokens = cx.info(inputs[1]).numel();
+        let row_bytes = (dim * 4) as u64;
+        // Chunk rows so that each range fits a binding and starts at an aligned offset.
+        let align = cx.device().limits().min_storage_buffer_offset_alignment as u64;
+        let mut rows_per = (cx.device().max_binding() / row_bytes).max(1);
+        let step = align / gcd(align, row_bytes);
+        rows_per = (rows_per / step).max(1) * step;
+        let groups = groups_for(cx, tokens * dim, 256);
+        let mut row0 = 0u64;
+        while row0 < vocab as u64 {
+            let rows = rows_per.min(vocab as u64 - row0);
+            let table = if row0 == 0 && rows == vocab as u64 {
+                Arg::Read(inputs[0])
+            } else {
+                Arg::ReadRange {
+                    value: inputs[0],
+                    offset: row0 * row_bytes,
+                    size: rows * row_bytes,
+                }
+            };
+            cx.dispatch(
+                "embedding.wgsl",
+                &[],
+                vec![
+                    table,
+                    Arg::Read(inputs[1]),
+                    Arg::Write(outputs[0]),
+                    Params::new()
+                        .u32(tokens as u32)
+                        .u32(dim as u32)
+                        .u32(row0 as u32)
+                        .u32(rows as u32)
+                        .u32(vocab as u32)
+                        .arg(),
+                ],
+                groups,
+            )?;
+            row0 += rows;
+        }
+        Ok(())
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl Graph {
+    /// `table[ids]`: ids are u32, the table f32 [vocab, dim].
+    pub fn embedding(&mut self, table: ValueId, ids: ValueId) -> Result<ValueId> {
+        self.node1(Embedding, &[table, ids])
+    }
+}

@@ -1,0 +1,407 @@
+//! Matmul: C = act(A · B + bias) + residual, batched, B optionally transposed.
+//!
+//! Two GPU kernels: `Tiled` (workgroup-memory tiles, the right choice on real GPUs) and `Reg`
+//! (register blocking with provably uniform A loads, fast on CPU-backed adapters such as
+//! lavapipe). The choice is made per adapter (see [`crate::tune`]) unless forced. Constant B
+//! (weights) is packed once into the chosen kernel's layout, split by columns when it exceeds
+//! one storage binding.
+
+use super::{expect_f32, shapes, Act, Op, Params};
+use crate::error::{Error, Result};
+use crate::graph::{Arg, Graph, Lower, Packed, PackedChunk, Resource, ValueId};
+use crate::tensor::{Tensor, ValueInfo};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulVariant {
+    /// Shared-memory tiled, 64x64 per workgroup.
+    Tiled,
+    /// Register-blocked, uniform A loads, vec4 B.
+    Reg,
+}
+
+impl MatmulVariant {
+    pub const ALL: [MatmulVariant; 2] = [MatmulVariant::Tiled, MatmulVariant::Reg];
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulVariant::Tiled => "tiled",
+            MatmulVariant::Reg => "reg",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Matmul {
+    /// B is [N, K] (like `nn.Linear.weight`) instead of [K, N].
+    pub trans_b: bool,
+    pub act: Act,
+    /// A bias [N] input follows B.
+    pub bias: bool,
+    /// A residual input (output-shaped) follows, added after the activation.
+    pub residual: bool,
+    /// Forces a kernel; `None` lets the adapter's tuning decide.
+    pub variant: Option<MatmulVariant>,
+}
+
+/// Problem geometry after folding batch dimensions.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    b_batched: bool,
+}
+
+impl Matmul {
+    fn dims(&self, a: &[usize], b: &[usize]) -> Result<(Dims, Vec<usize>)> {
+        let bad = |msg: &str| Err(Error::shape("matmul", msg.to_string(), &[a, b]));
+        if a.len() < 2 || b.len() < 2 {
+            return bad("A and B need rank >= 2");
+        }
+        let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
+        let (kb, n) = if self.trans_b {
+            (b[b.len() - 1], b[b.len() - 2])
+        } else {
+            (b[b.len() - 2], b[b.len() - 1])
+        };
+        if k != kb {
+            return bad(&format!("inner dimensions differ: A has K={k}, B has K={kb}"));
+        }
+        let a_batch = &a[..a.len() - 2];
+        let b_batch = &b[..b.len() - 2];
+        if !b_batch.is_empty() && b_batch != a_batch {
+            return bad("B's batch dimensions must be absent or equal to A's");
+        }
+        let batch: usize = a_batch.iter().product();
+        let mut out = a_batch.to_vec();
+        out.extend([m, n]);
+        let b_batched = !b_batch.is_empty();
+        // Without a batched B, the batch folds into M: one big GEMM instead of many small ones.
+        let d = if b_batched {
+            Dims {
+                batch,
+                m,
+                k,
+                n,
+                b_batched,
+            }
+        } else {
+            Dims {
+                batch: 1,
+                m: batch * m,
+                k,
+                n,
+                b_batched,
+            }
+        };
+        Ok((d, out))
+    }
+}
+
+impl Op for Matmul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+
+    fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
+        let want = 2 + self.bias as usize + self.residual as usize;
+        super::expect_inputs("matmul", inputs, want)?;
+        expect_f32("matmul", inputs)?;
+        let (d, out) = self.dims(&inputs[0].shape, &inputs[1].shape)?;
+        let mut i = 2;
+        if self.bias {
+            if inputs[i].shape != [d.n] {
+                return Err(Error::shape(
+                    "matmul",
+                    format!("bias must have shape [{}]", d.n),
+                    &shapes(inputs),
+                ));
+            }
+            i += 1;
+        }
+        if self.residual && inputs[i].shape != out {
+            return Err(Error::shape(
+                "matmul",
+                format!("residual must have the output shape {out:?}"),
+                &shapes(inputs),
+            ));
+        }
+        Ok(vec![ValueInfo::f32(&out)])
+    }
+
+    fn cpu(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let (d, out) = self.dims(inputs[0].shape(), inputs[1].shape())?;
+        let a = inputs[0].as_f32()?;
+        let b = inputs[1].f32_cow();
+        let mut i = 2;
+        let bias = if self.bias {
+            i += 1;
+            Some(inputs[i - 1].as_f32()?)
+        } else {
+            None
+        };
+        let res = if self.residual {
+            Some(inputs[i].as_f32()?)
+        } else {
+            None
+        };
+        let (m, k, n) = (d.m, d.k, d.n);
+        let mut c = vec![0.0f32; d.batch * m * n];
+        for bi in 0..d.batch {
+            let bb = if d.b_batched { bi * k * n } else { 0 };
+            // B as [K, N] so the inner loop runs along contiguous rows.
+            let bkn: std::borrow::Cow<[f32]> = if self.trans_b {
+                let src = &b[bb..bb + k * n];
+                let mut t = vec![0.0f32; k * n];
+                for nn in 0..n {
+                    for kk in 0..k {
+                        t[kk * n + nn] = src[nn * k + kk];
+                    }
+                }
+                t.into()
+            } else {
+                (&b[bb..bb + k * n]).into()
+            };
+            let a_b = &a[bi * m * k..(bi + 1) * m * k];
+            let c_b = &mut c[bi * m * n..(bi + 1) * m * n];
+            gemm_rows(a_b, &bkn, c_b, m, k, n);
+        }
+        for (idx, v) in c.iter_mut().enumerate() {
+            let nn = idx % n;
+            let mut x = *v;
+            if let Some(bias) = bias {
+                x += bias[nn];
+            }
+            x = self.act.apply(x);
+            if let Some(r) = res {
+                x += r[idx];
+            }
+            *v = x;
+        }
+        Ok(vec![Tensor::from_f32(&out, c)?])
+    }
+
+    fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
+        let (d, _) = self.dims(&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape)?;
+        let constant = cx.constant(inputs[1]).cloned();
+        let variant = match self.variant {
+            Some(v) => v,
+            None => crate::tune::matmul_variant(cx.device(), d.m, d.k, d.n, constant.is_some()),
+        };
+        let mut defines: Vec<(&str, String)> = vec![
+            ("ACT", self.act.code().to_string()),
+            ("HAS_BIAS", (self.bias as u32).to_string()),
+            ("HAS_RES", (self.residual as u32).to_string()),
+        ];
+        let shader = match variant {
+            MatmulVariant::Tiled => "matmul_tiled.wgsl",
+            MatmulVariant::Reg => {
+                defines.push(("R", reg_rows(d.m).to_string()));
+                "matmul_reg.wgsl"
+            }
+        };
+        let bias_v = if self.bias { inputs[2] } else { inputs[0] };
+        let res_v = if self.residual {
+            inputs[2 + self.bias as usize]
+        } else {
+            inputs[0]
+        };
+        // (B argument, column offset, column count) per dispatch.
+        let mut pieces: Vec<(Arg, usize, usize)> = Vec::new();
+        match &constant {
+            Some(c) => {
+                let key = format!("matmul/{}/{}", variant.name(), self.trans_b as u8);
+                let (trans, dev) = (self.trans_b, cx.device().clone());
+                let packed = c.packed(cx.device(), &key, |t| {
+                    pack_weight(&dev, c.name(), t, trans, variant)
+                })?;
+                for (i, ch) in packed.chunks.iter().enumerate() {
+                    pieces.push((
+                        Arg::Packed(packed.clone(), i),
+                        ch.meta[0] as usize,
+                        ch.meta[1] as usize,
+                    ));
+                }
+                match variant {
+                    MatmulVariant::Tiled => defines.push(("TRANS_B", "0".into())),
+                    MatmulVariant::Reg => {
+                        defines.push(("BMODE", "0".into()));
+                    }
+                }
+            }
+            None => {
+                pieces.push((Arg::Read(inputs[1]), 0, d.n));
+                match variant {
+                    MatmulVariant::Tiled => {
+                        defines.push(("TRANS_B", (self.trans_b as u32).to_string()))
+                    }
+                    MatmulVariant::Reg => {
+                        defines.push(("BMODE", if self.trans_b { "2" } else { "1" }.into()));
+                    }
+                }
+            }
+        }
+        for (b_arg, n_off, nc) in pieces {
+            let params = Params::new()
+                .u32(d.m as u32)
+                .u32(nc as u32)
+                .u32(d.k as u32)
+                .u32(d.n as u32)
+                .u32(n_off as u32)
+                .u32((d.m * d.k) as u32)
+                .u32(if d.b_batched { (d.k * d.n) as u32 } else { 0 })
+                .u32((d.m * d.n) as u32);
+            let groups = match variant {
+                MatmulVariant::Tiled => [nc.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32],
+                MatmulVariant::Reg => [
+                    nc.div_ceil(32) as u32,
+                    d.m.div_ceil(reg_rows(d.m)) as u32,
+                    d.batch as u32,
+                ],
+            };
+            cx.dispatch(
+                shader,
+                &defines,
+                vec![
+                    Arg::Read(inputs[0]),
+                    b_arg,
+                    Arg::Read(bias_v),
+                    Arg::Read(res_v),
+                    Arg::Write(outputs[0]),
+                    params.arg(),
+                ],
+                groups,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn flops(&self, inputs: &[&ValueInfo]) -> u64 {
+        match self.dims(&inputs[0].shape, &inputs[1].shape) {
+            Ok((d, _)) => 2 * (d.batch * d.m * d.k * d.n) as u64,
+            Err(_) => 0,
+        }
+    }
+}
+
+/// Rows per workgroup of the register-blocked kernel.
+fn reg_rows(m: usize) -> usize {
+    if m >= 8 {
+        8
+    } else {
+        m.max(1)
+    }
+}
+
+/// C[m, n] += A[m, k] · B[k, n], rows split across threads. Plain loops in i-k-j order.
+fn gemm_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .min(m.max(1));
+    let rows_per = m.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        for (t, c_chunk) in c.chunks_mut(rows_per * n).enumerate() {
+            let a_chunk = &a[t * rows_per * k..];
+            s.spawn(move || {
+                for (i, c_row) in c_chunk.chunks_mut(n).enumerate() {
+                    let a_row = &a_chunk[i * k..(i + 1) * k];
+                    for (kk, &av) in a_row.iter().enumerate() {
+                        let b_row = &b[kk * n..(kk + 1) * n];
+                        for (cv, &bv) in c_row.iter_mut().zip(b_row) {
+                            *cv += av * bv;
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Packs a weight ([K, N], or [N, K] when `trans`) into column chunks for `variant`.
+/// Chunk meta: [first column, column count].
+fn pack_weight(
+    dev: &crate::device::Device,
+    name: &str,
+    t: &Tensor,
+    trans: bool,
+    variant: MatmulVariant,
+) -> Result<Packed> {
+    let s = t.shape();
+    if s.len() != 2 {
+        return Err(Error::shape("matmul", "weights must be 2-D", &[s]));
+    }
+    let (k, n) = if trans { (s[1], s[0]) } else { (s[0], s[1]) };
+    let w = t.f32_cow();
+    let at = |kk: usize, nn: usize| if trans { w[nn * k + kk] } else { w[kk * n + nn] };
+    // Columns per chunk: as many as fit one binding, a multiple of the kernels' column tile.
+    let max_cols = (dev.max_binding() / (k as u64 * 4)) as usize;
+    let cols = (max_cols / 64 * 64).max(64).min(n.div_ceil(64) * 64);
+    let mut chunks = Vec::new();
+    let mut n0 = 0;
+    while n0 < n {
+        let nc = cols.min(n - n0);
+        let width = match variant {
+            MatmulVariant::Tiled => nc,
+            MatmulVariant::Reg => nc.div_ceil(4) * 4,
+        };
+        let mut buf = vec![0.0f32; k * width];
+        for kk in 0..k {
+            for j in 0..nc {
+                buf[kk * width + j] = at(kk, n0 + j);
+            }
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(&buf);
+        let buffer = dev.upload(name, bytes, wgpu::BufferUsages::empty());
+        chunks.push(PackedChunk {
+            resource: Resource::Buffer {
+                buffer,
+                size: bytes.len() as u64,
+            },
+            meta: [n0 as u32, nc as u32, 0, 0],
+        });
+        n0 += nc;
+    }
+    Ok(Packed { chunks })
+}
+
+impl Graph {
+    /// `x · w` for w [K, N] (or [N, K] with `trans_b`), no epilogue.
+    pub fn matmul(&mut self, a: ValueId, b: ValueId, trans_b: bool) -> Result<ValueId> {
+        self.node1(
+            Matmul {
+                trans_b,
+                ..Default::default()
+            },
+            &[a, b],
+        )
+    }
+
+    /// `act(x · w + bias) + residual`, every part optional: one kernel.
+    pub fn linear(
+        &mut self,
+        x: ValueId,
+        w: ValueId,
+        trans_b: bool,
+        bias: Option<ValueId>,
+        act: Act,
+        residual: Option<ValueId>,
+    ) -> Result<ValueId> {
+        let mut inputs = vec![x, w];
+        inputs.extend(bias);
+        inputs.extend(residual);
+        self.node1(
+            Matmul {
+                trans_b,
+                act,
+                bias: bias.is_some(),
+                residual: residual.is_some(),
+                variant: None,
+            },
+            &inputs,
+        )
+    }
+}

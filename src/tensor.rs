@@ -1,0 +1,273 @@
+//! Host tensors: a shape and a flat, row-major buffer of one dtype.
+
+use crate::error::{Error, Result};
+use half::f16;
+use std::sync::Arc;
+
+/// Element type of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    U32,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::U32 => 4,
+            DType::F16 => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::U32 => "u32",
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Shape and dtype of a value, without data.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ValueInfo {
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+}
+
+impl ValueInfo {
+    pub fn new(shape: &[usize], dtype: DType) -> Self {
+        ValueInfo {
+            shape: shape.to_vec(),
+            dtype,
+        }
+    }
+    pub fn f32(shape: &[usize]) -> Self {
+        Self::new(shape, DType::F32)
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn bytes(&self) -> usize {
+        self.numel() * self.dtype.size()
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+/// Flat element storage.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    U32(Vec<u32>),
+}
+
+/// A host tensor (row-major).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    // Shared so that clones and reshapes are free; writers go through `data_mut`.
+    data: Arc<Data>,
+}
+
+fn check_len(shape: &[usize], len: usize) -> Result<()> {
+    let n: usize = shape.iter().product();
+    if n != len {
+        return Err(Error::InvalidArgument(format!(
+            "tensor of shape {shape:?} needs {n} elements, got {len}"
+        )));
+    }
+    Ok(())
+}
+
+impl Tensor {
+    pub fn new(shape: &[usize], data: Data) -> Result<Self> {
+        let len = match &data {
+            Data::F32(v) => v.len(),
+            Data::F16(v) => v.len(),
+            Data::U32(v) => v.len(),
+        };
+        check_len(shape, len)?;
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            data: Arc::new(data),
+        })
+    }
+
+    pub fn from_f32(shape: &[usize], data: Vec<f32>) -> Result<Self> {
+        Self::new(shape, Data::F32(data))
+    }
+
+    pub fn from_u32(shape: &[usize], data: Vec<u32>) -> Result<Self> {
+        Self::new(shape, Data::U32(data))
+    }
+
+    pub fn from_f16(shape: &[usize], data: Vec<f16>) -> Result<Self> {
+        Self::new(shape, Data::F16(data))
+    }
+
+    pub fn zeros(shape: &[usize], dtype: DType) -> Self {
+        let n = shape.iter().product();
+        let data = match dtype {
+            DType::F32 => Data::F32(vec![0.0; n]),
+            DType::F16 => Data::F16(vec![f16::ZERO; n]),
+            DType::U32 => Data::U32(vec![0; n]),
+        };
+        Tensor {
+            shape: shape.to_vec(),
+            data: Arc::new(data),
+        }
+    }
+
+    /// Builds a tensor from little-endian bytes of `dtype`.
+    pub fn from_bytes(shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        if bytes.len() != n * dtype.size() {
+            return Err(Error::InvalidArgument(format!(
+                "{dtype} tensor of shape {shape:?} needs {} bytes, got {}",
+                n * dtype.size(),
+                bytes.len()
+            )));
+        }
+        let data = match dtype {
+            DType::F32 => Data::F32(bytemuck::pod_collect_to_vec(bytes)),
+            DType::F16 => Data::F16(bytemuck::pod_collect_to_vec(bytes)),
+            DType::U32 => Data::U32(bytemuck::pod_collect_to_vec(bytes)),
+        };
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            data: Arc::new(data),
+        })
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn dtype(&self) -> DType {
+        match *self.data {
+            Data::F32(_) => DType::F32,
+            Data::F16(_) => DType::F16,
+            Data::U32(_) => DType::U32,
+        }
+    }
+
+    pub fn info(&self) -> ValueInfo {
+        ValueInfo::new(&self.shape, self.dtype())
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    /// Mutable access (copies the data first if it is shared).
+    pub fn data_mut(&mut self) -> &mut Data {
+        Arc::make_mut(&mut self.data)
+    }
+
+    /// Mutable f32 data, or an error naming the actual dtype.
+    pub fn as_f32_mut(&mut self) -> Result<&mut [f32]> {
+        let dt = self.dtype();
+        match self.data_mut() {
+            Data::F32(v) => Ok(v),
+            _ => Err(Error::InvalidArgument(format!("expected an f32 tensor, got {dt}"))),
+        }
+    }
+
+    /// Same data, new shape with the same element count.
+    pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
+        check_len(shape, self.numel())?;
+        self.shape = shape.to_vec();
+        Ok(self)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match &*self.data {
+            Data::F32(v) => bytemuck::cast_slice(v),
+            Data::F16(v) => bytemuck::cast_slice(v),
+            Data::U32(v) => bytemuck::cast_slice(v),
+        }
+    }
+
+    /// The f32 data, or an error naming the actual dtype.
+    pub fn as_f32(&self) -> Result<&[f32]> {
+        match &*self.data {
+            Data::F32(v) => Ok(v),
+            _ => Err(Error::InvalidArgument(format!(
+                "expected an f32 tensor, got {}",
+                self.dtype()
+            ))),
+        }
+    }
+
+    pub fn as_u32(&self) -> Result<&[u32]> {
+        match &*self.data {
+            Data::U32(v) => Ok(v),
+            _ => Err(Error::InvalidArgument(format!(
+                "expected a u32 tensor, got {}",
+                self.dtype()
+            ))),
+        }
+    }
+
+    /// Values widened to f32 (f16 converted, u32 cast).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        match &*self.data {
+            Data::F32(v) => v.clone(),
+            Data::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            Data::U32(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    /// Borrowed f32 view when possible, converted copy otherwise.
+    pub fn f32_cow(&self) -> std::borrow::Cow<'_, [f32]> {
+        match &*self.data {
+            Data::F32(v) => std::borrow::Cow::Borrowed(v),
+            _ => std::borrow::Cow::Owned(self.to_f32_vec()),
+        }
+    }
+
+    /// Converts to another float dtype (f32 <-> f16). u32 is left alone.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let data = match (dtype, &*self.data) {
+            (DType::F32, _) => Data::F32(self.to_f32_vec()),
+            (DType::F16, Data::F32(v)) => Data::F16(v.iter().map(|&x| f16::from_f32(x)).collect()),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot convert {} to {dtype}",
+                    self.dtype()
+                )))
+            }
+        };
+        Ok(Tensor {
+            shape: self.shape.clone(),
+            data: Arc::new(data),
+        })
+    }
+}
+
+/// Row-major strides of a shape (in elements).
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}

@@ -1,0 +1,154 @@
+//! Shared test support: the GPU device, a seeded RNG, and GPU-vs-CPU comparison.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use wgpu_infer::{Backend, Device, Graph, Tensor};
+
+/// The GPU device shared by all tests of a binary. A missing adapter fails the test with a
+/// message saying how to get one.
+pub fn device() -> Device {
+    static DEV: OnceLock<Device> = OnceLock::new();
+    DEV.get_or_init(|| match Device::new() {
+        Ok(d) => d,
+        Err(e) => panic!("these tests need a GPU adapter: {e}"),
+    })
+    .clone()
+}
+
+/// SplitMix64: small, seeded, reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+    pub fn below(&mut self, n: u32) -> u32 {
+        (self.next_u64() % n as u64) as u32
+    }
+    pub fn tensor(&mut self, shape: &[usize], lo: f32, hi: f32) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_f32(shape, (0..n).map(|_| self.uniform(lo, hi)).collect()).unwrap()
+    }
+}
+
+/// Worst error seen for one op across its cases.
+#[derive(Clone, Debug, Default)]
+pub struct Worst {
+    pub abs: f64,
+    pub rel: f64,
+    pub case: String,
+    pub cases: usize,
+}
+
+fn table() -> &'static Mutex<BTreeMap<String, Worst>> {
+    static T: OnceLock<Mutex<BTreeMap<String, Worst>>> = OnceLock::new();
+    T.get_or_init(Mutex::default)
+}
+
+/// Compares `got` with `want` elementwise. An element passes when its error is within `abs_tol`
+/// or within `rel_tol` of the reference's magnitude. Returns (worst abs, worst rel).
+pub fn compare(
+    label: &str,
+    got: &Tensor,
+    want: &Tensor,
+    abs_tol: f64,
+    rel_tol: f64,
+) -> (f64, f64) {
+    assert_eq!(got.shape(), want.shape(), "{label}: shapes differ");
+    let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
+    let (mut worst_abs, mut worst_rel) = (0.0f64, 0.0f64);
+    for (i, (&a, &b)) in g.iter().zip(&w).enumerate() {
+        let (a, b) = (a as f64, b as f64);
+        let err = (a - b).abs();
+        let rel = err / b.abs().max(1e-30);
+        assert!(
+            a.is_finite() == b.is_finite(),
+            "{label}: element {i}: got {a}, want {b}"
+        );
+        if !b.is_finite() {
+            continue;
+        }
+        assert!(
+            err <= abs_tol || err <= rel_tol * b.abs(),
+            "{label}: element {i} of {:?}: got {a}, want {b} (abs err {err:.3e} > {abs_tol:e}, rel err {rel:.3e} > {rel_tol:e})",
+            want.shape()
+        );
+        worst_abs = worst_abs.max(err);
+        if b.abs() > 1e-3 {
+            worst_rel = worst_rel.max(rel);
+        }
+    }
+    (worst_abs, worst_rel)
+}
+
+/// Records a case's worst error under `op`.
+pub fn record(op: &str, case: &str, abs: f64, rel: f64) {
+    let mut t = table().lock().unwrap();
+    let w = t.entry(op.to_string()).or_default();
+    w.cases += 1;
+    if abs >= w.abs {
+        w.abs = abs;
+        w.case = case.to_string();
+    }
+    w.rel = w.rel.max(rel);
+}
+
+/// Prints the table of worst errors per op.
+pub fn print_table() {
+    let t = table().lock().unwrap();
+    println!("\n{:<22} {:>6} {:>12} {:>12}  worst case", "op", "cases", "max abs", "max rel");
+    for (op, w) in t.iter() {
+        println!(
+            "{:<22} {:>6} {:>12.3e} {:>12.3e}  {}",
+            op, w.cases, w.abs, w.rel, w.case
+        );
+    }
+}
+
+/// Runs `graph` on the GPU and on the CPU reference and compares every output with the default
+/// parity tolerance (1e-4 abs, or 1e-5 relative for large magnitudes).
+pub fn parity(op: &str, case: &str, graph: Graph, feeds: &[Tensor]) {
+    parity_tol(op, case, graph, feeds, 1e-4, 1e-5)
+}
+
+pub fn parity_tol(op: &str, case: &str, graph: Graph, feeds: &[Tensor], abs: f64, rel: f64) {
+    let g = Arc::new(graph);
+    let refs: Vec<&Tensor> = feeds.iter().collect();
+    let mut cpu = Backend::Cpu.compile(g.clone(), &[]).unwrap();
+    let want = cpu.run(&refs).unwrap_or_else(|e| panic!("{op} {case}: cpu: {e}"));
+    let mut gpu = Backend::Gpu(device())
+        .compile(g.clone(), &[])
+        .unwrap_or_else(|e| panic!("{op} {case}: compile: {e}"));
+    let got = gpu.run(&refs).unwrap_or_else(|e| panic!("{op} {case}: gpu: {e}"));
+    let (mut wa, mut wr) = (0.0f64, 0.0f64);
+    for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+        let (ea, er) = compare(&format!("{op} {case} output {k}"), a, b, abs, rel);
+        wa = wa.max(ea);
+        wr = wr.max(er);
+    }
+    record(op, case, wa, wr);
+}
+
+/// Prints the worst-error line of one op.
+pub fn print_table_for(op: &str) {
+    let t = table().lock().unwrap();
+    if let Some(w) = t.get(op) {
+        println!(
+            "PARITY {:<22} cases {:>3}  max abs {:>10.3e}  max rel {:>10.3e}  worst: {}",
+            op, w.cases, w.abs, w.rel, w.case
+        );
+    }
+}
