@@ -27,6 +27,6 @@ pub mod tune;
 
 pub use device::Device;
 pub use error::{Error, Result};
-pub use graph::{Backend, Constant, Graph, Plan, PlanStats, State, ValueId};
+pub use graph::{Backend, Constant, Graph, Plan, PlanCache, PlanStats, State, ValueId};
 pub use ops::{Act, MatmulVariant};
 pub use tensor::{DType, Tensor, ValueInfo};

@@ -485,3 +485,60 @@ impl Backend {
         }
     }
 }
+
+/// Compiled plans keyed by input shape (or any key), so a model rebuilds a plan only for a shape
+/// it has not seen. Kernels and uploaded weights are shared by every plan, so a new shape costs
+/// graph construction, lowering and buffer allocation, not shader compiles or uploads. Holds at
+/// most `capacity` plans (least recently used dropped first).
+pub struct PlanCache<K> {
+    capacity: usize,
+    plans: Vec<(K, Box<dyn Plan>)>,
+    builds: usize,
+}
+
+impl<K: PartialEq> PlanCache<K> {
+    pub fn new(capacity: usize) -> Self {
+        PlanCache {
+            capacity: capacity.max(1),
+            plans: Vec::new(),
+            builds: 0,
+        }
+    }
+
+    /// The plan for `key`, compiled by `build` on first use.
+    pub fn get_or_build(
+        &mut self,
+        key: K,
+        build: impl FnOnce() -> Result<Box<dyn Plan>>,
+    ) -> Result<&mut dyn Plan> {
+        if let Some(i) = self.plans.iter().position(|(k, _)| *k == key) {
+            let entry = self.plans.remove(i);
+            self.plans.push(entry);
+        } else {
+            let plan = build()?;
+            self.builds += 1;
+            if self.plans.len() == self.capacity {
+                self.plans.remove(0);
+            }
+            self.plans.push((key, plan));
+        }
+        Ok(self.plans.last_mut().unwrap().1.as_mut())
+    }
+
+    /// How many plans have been compiled so far.
+    pub fn builds(&self) -> usize {
+        self.builds
+    }
+
+    pub fn len(&self) -> usize {
+        self.plans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.plans.clear();
+    }
+}
