@@ -1,9 +1,13 @@
+//! The `wgpu-infer` command line.
+
+mod cli;
+
+use clap::Parser;
+
 fn main() {
-    match wgpu_infer::Device::new() {
-        Ok(d) => print!("{}", d.describe()),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
+    let args = cli::Cli::parse();
+    if let Err(e) = cli::run(args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
 }

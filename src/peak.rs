@@ -13,7 +13,7 @@ pub fn fma_peak_gflops(device: &Device, reps: usize) -> Result<f64> {
         &[BindingKind::StorageWrite, BindingKind::Uniform],
     )?;
     // Enough invocations to fill any adapter; enough iterations to dwarf launch overhead.
-    let groups: u32 = if device.is_cpu() { 64 } else { 4096 };
+    let groups: u32 = if device.is_cpu() { 256 } else { 4096 };
     let iters: u32 = if device.is_cpu() { 4096 } else { 16384 };
     let invocations = groups as u64 * 64;
     let dev = device.wgpu();

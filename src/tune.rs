@@ -192,3 +192,13 @@ fn time_matmul(
     times.sort_by(f64::total_cmp);
     Ok(times[1])
 }
+
+/// The choices cached for this device's adapter.
+pub fn tuned_choices(device: &Device) -> Vec<(String, String)> {
+    device.tuning().lock().unwrap().entries()
+}
+
+/// Where the cache file lives, for messages.
+pub fn cache_path_display() -> String {
+    cache_file().map_or_else(|| "(no cache directory)".into(), |p| p.display().to_string())
+}

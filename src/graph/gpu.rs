@@ -589,6 +589,9 @@ impl GpuPlan {
     }
 
     fn read_outputs(&self) -> Result<Vec<Tensor>> {
+        if self.outputs.is_empty() {
+            self.device.wait()?;
+        }
         let mut out = Vec::with_capacity(self.outputs.len());
         for (_, _, size, info, staging) in &self.outputs {
             let bytes = map_read(&self.device, staging, *size)?;
@@ -617,9 +620,7 @@ impl GpuPlan {
         r
     }
 
-    /// Runs once with a timestamp around every dispatch. Returns (op name, kernel, nanoseconds)
-    /// per dispatch, or `None` when the adapter has no timestamp queries inside passes.
-    pub fn profile(&mut self, inputs: &[&Tensor]) -> Result<Option<Vec<(String, String, f64)>>> {
+    fn profile_impl(&mut self, inputs: &[&Tensor]) -> Result<Option<Vec<(String, String, f64)>>> {
         if !self
             .device
             .features()
@@ -692,5 +693,9 @@ impl Plan for GpuPlan {
 
     fn graph(&self) -> &Arc<Graph> {
         &self.graph
+    }
+
+    fn profile(&mut self, inputs: &[&Tensor]) -> Result<Option<Vec<(String, String, f64)>>> {
+        self.profile_impl(inputs)
     }
 }

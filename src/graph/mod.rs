@@ -370,6 +370,11 @@ pub trait Plan: Send {
     fn run(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>>;
     fn stats(&self) -> PlanStats;
     fn graph(&self) -> &Arc<Graph>;
+    /// Runs once with a timestamp around every dispatch: (op, kernel, nanoseconds) per dispatch.
+    /// `None` where the backend or adapter cannot time dispatches.
+    fn profile(&mut self, _inputs: &[&Tensor]) -> Result<Option<Vec<(String, String, f64)>>> {
+        Ok(None)
+    }
 }
 
 /// A persistent buffer bound to graph states (e.g. a KV cache) on one backend.

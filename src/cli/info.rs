@@ -1,0 +1,32 @@
+use clap::Args;
+use wgpu_infer::{Device, Result};
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Also measure the adapter's FMA peak (GFLOP/s).
+    #[arg(long)]
+    peak: bool,
+}
+
+pub fn run(args: InfoArgs) -> Result<()> {
+    let all = Device::list_adapters();
+    println!("visible adapters ({}):", all.len());
+    for a in &all {
+        println!("  - {} [{}, {}] {}", a.name, a.backend, a.device_type, a.driver);
+    }
+    let dev = Device::new()?;
+    println!("\nchosen:");
+    print!("{}", dev.describe());
+    let tuned = wgpu_infer::tune::tuned_choices(&dev);
+    if !tuned.is_empty() {
+        println!("kernel choices (cached in {}):", wgpu_infer::tune::cache_path_display());
+        for (k, v) in tuned {
+            println!("  {k:<30} {v}");
+        }
+    }
+    if args.peak {
+        let g = wgpu_infer::peak::fma_peak_gflops(&dev, 5)?;
+        println!("fma peak:  {g:.1} GFLOP/s");
+    }
+    Ok(())
+}
