@@ -1,5 +1,5 @@
 // Activation functions. ACT selects one at specialisation time:
-// 0 none, 1 GELU (erf), 2 GELU (tanh), 3 SiLU, 4 sigmoid, 5 erf, 6 ReLU.
+// 0 none, 1 GELU (erf), 2 GELU (tanh), 3 SiLU, 4 sigmoid, 5 erf, 6 ReLU, 7 tanh.
 
 // erfc for z >= 0 with relative error ~1.2e-7 (Chebyshev fit, Numerical Recipes `erfcc`).
 fn erfc_pos(z: f32) -> f32 {
@@ -40,6 +40,17 @@ fn gelu_tanh(x: f32) -> f32 {
     return 0.5 * x * (2.0 - 2.0 / (e + 1.0));
 }
 
+fn tanh_f32(x: f32) -> f32 {
+    // 1 - 2 / (exp(2x) + 1), with exp's argument clamped so it cannot overflow; odd symmetry
+    // keeps small |x| accurate.
+    let e = exp(2.0 * clamp(abs(x), 0.0, 20.0));
+    let t = 1.0 - 2.0 / (e + 1.0);
+    if (abs(x) < 0.004) {
+        return x * (1.0 - x * x / 3.0);
+    }
+    return select(t, -t, x < 0.0);
+}
+
 fn sigmoid_f32(x: f32) -> f32 {
     // Branches keep exp's argument non-positive so neither side overflows.
     if (x >= 0.0) {
@@ -57,6 +68,7 @@ fn activate(x: f32, act: u32) -> f32 {
         case 4u: { return sigmoid_f32(x); }
         case 5u: { return erf_f32(x); }
         case 6u: { return max(x, 0.0); }
+        case 7u: { return tanh_f32(x); }
         default: { return x; }
     }
 }

@@ -19,11 +19,13 @@
 pub mod device;
 pub mod error;
 pub mod graph;
+pub mod models;
 pub mod ops;
 pub mod peak;
 pub mod shaders;
 pub mod tensor;
 pub mod tune;
+pub mod weights;
 
 pub use device::Device;
 pub use error::{Error, Result};

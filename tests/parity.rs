@@ -30,7 +30,7 @@ fn unary_case(act: Act, shape: &[usize], rng: &mut Rng, lo: f32, hi: f32) {
 #[test]
 fn activations() {
     let mut rng = Rng::new(1);
-    for act in [Act::GeluErf, Act::GeluTanh, Act::Silu, Act::Sigmoid, Act::Relu] {
+    for act in [Act::GeluErf, Act::GeluTanh, Act::Silu, Act::Sigmoid, Act::Relu, Act::Tanh] {
         for &n in &SIZES {
             unary_case(act, &[n], &mut rng, -8.0, 8.0);
         }

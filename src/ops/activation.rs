@@ -19,6 +19,7 @@ pub enum Act {
     Sigmoid,
     Erf,
     Relu,
+    Tanh,
 }
 
 impl Act {
@@ -32,6 +33,7 @@ impl Act {
             Act::Sigmoid => 4,
             Act::Erf => 5,
             Act::Relu => 6,
+            Act::Tanh => 7,
         }
     }
 
@@ -49,6 +51,7 @@ impl Act {
             Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Act::Erf => libm::erf(x),
             Act::Relu => x.max(0.0),
+            Act::Tanh => x.tanh(),
         };
         y as f32
     }
@@ -61,6 +64,7 @@ impl Act {
             "silu" | "swish" => Act::Silu,
             "relu" => Act::Relu,
             "sigmoid" => Act::Sigmoid,
+            "tanh" => Act::Tanh,
             other => {
                 return Err(Error::InvalidArgument(format!(
                     "unsupported activation '{other}' (supported: gelu, gelu_new, gelu_pytorch_tanh, silu, relu, sigmoid)"
@@ -85,6 +89,7 @@ impl Op for Activation {
             Act::Sigmoid => "sigmoid",
             Act::Erf => "erf",
             Act::Relu => "relu",
+            Act::Tanh => "tanh",
         }
     }
 

@@ -1,0 +1,61 @@
+//! Models built from HuggingFace-format folders.
+
+pub mod bert;
+
+pub use bert::Bert;
+
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Checks that `dir` is an existing directory.
+pub(crate) fn check_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Err(Error::Config {
+            path: dir.to_path_buf(),
+            msg: "model directory does not exist".into(),
+        });
+    }
+    if !dir.is_dir() {
+        return Err(Error::Config {
+            path: dir.to_path_buf(),
+            msg: "expected a model directory (config.json, model.safetensors, ...)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `dir/name`, or a typed error naming the missing file.
+pub(crate) fn require(dir: &Path, name: &str, what: &str) -> Result<PathBuf> {
+    let p = dir.join(name);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(Error::Config {
+            path: p,
+            msg: format!("missing {what}"),
+        })
+    }
+}
+
+/// Parses a JSON file into `T`; parse errors name the file, line and field.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        msg: format!("invalid JSON for this model: {e}"),
+    })
+}
+
+/// Loads `tokenizer.json` with its own padding and truncation switched off (models apply their
+/// own limits).
+pub(crate) fn load_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer> {
+    let path = require(dir, "tokenizer.json", "tokenizer (tokenizer.json)")?;
+    let mut tok = tokenizers::Tokenizer::from_file(&path).map_err(|e| Error::Config {
+        path: path.clone(),
+        msg: format!("cannot load tokenizer: {e}"),
+    })?;
+    tok.with_padding(None);
+    tok.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(tok)
+}
