@@ -160,3 +160,111 @@ fn real_minilm_matches_sentence_transformers() {
     }
     common::print_table_for("minilm");
 }
+
+/// A scratch copy of a fixture folder that the test may break.
+fn scratch_copy(name: &str, tag: &str) -> PathBuf {
+    let dst = std::env::temp_dir().join(format!("wgpu-infer-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    copy_dir(&fixture(name), &dst);
+    dst
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+}
+
+fn load_err(dir: &Path) -> String {
+    match Bert::load(Backend::Cpu, dir) {
+        Ok(_) => panic!("loading {} should fail", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_folders_give_clear_errors() {
+    let d = scratch_copy("tiny_a", "notok");
+    std::fs::remove_file(d.join("tokenizer.json")).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("tokenizer.json") && e.contains("missing"), "{e}");
+
+    let d = scratch_copy("tiny_a", "trunc");
+    let w = d.join("model.safetensors");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("model.safetensors") && e.contains("truncated"), "{e}");
+
+    let d = scratch_copy("tiny_a", "shape");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+    cfg["intermediate_size"] = serde_json::json!(128);
+    std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("encoder.layer.0.intermediate.dense.weight") && e.contains("[200, 96]") && e.contains("[128, 96]"), "{e}");
+
+    let d = scratch_copy("tiny_a", "nojson");
+    std::fs::write(d.join("config.json"), "{ not json").unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("config.json") && e.contains("invalid JSON"), "{e}");
+
+    let d = scratch_copy("tiny_a", "field");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+    cfg.as_object_mut().unwrap().remove("hidden_size");
+    std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("hidden_size"), "{e}");
+
+    let e = load_err(Path::new("/definitely/not/here"));
+    assert!(e.contains("does not exist"), "{e}");
+
+    // Through the CLI: non-zero exit, the message on stderr, nothing on stdout.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"))
+        .args(["embed", "--backend", "cpu", "--model"])
+        .arg(&d)
+        .arg("hello")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error:") && err.contains("hidden_size"), "{err}");
+}
+
+#[test]
+fn empty_and_oversized_inputs() {
+    let m = Bert::load(Backend::Cpu, fixture("tiny_c")).unwrap();
+    let e = m.embed(&[]).unwrap_err().to_string();
+    assert!(e.contains("no texts"), "{e}");
+    let e = m.embed(&["fine", "  "]).unwrap_err().to_string();
+    assert!(e.contains("text 1 is empty"), "{e}");
+    // Long texts are truncated to max_len, never rejected.
+    let long = "word ".repeat(500);
+    let t = m.tokenize(&[&long]).unwrap();
+    assert_eq!(t.seq, m.max_len());
+    // Hand-made ids are validated.
+    let mut inp = m.tokenize(&["hello"]).unwrap();
+    inp.input_ids[1] = 100_000;
+    let e = m.forward(&inp, false).unwrap_err().to_string();
+    assert!(e.contains("out of range"), "{e}");
+}
+
+#[test]
+fn embeddings_do_not_depend_on_batch_composition() {
+    let m = Bert::load(Backend::Gpu(device()), fixture("tiny_a")).unwrap();
+    let texts = ["a short one", "a considerably longer sentence with quite a few more words in it", "mid length text here"];
+    let all = m.embed(&texts).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        let one = m.embed(&[t]).unwrap();
+        let a = Tensor::from_f32(&[one[0].len()], one[0].clone()).unwrap();
+        let b = Tensor::from_f32(&[all[i].len()], all[i].clone()).unwrap();
+        compare(&format!("text {i} alone vs batched"), &a, &b, 1e-6, 0.0);
+    }
+}

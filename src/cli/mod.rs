@@ -1,9 +1,10 @@
 //! Subcommands of the `wgpu-infer` binary.
 
+mod embed;
 mod info;
 
-use clap::{Parser, Subcommand};
-use wgpu_infer::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use wgpu_infer::{Backend, Device, Result};
 
 #[derive(Parser, Debug)]
 #[command(name = "wgpu-infer", version, about = "GPU inference with hand-written WGSL kernels: BERT, GPT-2, ViT, YOLOv8")]
@@ -16,10 +17,27 @@ pub struct Cli {
 pub enum Command {
     /// Show the adapters wgpu can see, the one chosen, its limits and features.
     Info(info::InfoArgs),
+    /// Sentence embeddings from a BERT / sentence-transformers folder, as JSON.
+    Embed(embed::EmbedArgs),
+}
+
+/// Where to run: the GPU (wgpu adapter) or the CPU reference kernels.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BackendKind {
+    Gpu,
+    Cpu,
+}
+
+pub fn backend(kind: BackendKind) -> Result<Backend> {
+    Ok(match kind {
+        BackendKind::Gpu => Backend::Gpu(Device::new()?),
+        BackendKind::Cpu => Backend::Cpu,
+    })
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Embed(a) => embed::run(a),
     }
 }

@@ -439,18 +439,55 @@ impl Bert {
         Ok(tok)
     }
 
-    /// Tokenises texts (truncated to `max_len`) into a padded batch.
-    pub fn tokenize(&self, texts: &[&str]) -> Result<BertInput> {
+    fn encodings(&self, texts: &[&str]) -> Result<Vec<tokenizers::Encoding>> {
+        if texts.is_empty() {
+            return Err(Error::InvalidArgument("no texts given".into()));
+        }
         for (i, t) in texts.iter().enumerate() {
             if t.trim().is_empty() {
-                return Err(Error::InvalidArgument(format!("text {i} is empty")));
+                return Err(Error::InvalidArgument(format!(
+                    "text {i} is empty (nothing to embed)"
+                )));
             }
         }
-        let encs = self
-            .tokenizer_for()?
+        self.tokenizer_for()?
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        self.pad(encs)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Tokenises texts (truncated to `max_len`) into a padded batch.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<BertInput> {
+        self.pad(self.encodings(texts)?)
+    }
+
+    /// Runs texts in length-sorted chunks (little padding), calling `each` with every chunk's
+    /// input, output and the original index of each of its rows.
+    fn run_sorted(
+        &self,
+        texts: &[&str],
+        mut each: impl FnMut(&BertInput, &BertOutput, &[usize]) -> Result<()>,
+    ) -> Result<()> {
+        let encs = self.encodings(texts)?;
+        let mut order: Vec<usize> = (0..encs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encs[i].get_ids().len()));
+        let mut start = 0;
+        while start < order.len() {
+            let longest = encs[order[start]].get_ids().len();
+            let mut end = start + 1;
+            // Chunks of similar lengths: stop where a text is under half the longest.
+            while end < order.len()
+                && end - start < self.max_batch
+                && encs[order[end]].get_ids().len() * 2 >= longest
+            {
+                end += 1;
+            }
+            let idx = &order[start..end];
+            let input = self.pad(idx.iter().map(|&i| encs[i].clone()).collect())?;
+            let out = self.forward(&input, false)?;
+            each(&input, &out, idx)?;
+            start = end;
+        }
+        Ok(())
     }
 
     /// Tokenises sentence pairs ([CLS] a [SEP] b [SEP], token type 1 for b).
@@ -651,24 +688,31 @@ impl Bert {
 
     /// Token vectors per text: a [tokens, hidden] tensor each (special tokens included).
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Tensor>> {
-        let input = self.tokenize(texts)?;
-        let out = self.forward(&input, false)?;
         let h = self.dim();
-        let v = out.last_hidden_state.as_f32()?;
-        (0..input.batch)
-            .map(|b| {
+        let mut result: Vec<Option<Tensor>> = vec![None; texts.len()];
+        self.run_sorted(texts, |input, out, idx| {
+            let v = out.last_hidden_state.as_f32()?;
+            for (b, &i) in idx.iter().enumerate() {
                 let n = input.len(b);
                 let row = &v[b * input.seq * h..(b * input.seq + n) * h];
-                Tensor::from_f32(&[n, h], row.to_vec())
-            })
-            .collect()
+                result[i] = Some(Tensor::from_f32(&[n, h], row.to_vec())?);
+            }
+            Ok(())
+        })?;
+        Ok(result.into_iter().map(|t| t.expect("every text ran")).collect())
     }
 
     /// Sentence embeddings: pooled (per the pooling config) and, if enabled, L2-normalised.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let input = self.tokenize(texts)?;
-        let out = self.forward(&input, false)?;
-        Ok(pool(&out.last_hidden_state, &input, self.pooling, self.normalize))
+        let mut result: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        self.run_sorted(texts, |input, out, idx| {
+            let pooled = pool(&out.last_hidden_state, input, self.pooling, self.normalize);
+            for (v, &i) in pooled.into_iter().zip(idx) {
+                result[i] = v;
+            }
+            Ok(())
+        })?;
+        Ok(result)
     }
 }
 

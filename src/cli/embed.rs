@@ -1,0 +1,68 @@
+use super::{backend, BackendKind};
+use clap::Args;
+use std::io::BufRead;
+use std::path::PathBuf;
+use wgpu_infer::models::bert::{Bert, Pooling};
+use wgpu_infer::{Error, Result};
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// HuggingFace BERT / sentence-transformers folder.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, value_enum, default_value = "gpu")]
+    backend: BackendKind,
+    /// Overrides the folder's pooling config.
+    #[arg(long)]
+    pooling: Option<String>,
+    /// Do not L2-normalise the embeddings.
+    #[arg(long)]
+    no_normalize: bool,
+    /// Texts to embed; read one per line from stdin when none are given.
+    texts: Vec<String>,
+}
+
+pub fn run(args: EmbedArgs) -> Result<()> {
+    let texts: Vec<String> = if args.texts.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<std::io::Result<Vec<String>>>()
+            .map_err(|e| Error::io("<stdin>", e))?
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    } else {
+        args.texts
+    };
+    if texts.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no texts: pass them as arguments or one per line on stdin".into(),
+        ));
+    }
+    let mut model = Bert::load(backend(args.backend)?, &args.model)?;
+    for w in model.warnings() {
+        eprintln!("warning: {w}");
+    }
+    if let Some(p) = &args.pooling {
+        model.set_pooling(p.parse::<Pooling>()?);
+    }
+    if args.no_normalize {
+        model.set_normalize(false);
+    }
+    let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+    let emb = model.embed(&refs)?;
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        model: &'a str,
+        dim: usize,
+        embeddings: Vec<Vec<f32>>,
+    }
+    let out = Out {
+        model: model.name(),
+        dim: model.dim(),
+        embeddings: emb,
+    };
+    println!("{}", serde_json::to_string(&out).expect("plain data serialises"));
+    Ok(())
+}
