@@ -41,6 +41,7 @@ shaders!(
     "conv2d.wgsl",
     "maxpool2d.wgsl",
     "upsample.wgsl",
+    "kv_write.wgsl",
     "fma_peak.wgsl",
 );
 

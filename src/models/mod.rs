@@ -1,8 +1,11 @@
 //! Models built from HuggingFace-format folders.
 
 pub mod bert;
+pub mod gpt2;
+pub mod sampling;
 
 pub use bert::Bert;
+pub use gpt2::Gpt2;
 
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;

@@ -152,22 +152,14 @@ impl Op for Matmul {
         let mut c = vec![0.0f32; d.batch * m * n];
         for bi in 0..d.batch {
             let bb = if d.b_batched { bi * k * n } else { 0 };
-            // B as [K, N] so the inner loop runs along contiguous rows.
-            let bkn: std::borrow::Cow<[f32]> = if self.trans_b {
-                let src = &b[bb..bb + k * n];
-                let mut t = vec![0.0f32; k * n];
-                for nn in 0..n {
-                    for kk in 0..k {
-                        t[kk * n + nn] = src[nn * k + kk];
-                    }
-                }
-                t.into()
-            } else {
-                (&b[bb..bb + k * n]).into()
-            };
+            let b_b = &b[bb..bb + k * n];
             let a_b = &a[bi * m * k..(bi + 1) * m * k];
             let c_b = &mut c[bi * m * n..(bi + 1) * m * n];
-            gemm_rows(a_b, &bkn, c_b, m, k, n);
+            if self.trans_b {
+                gemm_nt(a_b, b_b, c_b, m, k, n);
+            } else {
+                gemm_nn(a_b, b_b, c_b, m, k, n);
+            }
         }
         for (idx, v) in c.iter_mut().enumerate() {
             let nn = idx % n;
@@ -296,13 +288,13 @@ fn reg_rows(m: usize) -> usize {
     }
 }
 
-/// C[m, n] += A[m, k] · B[k, n], rows split across threads. Plain loops in i-k-j order.
-fn gemm_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .min(m.max(1));
-    let rows_per = m.div_ceil(threads.max(1)).max(1);
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |t| t.get())
+}
+
+/// C[m, n] = A[m, k] · B[k, n], rows split across threads. Plain loops in i-k-j order.
+fn gemm_nn(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    let rows_per = m.div_ceil(threads().min(m).max(1)).max(1);
     std::thread::scope(|s| {
         for (t, c_chunk) in c.chunks_mut(rows_per * n).enumerate() {
             let a_chunk = &a[t * rows_per * k..];
@@ -319,6 +311,54 @@ fn gemm_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) 
             });
         }
     });
+}
+
+/// Dot product with 8 partial sums (lets the compiler use SIMD without reassociating).
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (a, b) in xr.iter().zip(yr) {
+        s += a * b;
+    }
+    s
+}
+
+/// C[m, n] = A[m, k] · B[n, k]ᵀ: one dot product per output, columns split across threads
+/// (so a single row, as in decoding, still uses every core).
+fn gemm_nt(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    let cols_per = n.div_ceil(threads().min(n).max(1)).max(1);
+    let mut parts: Vec<Vec<f32>> = Vec::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n.div_ceil(cols_per))
+            .map(|t| {
+                s.spawn(move || {
+                    let (n0, n1) = (t * cols_per, ((t + 1) * cols_per).min(n));
+                    let mut out = vec![0.0f32; m * (n1 - n0)];
+                    for i in 0..m {
+                        let a_row = &a[i * k..(i + 1) * k];
+                        for nn in n0..n1 {
+                            out[i * (n1 - n0) + nn - n0] = dot(a_row, &b[nn * k..(nn + 1) * k]);
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        parts = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    });
+    for (t, part) in parts.iter().enumerate() {
+        let (n0, n1) = (t * cols_per, ((t + 1) * cols_per).min(n));
+        for i in 0..m {
+            c[i * n + n0..i * n + n1].copy_from_slice(&part[i * (n1 - n0)..(i + 1) * (n1 - n0)]);
+        }
+    }
 }
 
 /// Packs a weight ([K, N], or [N, K] when `trans`) into column chunks for `variant`.

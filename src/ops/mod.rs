@@ -11,6 +11,7 @@ pub mod binary;
 pub mod concat;
 pub mod conv2d;
 pub mod embedding;
+pub mod kv_write;
 pub mod layernorm;
 pub mod matmul;
 pub mod maxpool2d;
