@@ -561,15 +561,17 @@ impl Gpt2 {
                     .decode(&out.tokens, true)
                     .map_err(|e| Error::Tokenizer(e.to_string()))?;
             }
-            // Hold back an incomplete UTF-8 character (decoded as U+FFFD) until it completes.
-            let ready = if out.text.ends_with('\u{FFFD}') {
+            let eos = opts.stop_at_eos && c.eos_token_id == Some(next);
+            let last = eos || out.tokens.len() == opts.max_new_tokens;
+            // Hold back an incomplete UTF-8 character (decoded as U+FFFD) until it completes,
+            // unless this is the last token.
+            let ready = if out.text.ends_with('\u{FFFD}') && !last {
                 out.text.trim_end_matches('\u{FFFD}').len().max(emitted)
             } else {
                 out.text.len()
             };
             let piece = out.text.get(emitted..ready).unwrap_or("").to_string();
             emitted = ready.max(emitted);
-            let eos = opts.stop_at_eos && c.eos_token_id == Some(next);
             let go_on = on_token(&TokenEvent {
                 id: next,
                 text: &piece,
