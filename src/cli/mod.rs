@@ -1,6 +1,7 @@
 //! Subcommands of the `wgpu-infer` binary.
 
 mod embed;
+mod generate;
 mod info;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -19,6 +20,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Sentence embeddings from a BERT / sentence-transformers folder, as JSON.
     Embed(embed::EmbedArgs),
+    /// Text generation with a GPT-2 folder (streams text; --json for one object at the end).
+    Generate(generate::GenerateArgs),
 }
 
 /// Where to run: the GPU (wgpu adapter) or the CPU reference kernels.
@@ -39,5 +42,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Generate(a) => generate::run(a),
     }
 }
