@@ -16,8 +16,28 @@ pub enum BindingKind {
     StorageWrite,
     /// `var<uniform>`
     Uniform,
-    /// `texture_2d<f32>` read with `textureLoad` (unfilterable float).
-    Texture,
+    /// `texture_storage_2d<FORMAT, read>`: the fast per-lane gather on CPU-backed adapters.
+    TextureRead(TexFormat),
+    /// `texture_storage_2d<FORMAT, write>`.
+    TextureWrite(TexFormat),
+}
+
+/// Texel formats of storage textures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TexFormat {
+    /// Four f32 per texel.
+    Rgba32Float,
+    /// Four u32 per texel (used for packed f16 pairs).
+    Rgba32Uint,
+}
+
+impl TexFormat {
+    pub fn wgpu(self) -> wgpu::TextureFormat {
+        match self {
+            TexFormat::Rgba32Float => wgpu::TextureFormat::Rgba32Float,
+            TexFormat::Rgba32Uint => wgpu::TextureFormat::Rgba32Uint,
+        }
+    }
 }
 
 /// A compiled compute pipeline and its bind group layout.
@@ -336,10 +356,15 @@ impl Device {
                         has_dynamic_offset: false,
                         min_binding_size: None,
                     },
-                    BindingKind::Texture => wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    BindingKind::TextureRead(f) => wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::ReadOnly,
+                        format: f.wgpu(),
                         view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
+                    },
+                    BindingKind::TextureWrite(f) => wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: f.wgpu(),
+                        view_dimension: wgpu::TextureViewDimension::D2,
                     },
                 },
                 count: None,
@@ -407,6 +432,61 @@ impl Device {
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::gpu("poll", e))?;
         Ok(())
+    }
+
+    /// Creates a storage texture of `width` x `height` texels holding `bytes` (row-major texels).
+    pub(crate) fn upload_texture(
+        &self,
+        label: &str,
+        width: u32,
+        height: u32,
+        format: TexFormat,
+        bytes: &[u8],
+    ) -> Result<(wgpu::Texture, wgpu::TextureView)> {
+        let max = self.inner.limits.max_texture_dimension_2d;
+        if width > max || height > max {
+            return Err(Error::Limit {
+                what: format!("texture '{label}' of {width}x{height} texels"),
+                needed: width.max(height) as u64,
+                limit: max as u64,
+                limit_name: "max_texture_dimension_2d",
+            });
+        }
+        let tex = self.inner.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: format.wgpu(),
+            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        self.inner.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &tex,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytes,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(width * 16),
+                rows_per_image: Some(height),
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+        let view = tex.create_view(&wgpu::TextureViewDescriptor::default());
+        Ok((tex, view))
     }
 
     /// Creates a storage buffer holding `bytes` (padded to 4 bytes).

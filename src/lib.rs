@@ -19,6 +19,7 @@
 pub mod device;
 pub mod error;
 pub mod graph;
+pub mod imageio;
 pub mod models;
 pub mod ops;
 pub mod peak;

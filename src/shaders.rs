@@ -37,6 +37,9 @@ shaders!(
     "embedding.wgsl",
     "matmul_tiled.wgsl",
     "matmul_reg.wgsl",
+    "matmul_cw.wgsl",
+    "matmul_pack_a.wgsl",
+    "matmul_gemv.wgsl",
     "attention.wgsl",
     "conv2d.wgsl",
     "maxpool2d.wgsl",
@@ -79,17 +82,22 @@ pub fn compose(name: &str, defines: &[(&str, String)]) -> Result<String> {
         .collect();
     let mut out = String::new();
     expand(name, &mut out, &mut vars, 0)?;
-    if let Some(pos) = out.find("{{") {
-        let end = out[pos..].find("}}").map(|e| pos + e + 2).unwrap_or(out.len());
+    let code_line = |l: &&str| !l.trim_start().starts_with("//");
+    if let Some(line) = out.lines().filter(code_line).find(|l| l.contains("{{")) {
         return Err(Error::Shader {
             name: name.into(),
-            msg: format!("unresolved placeholder {}", &out[pos..end]),
+            msg: format!("unresolved placeholder in: {}", line.trim()),
         });
     }
     Ok(out)
 }
 
 fn substitute(line: &str, vars: &[(String, String)]) -> String {
+    let t = line.trim_start();
+    if t.starts_with("//") && !t.starts_with("//#") {
+        // Comments may mention placeholders; leave them alone.
+        return line.to_string();
+    }
     let mut l = line.to_string();
     for (k, v) in vars {
         if l.contains("{{") {
@@ -144,8 +152,10 @@ fn expand(name: &str, out: &mut String, vars: &mut Vec<(String, String)>, depth:
             let inc = rest.trim().trim_matches('"');
             expand(inc, out, vars, depth + 1)?;
         } else if let Some(rest) = t.strip_prefix("//#default") {
+            // `//#default KEY VALUE`; a missing value means empty text.
             let mut it = rest.split_whitespace();
-            if let (Some(k), Some(v)) = (it.next(), it.next()) {
+            if let Some(k) = it.next() {
+                let v = it.next().unwrap_or("");
                 if !vars.iter().any(|(name, _)| name == k) {
                     vars.push((k.to_string(), v.to_string()));
                 }

@@ -92,21 +92,22 @@ impl TuneCache {
 }
 
 /// Shape class of a matmul for tuning purposes.
-fn matmul_class(m: usize, constant_b: bool) -> (&'static str, usize) {
-    let (name, rep_m) = match m {
+fn matmul_class(m: usize) -> (&'static str, usize) {
+    match m {
         1 => ("m1", 1),
         2..=8 => ("m2-8", 8),
         _ => ("m9+", 256),
-    };
-    (if constant_b { name } else { name }, rep_m)
+    }
 }
 
 /// Default when not measuring: CPU-backed adapters want the register kernel.
-fn default_variant(device: &Device) -> MatmulVariant {
-    if device.is_cpu() {
-        MatmulVariant::Reg
-    } else {
+fn default_variant(device: &Device, m: usize, k: usize, n: usize, constant_b: bool) -> MatmulVariant {
+    if !device.is_cpu() {
         MatmulVariant::Tiled
+    } else if MatmulVariant::Texture.supports(device, m, k, n, constant_b) {
+        MatmulVariant::Texture
+    } else {
+        MatmulVariant::Reg
     }
 }
 
@@ -121,11 +122,22 @@ pub fn matmul_variant(
     if let Some(v) = std::env::var("WGPU_INFER_MATMUL")
         .ok()
         .and_then(|s| MatmulVariant::parse(&s))
+        .filter(|v| v.supports(device, m, k, n, constant_b))
     {
         return v;
     }
-    let (class, rep_m) = matmul_class(m, constant_b);
-    let key = format!("matmul:{class}:{}", if constant_b { "w" } else { "x" });
+    let (class, rep_m) = matmul_class(m);
+    // The candidate set is part of the key: adding a kernel invalidates old choices.
+    let candidates: Vec<&str> = MatmulVariant::ALL
+        .iter()
+        .filter(|v| v.supports(device, rep_m, k.clamp(64, 512), n.clamp(64, 512), constant_b))
+        .map(|v| v.name())
+        .collect();
+    let key = format!(
+        "matmul:{class}:{}:{}",
+        if constant_b { "w" } else { "x" },
+        candidates.join("/")
+    );
     if let Some(v) = device
         .tuning()
         .lock()
@@ -133,21 +145,25 @@ pub fn matmul_variant(
         .choices
         .get(&key)
         .and_then(|s| MatmulVariant::parse(s))
+        .filter(|v| v.supports(device, m, k, n, constant_b))
     {
         return v;
     }
     if !autotune_enabled() {
-        return default_variant(device);
+        return default_variant(device, m, k, n, constant_b);
     }
     let (k, n) = (k.clamp(64, 512), n.clamp(64, 512));
     let mut best: Option<(f64, MatmulVariant)> = None;
     for v in MatmulVariant::ALL {
+        if !v.supports(device, rep_m, k, n, constant_b) {
+            continue;
+        }
         match time_matmul(device, v, rep_m, k, n, constant_b) {
             Ok(t) if best.is_none_or(|(bt, _)| t < bt) => best = Some((t, v)),
             _ => {}
         }
     }
-    let choice = best.map_or_else(|| default_variant(device), |(_, v)| v);
+    let choice = best.map_or_else(|| default_variant(device, m, k, n, constant_b), |(_, v)| v);
     let mut cache = device.tuning().lock().unwrap();
     cache.choices.insert(key, choice.name().to_string());
     cache.save();

@@ -156,6 +156,17 @@ fn matmul_case(v: MatmulVariant, m: usize, k: usize, n: usize, opts: (bool, bool
         .node1(Matmul { trans_b: trans, act, bias, residual: res, variant: Some(v) }, &inputs)
         .unwrap();
     g.output("c", c);
+    let rows = if batch > 1 && constant { batch * m } else { m };
+    let applicable = v.supports(&common::device(), rows, k, n, constant);
+    if !applicable {
+        // The kernel refuses problems it cannot run, with a typed error.
+        let e = wgpu_infer::Backend::Gpu(common::device())
+            .compile(std::sync::Arc::new(g), &[])
+            .err()
+            .expect("unsupported problem must fail to compile");
+        assert!(e.to_string().contains("cannot run this problem"), "{e}");
+        return;
+    }
     parity(
         &format!("matmul/{}", v.name()),
         &format!("b{batch} {m}x{k}x{n} trans={trans} bias={bias} act={act:?} res={res} const={constant}"),
@@ -292,7 +303,18 @@ fn embedding_copy_ops() {
         g.output("y", y);
         parity("concat", &format!("{shapes:?} axis {axis}"), g, &feeds);
     }
-    for s in ["embedding", "permute", "slice", "split", "concat"] {
+    for (shape, to) in [
+        (vec![1usize, 1, 7], vec![3usize, 1, 7]),
+        (vec![1], vec![1000]),
+        (vec![17, 1], vec![2, 17, 65]),
+    ] {
+        let mut g = Graph::new();
+        let x = g.input("x", &shape, DType::F32).unwrap();
+        let y = g.expand(x, &to).unwrap();
+        g.output("y", y);
+        parity("expand", &format!("{shape:?} -> {to:?}"), g, &[rng.tensor(&shape, -1.0, 1.0)]);
+    }
+    for s in ["embedding", "permute", "slice", "split", "concat", "expand"] {
         report(s);
     }
 }

@@ -33,6 +33,11 @@ fn specialisations_validate() {
         ("attention.wgsl", vec![("WG", s("64")), ("D", s("7")), ("CAUSAL", s("1")), ("HAS_MASK", s("1")), ("HAS_LEN", s("1"))]),
         ("conv2d.wgsl", vec![("R", s("1")), ("ACT", s("3")), ("HAS_BIAS", s("1")), ("HAS_RES", s("1"))]),
     ];
+    let mut cases = cases;
+    for r in [8, 16, 32] {
+        cases.push(("matmul_cw.wgsl", wgpu_infer::ops::matmul_cw::cw_defines(r)));
+    }
+    cases.push(("matmul_gemv.wgsl", wgpu_infer::ops::matmul_cw::gemv_defines()));
     for (name, defs) in cases {
         let src = compose(name, &defs).unwrap_or_else(|e| panic!("{e}"));
         validate(name, &src).unwrap_or_else(|e| panic!("{name} {defs:?}: {e}"));

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/fetch_minilm.sh
+bash tools/fetch_assets.sh
 cargo test --release "$@"

@@ -4,7 +4,7 @@
 //! only the graph outputs.
 
 use super::{plan_memory, Graph, Interval, Plan, PlanStats, Source, State, ValueId};
-use crate::device::{map_read, BindingKind, Device, Kernel};
+use crate::device::{map_read, BindingKind, Device, Kernel, TexFormat};
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, ValueInfo};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ pub enum Resource {
     Texture {
         texture: wgpu::Texture,
         view: wgpu::TextureView,
+        format: TexFormat,
     },
 }
 
@@ -84,8 +85,10 @@ pub enum Arg {
     WriteRange { value: ValueId, offset: u64, size: u64 },
     /// Op-private temporary created with [`Lower::scratch`].
     Scratch { id: usize, write: bool },
-    /// Chunk `k` of a packed constant (storage buffer or texture).
+    /// Chunk `k` of a packed constant (storage buffer, or read-only storage texture).
     Packed(Arc<Packed>, usize),
+    /// Op-private storage texture created with [`Lower::scratch_texture`].
+    ScratchTexture { id: usize, write: bool },
     /// A small uniform block (shape parameters).
     Uniform(Vec<u8>),
 }
@@ -105,6 +108,8 @@ pub struct Lower<'a> {
     dispatches: Vec<DispatchDesc>,
     /// (node, bytes) of each scratch buffer.
     scratch: Vec<(usize, u64)>,
+    /// (width, height, format) of each scratch texture.
+    scratch_tex: Vec<(u32, u32, TexFormat)>,
 }
 
 impl<'a> Lower<'a> {
@@ -126,6 +131,22 @@ impl<'a> Lower<'a> {
     pub fn scratch(&mut self, bytes: u64) -> usize {
         self.scratch.push((self.node, bytes.max(4)));
         self.scratch.len() - 1
+    }
+
+    /// A temporary storage texture live only during this node. Textures of equal size and
+    /// format are shared across nodes (each node writes before it reads).
+    pub fn scratch_texture(&mut self, width: u32, height: u32, format: TexFormat) -> Result<usize> {
+        let max = self.device.limits().max_texture_dimension_2d;
+        if width > max || height > max || width == 0 || height == 0 {
+            return Err(Error::Limit {
+                what: format!("scratch texture of {width}x{height} texels"),
+                needed: width.max(height) as u64,
+                limit: max as u64,
+                limit_name: "max_texture_dimension_2d",
+            });
+        }
+        self.scratch_tex.push((width, height, format));
+        Ok(self.scratch_tex.len() - 1)
     }
 
     /// Records a dispatch of `shader` (specialised by `defines`) over `groups` workgroups.
@@ -161,9 +182,17 @@ impl<'a> Lower<'a> {
                     }
                 }
                 Arg::Packed(p, k) => match p.chunks.get(*k).map(|c| &c.resource) {
-                    Some(Resource::Texture { .. }) => BindingKind::Texture,
+                    Some(Resource::Texture { format, .. }) => BindingKind::TextureRead(*format),
                     _ => BindingKind::StorageRead,
                 },
+                Arg::ScratchTexture { id, write } => {
+                    let f = self.scratch_tex[*id].2;
+                    if *write {
+                        BindingKind::TextureWrite(f)
+                    } else {
+                        BindingKind::TextureRead(f)
+                    }
+                }
                 Arg::Uniform(_) => BindingKind::Uniform,
             })
             .collect();
@@ -208,7 +237,7 @@ pub struct GpuPlan {
     // Keeps pooled buffers alive (bind groups hold references too).
     _pool: Vec<wgpu::Buffer>,
     _uniforms: Option<wgpu::Buffer>,
-    _scratch: Vec<wgpu::Buffer>,
+    _textures: Vec<wgpu::Texture>,
 }
 
 fn pad4(n: u64) -> u64 {
@@ -238,6 +267,7 @@ impl GpuPlan {
             node: 0,
             dispatches: Vec::new(),
             scratch: Vec::new(),
+            scratch_tex: Vec::new(),
         };
         for (n, node) in g.nodes.iter().enumerate() {
             lower.node = n;
@@ -246,8 +276,37 @@ impl GpuPlan {
         let Lower {
             dispatches,
             scratch,
+            scratch_tex,
             ..
         } = lower;
+        // Scratch textures: one per distinct size and format.
+        let mut tex_pool: Vec<((u32, u32, TexFormat), wgpu::Texture, wgpu::TextureView)> = Vec::new();
+        let mut tex_of = Vec::with_capacity(scratch_tex.len());
+        for &key in &scratch_tex {
+            let i = match tex_pool.iter().position(|(k, _, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    let tex = device.wgpu().create_texture(&wgpu::TextureDescriptor {
+                        label: Some("scratch"),
+                        size: wgpu::Extent3d {
+                            width: key.0,
+                            height: key.1,
+                            depth_or_array_layers: 1,
+                        },
+                        mip_level_count: 1,
+                        sample_count: 1,
+                        dimension: wgpu::TextureDimension::D2,
+                        format: key.2.wgpu(),
+                        usage: wgpu::TextureUsages::STORAGE_BINDING,
+                        view_formats: &[],
+                    });
+                    let view = tex.create_view(&wgpu::TextureViewDescriptor::default());
+                    tex_pool.push((key, tex, view));
+                    tex_pool.len() - 1
+                }
+            };
+            tex_of.push(i);
+        }
 
         // 2. Liveness of node outputs (through aliases) and scratch.
         let nv = g.values.len();
@@ -401,7 +460,6 @@ impl GpuPlan {
                 ))),
             }
         };
-        let scratch_bufs: Vec<wgpu::Buffer> = Vec::new();
         let mut bound = Vec::with_capacity(dispatches.len());
         let mut u_k = 0;
         for d in &dispatches {
@@ -476,6 +534,9 @@ impl GpuPlan {
                             }
                         }
                     }
+                    Arg::ScratchTexture { id, .. } => {
+                        wgpu::BindingResource::TextureView(&tex_pool[tex_of[*id]].2)
+                    }
                     Arg::Uniform(_) => {
                         let (off, size) = uoffsets[u_k];
                         u_k += 1;
@@ -541,7 +602,7 @@ impl GpuPlan {
             stats,
             _pool: pool,
             _uniforms: uniforms,
-            _scratch: scratch_bufs,
+            _textures: tex_pool.into_iter().map(|(_, t, _)| t).collect(),
         })
     }
 

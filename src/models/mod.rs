@@ -3,9 +3,11 @@
 pub mod bert;
 pub mod gpt2;
 pub mod sampling;
+pub mod vit;
 
 pub use bert::Bert;
 pub use gpt2::Gpt2;
+pub use vit::Vit;
 
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;

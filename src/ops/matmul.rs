@@ -1,10 +1,10 @@
 //! Matmul: C = act(A · B + bias) + residual, batched, B optionally transposed.
 //!
-//! Two GPU kernels: `Tiled` (workgroup-memory tiles, the right choice on real GPUs) and `Reg`
-//! (register blocking with provably uniform A loads, fast on CPU-backed adapters such as
-//! lavapipe). The choice is made per adapter (see [`crate::tune`]) unless forced. Constant B
-//! (weights) is packed once into the chosen kernel's layout, split by columns when it exceeds
-//! one storage binding.
+//! GPU kernels: `Tiled` (workgroup-memory tiles, the right choice on real GPUs), `Reg`
+//! (register blocking, any B) and `Texture` (texture-tiled, constant B only; by far the fastest
+//! on CPU-backed adapters such as lavapipe, see shaders/matmul_cw.wgsl). The choice is made per
+//! adapter (see [`crate::tune`]) unless forced. Constant B (weights) is packed once into the
+//! chosen kernel's layout; buffer layouts are split by columns when they exceed one binding.
 
 use super::{expect_f32, shapes, Act, Op, Params};
 use crate::error::{Error, Result};
@@ -15,16 +15,31 @@ use crate::tensor::{Tensor, ValueInfo};
 pub enum MatmulVariant {
     /// Shared-memory tiled, 64x64 per workgroup.
     Tiled,
-    /// Register-blocked, uniform A loads, vec4 B.
+    /// Register-blocked, vec4 B.
     Reg,
+    /// Texture-tiled with subgroup broadcasts (constant B); GEMV kernel for one row.
+    Texture,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 2] = [MatmulVariant::Tiled, MatmulVariant::Reg];
+    pub const ALL: [MatmulVariant; 3] = [
+        MatmulVariant::Tiled,
+        MatmulVariant::Reg,
+        MatmulVariant::Texture,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             MatmulVariant::Tiled => "tiled",
             MatmulVariant::Reg => "reg",
+            MatmulVariant::Texture => "texture",
+        }
+    }
+
+    /// Whether this kernel can run an (m, k, n) problem on `device`.
+    pub fn supports(self, device: &crate::Device, m: usize, k: usize, n: usize, constant_b: bool) -> bool {
+        match self {
+            MatmulVariant::Tiled | MatmulVariant::Reg => true,
+            MatmulVariant::Texture => constant_b && super::matmul_cw::supported(device, m, k, n),
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -183,6 +198,33 @@ impl Op for Matmul {
             Some(v) => v,
             None => crate::tune::matmul_variant(cx.device(), d.m, d.k, d.n, constant.is_some()),
         };
+        if !variant.supports(cx.device(), d.m, d.k, d.n, constant.is_some() && !d.b_batched) {
+            return Err(Error::shape(
+                "matmul",
+                format!("the {} kernel cannot run this problem on this adapter", variant.name()),
+                &[&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape],
+            ));
+        }
+        if variant == MatmulVariant::Texture {
+            let c = constant.expect("texture kernel needs a constant B");
+            let (trans, dev) = (self.trans_b, cx.device().clone());
+            let key = format!("matmul/texture/{}", trans as u8);
+            let packed = c.packed(cx.device(), &key, |t| {
+                super::matmul_cw::pack_b(&dev, c.name(), t, trans)
+            })?;
+            let bias = self.bias.then(|| inputs[2]);
+            let res = self.residual.then(|| inputs[2 + self.bias as usize]);
+            return super::matmul_cw::lower(
+                cx,
+                inputs[0],
+                packed,
+                bias,
+                res,
+                outputs[0],
+                self.act,
+                (d.m, d.k, d.n),
+            );
+        }
         let mut defines: Vec<(&str, String)> = vec![
             ("ACT", self.act.code().to_string()),
             ("HAS_BIAS", (self.bias as u32).to_string()),
@@ -194,6 +236,7 @@ impl Op for Matmul {
                 defines.push(("R", reg_rows(d.m).to_string()));
                 "matmul_reg.wgsl"
             }
+            MatmulVariant::Texture => unreachable!("lowered above"),
         };
         let bias_v = if self.bias { inputs[2] } else { inputs[0] };
         let res_v = if self.residual {
@@ -219,9 +262,7 @@ impl Op for Matmul {
                 }
                 match variant {
                     MatmulVariant::Tiled => defines.push(("TRANS_B", "0".into())),
-                    MatmulVariant::Reg => {
-                        defines.push(("BMODE", "0".into()));
-                    }
+                    _ => defines.push(("BMODE", "0".into())),
                 }
             }
             None => {
@@ -230,7 +271,7 @@ impl Op for Matmul {
                     MatmulVariant::Tiled => {
                         defines.push(("TRANS_B", (self.trans_b as u32).to_string()))
                     }
-                    MatmulVariant::Reg => {
+                    _ => {
                         defines.push(("BMODE", if self.trans_b { "2" } else { "1" }.into()));
                     }
                 }
@@ -248,7 +289,7 @@ impl Op for Matmul {
                 .u32((d.m * d.n) as u32);
             let groups = match variant {
                 MatmulVariant::Tiled => [nc.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32],
-                MatmulVariant::Reg => [
+                _ => [
                     nc.div_ceil(32) as u32,
                     d.m.div_ceil(reg_rows(d.m)) as u32,
                     d.batch as u32,
@@ -386,7 +427,7 @@ fn pack_weight(
         let nc = cols.min(n - n0);
         let width = match variant {
             MatmulVariant::Tiled => nc,
-            MatmulVariant::Reg => nc.div_ceil(4) * 4,
+            _ => nc.div_ceil(4) * 4,
         };
         let mut buf = vec![0.0f32; k * width];
         for kk in 0..k {

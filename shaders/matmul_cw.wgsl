@@ -1,0 +1,72 @@
+// Texture-tiled matmul for CPU-backed adapters (lavapipe): C = act(A · B + bias) + residual.
+//
+// On lavapipe a storage-buffer load inside a loop takes a slow per-lane path even when its
+// address is uniform, while a read-only storage texture load is an inlined 8-lane gather. So
+// both operands are read from rgba32float storage textures:
+//   A: packed per call by matmul_pack_a.wgsl: texel (q*8 + row%8, row/8) = A[row, 4q..4q+3].
+//   B: packed once at load: for column group g = blk*16 + c*8 + lane (columns 4g..4g+3) and row
+//      k, texel ((k % KT)*16 + c*8 + lane, blk*KB + k/KT) = B[k, 4g..4g+3] (zero padded).
+// A workgroup is one subgroup of 8 lanes; it computes R rows x 64 columns. Each lane owns 8
+// columns (2 vec4) and reads its own B texels; the R rows of A arrive as one texel per lane per
+// 8 rows and are shared with subgroupBroadcast. The R*2 vec4 accumulators exceed the registers
+// on purpose: LLVM spills them with single full-width moves, and each B gather is reused R
+// times. The loop body is generated unrolled ({{BODY}}): loop overhead and masking are costly on
+// lavapipe. The epilogue (bias, activation, residual) is selected at run time.
+//#default R 8
+//#default SETUP
+//#default ACCS
+//#default BODY
+//#default STORES
+//#include "activations.wgsl"
+
+struct Params {
+    m: u32, n: u32, k: u32, kt: u32,
+    kb: u32, act: u32, has_bias: u32, has_res: u32,
+}
+
+@group(0) @binding(0) var at: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(1) var bt: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> res: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+fn store(row: u32, g: u32, v: vec4<f32>) {
+    if (row >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let col = g * 4u + j;
+        if (col < p.n) {
+            var x = v[j];
+            if (p.has_bias == 1u) {
+                x = x + bias[col];
+            }
+            x = activate(x, p.act);
+            let i = row * p.n + col;
+            if (p.has_res == 1u) {
+                x = x + res[i];
+            }
+            c[i] = x;
+        }
+    }
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let m0 = wg.x * {{R}}u;
+    let by0 = wg.y * p.kb;
+    let ymax = i32((p.m + 7u) / 8u) - 1;
+{{SETUP}}
+{{ACCS}}
+    let kq = (p.k + 3u) / 4u;
+    for (var q = 0u; q < kq; q = q + 1u) {
+        let k = q * 4u;
+        let bx = i32((k % p.kt) * 16u + lid);
+        let by = i32(by0 + k / p.kt);
+        let ax = i32(q * 8u + lid);
+{{BODY}}
+    }
+    let g0 = wg.y * 16u + lid;
+{{STORES}}
+}

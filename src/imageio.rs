@@ -1,0 +1,241 @@
+//! Image decoding (JPEG, PNG, WebP, ... through the `image` crate) with size limits checked
+//! before any pixel buffer is allocated, and the resize / rescale / normalize steps of
+//! HuggingFace image processors.
+
+use crate::error::{Error, Result};
+use image::imageops::FilterType;
+use image::RgbImage;
+use std::path::Path;
+
+/// Largest accepted side, and decoded bytes, of an input image.
+pub const MAX_SIDE: u32 = 16384;
+pub const MAX_ALLOC: u64 = 1 << 30;
+
+/// Decodes an image file to 8-bit RGB. Absurd declared sizes are refused from the header alone.
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    let err = |msg: String| Error::Image {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    if reader.format().is_none() {
+        return Err(err("not a recognised image format (JPEG, PNG, WebP, GIF, BMP, ...)".into()));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits.clone());
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        let (w, h) = reader.into_dimensions().map_err(|e| match e {
+            image::ImageError::Limits(l) => err(format!(
+                "image too large to decode ({l}); the limit is {MAX_SIDE}x{MAX_SIDE} pixels"
+            )),
+            other => err(format!("cannot decode: {other}")),
+        })?;
+        return decode_jpeg(path, w, h);
+    }
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => err(format!(
+            "image too large to decode ({l}); the limit is {MAX_SIDE}x{MAX_SIDE} pixels"
+        )),
+        other => err(format!("cannot decode: {other}")),
+    })?;
+    Ok(img.to_rgb8())
+}
+
+/// JPEG through zune-jpeg in strict mode first, so a truncated file is an error rather than an
+/// image padded with grey (the lenient default); other strict-only complaints fall back to the
+/// lenient decoder, as browsers and PIL accept such files.
+fn decode_jpeg(path: &Path, w: u32, h: u32) -> Result<RgbImage> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    let err = |msg: String| Error::Image {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let opts = |strict: bool| {
+        DecoderOptions::default()
+            .set_strict_mode(strict)
+            .set_max_width(MAX_SIDE as usize)
+            .set_max_height(MAX_SIDE as usize)
+            .jpeg_set_out_colorspace(ColorSpace::RGB)
+    };
+    let pixels = match zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&bytes), opts(true)).decode() {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = e.to_string();
+            let lower = msg.to_lowercase();
+            if lower.contains("premature end") || lower.contains("exhausted") || lower.contains("no more bytes") {
+                return Err(err(format!("cannot decode: truncated JPEG ({msg})")));
+            }
+            zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&bytes), opts(false))
+                .decode()
+                .map_err(|e| err(format!("cannot decode: {e}")))?
+        }
+    };
+    RgbImage::from_raw(w, h, pixels).ok_or_else(|| err("cannot decode: unexpected pixel count".into()))
+}
+
+/// PIL resampling codes (as stored in `preprocessor_config.json`) to `image` filters.
+pub fn filter_from_pil(code: u32) -> Result<FilterType> {
+    Ok(match code {
+        0 => FilterType::Nearest,
+        1 => FilterType::Lanczos3,
+        2 => FilterType::Triangle,
+        3 => FilterType::CatmullRom,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "unsupported resample code {other} (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic)"
+            )))
+        }
+    })
+}
+
+/// How to resize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resample {
+    /// Antialiased bilinear exactly as Pillow / torchvision compute it on 8-bit images (what
+    /// transformers' image processors use): see [`resize_bilinear_aa`].
+    Bilinear,
+    /// Any other filter, through the `image` crate.
+    Other(FilterType),
+}
+
+impl Resample {
+    /// From PIL resampling codes, as stored in `preprocessor_config.json`.
+    pub fn from_pil(code: u32) -> Result<Resample> {
+        Ok(match code {
+            2 => Resample::Bilinear,
+            c => Resample::Other(filter_from_pil(c)?),
+        })
+    }
+}
+
+/// Fixed-point precision of the resampling weights (Pillow's PRECISION_BITS).
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Per output index: first input index and fixed-point weights of the triangle filter, whose
+/// support widens by the downscale factor (antialiasing), as Pillow's `precompute_coeffs`.
+fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i64>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // bilinear support is 1
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let mut w: Vec<f64> = (xmin..xmax)
+                .map(|x| {
+                    let t = ((x as f64 - center + 0.5) * ss).abs();
+                    if t < 1.0 {
+                        1.0 - t
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let total: f64 = w.iter().sum();
+            if total != 0.0 {
+                w.iter_mut().for_each(|v| *v /= total);
+            }
+            let fixed = w
+                .iter()
+                .map(|&v| {
+                    let f = v * (1u64 << PRECISION_BITS) as f64;
+                    (if f < 0.0 { f - 0.5 } else { f + 0.5 }) as i64
+                })
+                .collect();
+            (xmin, fixed)
+        })
+        .collect()
+}
+
+fn clip8(acc: i64) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Antialiased bilinear resize with Pillow's algorithm (`ImagingResample`): separable triangle
+/// filter scaled by the downscale factor, horizontal pass then vertical, fixed-point weights and
+/// 8-bit rounding between the passes. torchvision's uint8 antialias kernel (used by
+/// transformers' image processors) ports the same algorithm; the `image` crate's Triangle filter
+/// differs by up to 2 levels, too much for pixel parity.
+pub fn resize_bilinear_aa(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    let (in_w, in_h) = img.dimensions();
+    let src = img.as_raw();
+    let half = 1i64 << (PRECISION_BITS - 1);
+    // Horizontal pass.
+    let tmp = if out_w != in_w {
+        let cx = coeffs(in_w as usize, out_w as usize);
+        let mut t = vec![0u8; (out_w * in_h * 3) as usize];
+        for y in 0..in_h as usize {
+            for (xx, (xmin, k)) in cx.iter().enumerate() {
+                for c in 0..3 {
+                    let mut acc = half;
+                    for (i, &w) in k.iter().enumerate() {
+                        acc += src[(y * in_w as usize + xmin + i) * 3 + c] as i64 * w;
+                    }
+                    t[(y * out_w as usize + xx) * 3 + c] = clip8(acc);
+                }
+            }
+        }
+        t
+    } else {
+        src.clone()
+    };
+    // Vertical pass.
+    let out = if out_h != in_h {
+        let cy = coeffs(in_h as usize, out_h as usize);
+        let mut o = vec![0u8; (out_w * out_h * 3) as usize];
+        for (yy, (ymin, k)) in cy.iter().enumerate() {
+            for x in 0..(out_w * 3) as usize {
+                let mut acc = half;
+                for (i, &w) in k.iter().enumerate() {
+                    acc += tmp[(ymin + i) * (out_w * 3) as usize + x] as i64 * w;
+                }
+                o[yy * (out_w * 3) as usize + x] = clip8(acc);
+            }
+        }
+        o
+    } else {
+        tmp
+    };
+    RgbImage::from_raw(out_w, out_h, out).expect("buffer size matches")
+}
+
+/// Resizes (if asked), then `(x * rescale - mean) / std` per channel, as CHW f32.
+pub fn to_chw(
+    img: &RgbImage,
+    resize: Option<(u32, u32, Resample)>,
+    rescale: f32,
+    mean: [f32; 3],
+    std: [f32; 3],
+) -> Vec<f32> {
+    let resized;
+    let img = match resize {
+        Some((w, h, f)) if (w, h) != img.dimensions() => {
+            resized = match f {
+                Resample::Bilinear => resize_bilinear_aa(img, w, h),
+                Resample::Other(f) => image::imageops::resize(img, w, h, f),
+            };
+            &resized
+        }
+        _ => img,
+    };
+    let (w, h) = img.dimensions();
+    let plane = (w * h) as usize;
+    let mut out = vec![0.0f32; 3 * plane];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (px[c] as f32 * rescale - mean[c]) / std[c];
+        }
+    }
+    out
+}

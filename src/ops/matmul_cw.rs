@@ -1,0 +1,267 @@
+//! The texture-tiled matmul kernels for CPU-backed adapters (lavapipe): B packing, generated
+//! unrolled loop bodies, and lowering (`matmul_pack_a` + `matmul_cw`, or `matmul_gemv` for one
+//! row). See shaders/matmul_cw.wgsl for the design and why it is fast there.
+
+use super::{groups_for, Act, Params};
+use crate::device::{Device, TexFormat};
+use crate::error::{Error, Result};
+use crate::graph::{Arg, Lower, Packed, PackedChunk, Resource, ValueId};
+use crate::tensor::Tensor;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// Columns covered by one workgroup (8 lanes x 2 vec4).
+const BLOCK_COLS: usize = 64;
+
+/// Geometry of a packed B texture.
+#[derive(Clone, Copy, Debug)]
+pub struct BLayout {
+    pub k: usize,
+    pub n: usize,
+    /// Rows of k per texture row block.
+    pub kt: usize,
+    /// Texture rows per column block (Kpad / kt).
+    pub kb: usize,
+    /// Column blocks of 64.
+    pub nb: usize,
+}
+
+impl BLayout {
+    pub fn new(k: usize, n: usize, max_dim: usize) -> Option<BLayout> {
+        let nb = n.div_ceil(BLOCK_COLS);
+        let mut kt = 64;
+        while nb * k.div_ceil(kt) > max_dim {
+            kt *= 2;
+        }
+        if kt * 16 > max_dim {
+            return None;
+        }
+        Some(BLayout {
+            k,
+            n,
+            kt,
+            kb: k.div_ceil(kt),
+            nb,
+        })
+    }
+    pub fn width(&self) -> usize {
+        self.kt * 16
+    }
+    pub fn height(&self) -> usize {
+        self.nb * self.kb
+    }
+}
+
+/// Whether the texture kernels can run this problem on this device.
+pub fn supported(device: &Device, m: usize, k: usize, n: usize) -> bool {
+    let max = device.limits().max_texture_dimension_2d as usize;
+    let info = device.adapter_info();
+    device.has_subgroups()
+        && info.subgroup_min_size >= 8
+        && 8 * k.div_ceil(4) <= max
+        && m.div_ceil(8) <= max
+        && BLayout::new(k, n, max).is_some()
+}
+
+/// Packs B ([K, N], or [N, K] when `trans`) into the tiled rgba32float texture.
+pub fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Result<Packed> {
+    let s = t.shape();
+    let (k, n) = if trans { (s[1], s[0]) } else { (s[0], s[1]) };
+    let max = dev.limits().max_texture_dimension_2d as usize;
+    let l = BLayout::new(k, n, max).ok_or_else(|| Error::Limit {
+        what: format!("texture layout of weight '{name}' ({k}x{n})"),
+        needed: (k * n) as u64,
+        limit: max as u64,
+        limit_name: "max_texture_dimension_2d",
+    })?;
+    let w = t.f32_cow();
+    let (width, height) = (l.width(), l.height());
+    let mut buf = vec![0.0f32; width * height * 4];
+    for kk in 0..k {
+        for col in 0..n {
+            let v = if trans { w[col * k + kk] } else { w[kk * n + col] };
+            let g = col / 4;
+            let (blk, c, lane) = (g / 16, (g % 16) / 8, g % 8);
+            let x = (kk % l.kt) * 16 + c * 8 + lane;
+            let y = blk * l.kb + kk / l.kt;
+            buf[(y * width + x) * 4 + col % 4] = v;
+        }
+    }
+    let (texture, view) = dev.upload_texture(
+        name,
+        width as u32,
+        height as u32,
+        TexFormat::Rgba32Float,
+        bytemuck::cast_slice(&buf),
+    )?;
+    Ok(Packed {
+        chunks: vec![PackedChunk {
+            resource: Resource::Texture {
+                texture,
+                view,
+                format: TexFormat::Rgba32Float,
+            },
+            meta: [l.kt as u32, l.kb as u32, l.nb as u32, 0],
+        }],
+    })
+}
+
+const LANES: [&str; 4] = ["x", "y", "z", "w"];
+
+/// Generated parts of matmul_cw.wgsl for `r` rows per workgroup (a multiple of 8).
+pub fn cw_defines(r: usize) -> Vec<(&'static str, String)> {
+    let groups = r / 8;
+    let mut setup = String::new();
+    for g in 0..groups {
+        let _ = writeln!(setup, "    let ay{g} = min(i32(m0 / 8u) + {g}, ymax);");
+    }
+    let mut accs = String::new();
+    for row in 0..r {
+        let _ = writeln!(accs, "    var acc{row}_0 = vec4<f32>(0.0);\n    var acc{row}_1 = vec4<f32>(0.0);");
+    }
+    let mut body = String::new();
+    for kk in 0..4 {
+        for c in 0..2 {
+            let _ = writeln!(
+                body,
+                "        let b{kk}_{c} = textureLoad(bt, vec2<i32>(bx + {}, by));",
+                kk * 16 + c * 8
+            );
+        }
+    }
+    for g in 0..groups {
+        let _ = writeln!(body, "        let av{g} = textureLoad(at, vec2<i32>(ax, ay{g}));");
+    }
+    for row in 0..r {
+        let (g, l) = (row / 8, row % 8);
+        for (kk, lane) in LANES.iter().enumerate() {
+            let _ = writeln!(
+                body,
+                "        {{ let a = vec4<f32>(subgroupBroadcast(av{g}.{lane}, {l}u)); acc{row}_0 = fma(a, b{kk}_0, acc{row}_0); acc{row}_1 = fma(a, b{kk}_1, acc{row}_1); }}"
+            );
+        }
+    }
+    let mut stores = String::new();
+    for row in 0..r {
+        let _ = writeln!(
+            stores,
+            "    store(m0 + {row}u, g0, acc{row}_0);\n    store(m0 + {row}u, g0 + 8u, acc{row}_1);"
+        );
+    }
+    vec![
+        ("R", r.to_string()),
+        ("SETUP", setup),
+        ("ACCS", accs),
+        ("BODY", body),
+        ("STORES", stores),
+    ]
+}
+
+/// Generated loop body of matmul_gemv.wgsl: 8 chunks of 4 k.
+pub fn gemv_defines() -> Vec<(&'static str, String)> {
+    let mut body = String::new();
+    for j in 0..8 {
+        let _ = writeln!(body, "        if (q0 + {j}u < kq) {{");
+        let _ = writeln!(body, "            let k = (q0 + {j}u) * 4u;");
+        let _ = writeln!(body, "            let bx = i32((k % p.kt) * 16u + lid);");
+        let _ = writeln!(body, "            let by = i32(by0 + k / p.kt);");
+        for (kk, lane) in LANES.iter().enumerate() {
+            let _ = writeln!(
+                body,
+                "            {{ let a = vec4<f32>(subgroupBroadcast(al.{lane}, {j}u)); \
+                 acc0 = fma(a, textureLoad(bt, vec2<i32>(bx + {}, by)), acc0); \
+                 acc1 = fma(a, textureLoad(bt, vec2<i32>(bx + {}, by)), acc1); }}",
+                kk * 16,
+                kk * 16 + 8
+            );
+        }
+        let _ = writeln!(body, "        }}");
+    }
+    vec![("BODY", body)]
+}
+
+/// Rows per workgroup for `m` rows.
+fn rows_for(m: usize) -> usize {
+    if m >= 32 {
+        32
+    } else if m > 8 {
+        16
+    } else {
+        8
+    }
+}
+
+/// Emits the dispatches for C[m, n] = epilogue(A[m, k] · B) with B packed by [`pack_b`].
+#[allow(clippy::too_many_arguments)]
+pub fn lower(
+    cx: &mut Lower<'_>,
+    a: ValueId,
+    packed: Arc<Packed>,
+    bias: Option<ValueId>,
+    res: Option<ValueId>,
+    out: ValueId,
+    act: Act,
+    (m, k, n): (usize, usize, usize),
+) -> Result<()> {
+    let meta = packed.chunks[0].meta;
+    let (kt, kb, nb) = (meta[0], meta[1], meta[2]);
+    let params = Params::new()
+        .u32(m as u32)
+        .u32(n as u32)
+        .u32(k as u32)
+        .u32(kt)
+        .u32(kb)
+        .u32(act.code())
+        .u32(bias.is_some() as u32)
+        .u32(res.is_some() as u32);
+    let bias_v = bias.unwrap_or(a);
+    let res_v = res.unwrap_or(a);
+    if m == 1 {
+        return cx.dispatch(
+            "matmul_gemv.wgsl",
+            &gemv_defines(),
+            vec![
+                Arg::Read(a),
+                Arg::Packed(packed, 0),
+                Arg::Read(bias_v),
+                Arg::Read(res_v),
+                Arg::Write(out),
+                params.arg(),
+            ],
+            [m as u32, nb, 1],
+        );
+    }
+    let kq = k.div_ceil(4);
+    let rows8 = m.div_ceil(8) * 8;
+    let tex = cx.scratch_texture((8 * kq) as u32, (rows8 / 8) as u32, TexFormat::Rgba32Float)?;
+    let groups = groups_for(cx, kq * rows8, 64);
+    cx.dispatch(
+        "matmul_pack_a.wgsl",
+        &[],
+        vec![
+            Arg::Read(a),
+            Arg::ScratchTexture { id: tex, write: true },
+            Params::new()
+                .u32(m as u32)
+                .u32(k as u32)
+                .u32(kq as u32)
+                .u32(rows8 as u32)
+                .arg(),
+        ],
+        groups,
+    )?;
+    let r = rows_for(m);
+    cx.dispatch(
+        "matmul_cw.wgsl",
+        &cw_defines(r),
+        vec![
+            Arg::ScratchTexture { id: tex, write: false },
+            Arg::Packed(packed, 0),
+            Arg::Read(bias_v),
+            Arg::Read(res_v),
+            Arg::Write(out),
+            params.arg(),
+        ],
+        [m.div_ceil(r) as u32, nb, 1],
+    )
+}

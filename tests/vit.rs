@@ -1,0 +1,187 @@
+//! ViT vs transformers on the committed fixtures (GPU and CPU), preprocessing vs transformers'
+//! image processor, and image decoding errors.
+
+mod common;
+use common::{compare, device, record};
+use std::path::{Path, PathBuf};
+use wgpu_infer::imageio::{load_rgb, resize_bilinear_aa};
+use wgpu_infer::models::vit::Vit;
+use wgpu_infer::weights::Weights;
+use image::ImageEncoder;
+use wgpu_infer::{Backend, Tensor};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit").join(name)
+}
+
+fn assets() -> PathBuf {
+    let base = std::env::var_os("WGPU_INFER_MODELS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
+    });
+    let a = base.join("assets");
+    assert!(
+        a.join("bus.jpg").is_file(),
+        "sample images not found in {}: run `bash tools/fetch_assets.sh`",
+        a.display()
+    );
+    a
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgpu-infer-vit-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn tiny_cls_logits_match_transformers() {
+    let r = Weights::open(fixture("tiny_cls/reference.safetensors")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("tiny_cls/reference.json")).unwrap()).unwrap();
+    for backend in [Backend::Gpu(device()), Backend::Cpu] {
+        let m = Vit::load(backend.clone(), fixture("tiny_cls")).unwrap();
+        assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+        let label = format!("vit tiny_cls {}", backend.name());
+        let mut worst = 0.0f64;
+        for key in ["random", "bus"] {
+            let out = m.forward(&r.get(&format!("{key}.pixel_values")).unwrap()).unwrap();
+            let (a, _) = compare(&format!("{label} {key}"), out.logits.as_ref().unwrap(), &r.get(&format!("{key}.logits")).unwrap(), 1e-4, 0.0);
+            worst = worst.max(a);
+        }
+        record("vit logits", &label, worst, 0.0);
+        // End to end from the JPEG: same top-5 labels in the same order as transformers.
+        let top = m.classify(&[assets().join("bus.jpg")], 5).unwrap();
+        let want: Vec<usize> = meta["bus_top5"].as_array().unwrap().iter().map(|p| p["index"].as_u64().unwrap() as usize).collect();
+        let got: Vec<usize> = top[0].iter().map(|p| p.index).collect();
+        assert_eq!(got, want, "{label}: top-5 on bus.jpg");
+        for (p, w) in top[0].iter().zip(meta["bus_top5"].as_array().unwrap()) {
+            assert_eq!(p.label, w["label"].as_str().unwrap());
+            let ds = (p.score as f64 - w["score"].as_f64().unwrap()).abs();
+            assert!(ds < 2e-2, "{label}: score of {} differs by {ds}", p.label);
+        }
+    }
+    common::print_table_for("vit logits");
+}
+
+#[test]
+fn tiny_bare_embeddings_match_transformers() {
+    let r = Weights::open(fixture("tiny_bare/reference.safetensors")).unwrap();
+    for backend in [Backend::Gpu(device()), Backend::Cpu] {
+        let m = Vit::load(backend.clone(), fixture("tiny_bare")).unwrap();
+        let out = m.forward(&r.get("random.pixel_values").unwrap()).unwrap();
+        assert!(out.logits.is_none());
+        let (a, _) = compare("vit bare hidden", &out.last_hidden_state, &r.get("random.last_hidden_state").unwrap(), 1e-4, 0.0);
+        let (b, _) = compare("vit bare pooler", out.pooler_output.as_ref().unwrap(), &r.get("random.pooler_output").unwrap(), 1e-4, 0.0);
+        record("vit logits", &format!("vit tiny_bare {}", backend.name()), a.max(b), 0.0);
+        let e = m.classify(&[assets().join("bus.jpg")], 5).unwrap_err().to_string();
+        assert!(e.contains("no classifier"), "{e}");
+        let emb = m.embed(&[assets().join("bus.jpg")]).unwrap();
+        assert_eq!(emb[0].len(), 64);
+    }
+}
+
+fn levels(img: &image::RgbImage) -> Vec<u8> {
+    // CHW order, like the fixture.
+    let (w, h) = img.dimensions();
+    let mut out = vec![0u8; (3 * w * h) as usize];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * (w * h) as usize + i] = px[c];
+        }
+    }
+    out
+}
+
+fn max_level_diff(a: &[u8], b: &[u8]) -> u8 {
+    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap()
+}
+
+/// Resize + rescale + normalize match transformers' ViTImageProcessor (torchvision antialiased
+/// bilinear on 8-bit images): on identical decoded pixels (a PNG) within one 8-bit level, i.e.
+/// 1/255 in [0, 1] intensity units (2/255 in normalized pixel_values); from the JPEG, where
+/// zune-jpeg and libjpeg-turbo decode differently, within two levels (2/255 intensity).
+#[test]
+fn preprocessing_matches_the_image_processor() {
+    let r = Weights::open(fixture("preprocess_224.safetensors")).unwrap();
+    let want_crop = r.get_u32("crop.levels").unwrap();
+    let want_crop: Vec<u8> = want_crop.as_u32().unwrap().iter().map(|&v| v as u8).collect();
+    let crop = load_rgb(&fixture("bus_crop.png")).unwrap();
+    let d = max_level_diff(&levels(&resize_bilinear_aa(&crop, 224, 224)), &want_crop);
+    println!("PARITY preprocess png: max {d} level(s)");
+    assert!(d <= 1, "resize differs from torchvision by {d} levels");
+
+    let want_jpeg = r.get_u32("jpeg.levels").unwrap();
+    let want_jpeg: Vec<u8> = want_jpeg.as_u32().unwrap().iter().map(|&v| v as u8).collect();
+    let bus = load_rgb(&assets().join("bus.jpg")).unwrap();
+    let d = max_level_diff(&levels(&resize_bilinear_aa(&bus, 224, 224)), &want_jpeg);
+    println!("PARITY preprocess jpeg: max {d} level(s)");
+    assert!(d <= 2, "JPEG + resize differs from PIL + torchvision by {d} levels");
+
+    // The normalized tensor is (level / 255 - 0.5) / 0.5.
+    let m = Vit::load(Backend::Cpu, fixture("tiny_cls")).unwrap();
+    let pv = m.preprocess_rgb(&crop).unwrap();
+    let small = levels(&resize_bilinear_aa(&crop, 48, 48));
+    let expect: Vec<f32> = small.iter().map(|&l| (l as f32 / 255.0 - 0.5) / 0.5).collect();
+    compare("normalize", &pv, &Tensor::from_f32(&[3, 48, 48], expect).unwrap(), 1e-6, 0.0);
+}
+
+#[test]
+fn decodes_png_webp_jpeg_and_rejects_bad_images() {
+    let dir = scratch("img");
+    let crop = load_rgb(&fixture("bus_crop.png")).unwrap();
+    // Lossless WebP round trip gives the same pixels.
+    let webp = dir.join("crop.webp");
+    crop.save_with_format(&webp, image::ImageFormat::WebP).unwrap();
+    assert_eq!(load_rgb(&webp).unwrap(), crop);
+    // A grayscale PNG and an RGBA PNG become RGB.
+    let gray = image::GrayImage::from_fn(5, 3, |x, y| image::Luma([(x * 40 + y) as u8]));
+    let gp = dir.join("gray.png");
+    gray.save(&gp).unwrap();
+    let g = load_rgb(&gp).unwrap();
+    assert_eq!(g.dimensions(), (5, 3));
+    assert_eq!(g.get_pixel(2, 1).0, [81, 81, 81]);
+    // A 1x1 image is fine.
+    let one = dir.join("one.png");
+    image::RgbImage::from_pixel(1, 1, image::Rgb([10, 20, 30])).save(&one).unwrap();
+    let m = Vit::load(Backend::Cpu, fixture("tiny_cls")).unwrap();
+    assert_eq!(m.classify(&[&one], 3).unwrap()[0].len(), 3);
+
+    let not_image = dir.join("notes.txt");
+    std::fs::write(&not_image, "this is not an image").unwrap();
+    let e = load_rgb(&not_image).unwrap_err().to_string();
+    assert!(e.contains("notes.txt") && e.contains("not a recognised image format"), "{e}");
+
+    let jpeg = std::fs::read(assets().join("bus.jpg")).unwrap();
+    let trunc = dir.join("truncated.jpg");
+    std::fs::write(&trunc, &jpeg[..jpeg.len() / 3]).unwrap();
+    let e = load_rgb(&trunc).unwrap_err().to_string();
+    assert!(e.contains("truncated.jpg") && e.contains("cannot decode"), "{e}");
+
+    // A PNG header declaring 50000 x 50000 pixels: refused from the header, nothing allocated.
+    let huge = dir.join("huge.png");
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&[0u8; 3], 1, 1, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    png[16..20].copy_from_slice(&50000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&50000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]); // IHDR chunk type + data
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(&huge, &png).unwrap();
+    let e = load_rgb(&huge).unwrap_err().to_string();
+    assert!(e.contains("too large"), "{e}");
+
+    let e = load_rgb(&dir.join("missing.jpg")).unwrap_err().to_string();
+    assert!(e.contains("missing.jpg"), "{e}");
+}
+
+/// CRC-32 (IEEE) as PNG chunks use it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
