@@ -1,5 +1,6 @@
 //! Subcommands of the `wgpu-infer` binary.
 
+mod classify;
 mod embed;
 mod generate;
 mod info;
@@ -22,6 +23,8 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Text generation with a GPT-2 folder (streams text; --json for one object at the end).
     Generate(generate::GenerateArgs),
+    /// Image classification with a ViT folder: top-k labels per image, as JSON.
+    Classify(classify::ClassifyArgs),
 }
 
 /// Where to run: the GPU (wgpu adapter) or the CPU reference kernels.
@@ -43,5 +46,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Classify(a) => classify::run(a),
     }
 }

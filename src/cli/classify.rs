@@ -1,0 +1,43 @@
+use super::{backend, BackendKind};
+use clap::Args;
+use std::path::PathBuf;
+use wgpu_infer::models::vit::{Prediction, Vit};
+use wgpu_infer::Result;
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    /// HuggingFace ViT folder (config.json, model.safetensors, preprocessor_config.json).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    #[arg(long, value_enum, default_value = "gpu")]
+    backend: BackendKind,
+    /// Image files (JPEG, PNG, WebP, ...), classified in one batch.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+pub fn run(args: ClassifyArgs) -> Result<()> {
+    let model = Vit::load(backend(args.backend)?, &args.model)?;
+    for w in model.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let top = model.classify(&args.images, args.top_k.min(model.labels().len().max(1)))?;
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        image: String,
+        top: &'a [Prediction],
+    }
+    let out: Vec<Out> = args
+        .images
+        .iter()
+        .zip(&top)
+        .map(|(p, t)| Out {
+            image: p.display().to_string(),
+            top: t,
+        })
+        .collect();
+    println!("{}", serde_json::to_string(&out).expect("plain data"));
+    Ok(())
+}
