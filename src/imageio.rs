@@ -239,3 +239,62 @@ pub fn to_chw(
     }
     out
 }
+
+/// OpenCV's `cv2.resize(..., interpolation=INTER_LINEAR)` on 8-bit images, as ultralytics'
+/// letterbox uses it: bilinear with half-pixel centres and no antialiasing, 11-bit fixed-point
+/// weights (`INTER_RESIZE_COEF_BITS`), a horizontal pass into 32-bit sums and the vectorised
+/// vertical pass' rounding (`((b0*(S0>>4))>>16 + (b1*(S1>>4))>>16 + 2) >> 2`).
+pub fn resize_bilinear_cv2(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    const BITS: u32 = 11;
+    const SCALE: f32 = (1 << BITS) as f32;
+    let (in_w, in_h) = img.dimensions();
+    let src = img.as_raw();
+    // Per output index: source index and the two 11-bit weights (the second source index is
+    // clamped at the border, where its weight is 0).
+    let table = |in_size: u32, out_size: u32| -> Vec<(usize, i32, i32)> {
+        let scale = in_size as f64 / out_size as f64;
+        (0..out_size)
+            .map(|d| {
+                let mut f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+                let mut s = f.floor() as i64;
+                f -= s as f32;
+                if s < 0 {
+                    f = 0.0;
+                    s = 0;
+                }
+                if s >= in_size as i64 - 1 {
+                    f = 0.0;
+                    s = in_size as i64 - 1;
+                }
+                let w0 = ((1.0 - f) * SCALE).round() as i32;
+                let w1 = (f * SCALE).round() as i32;
+                (s as usize, w0, w1)
+            })
+            .collect()
+    };
+    let tx = table(in_w, out_w);
+    let ty = table(in_h, out_h);
+    let row_h = |y: usize| -> Vec<i32> {
+        let mut h = vec![0i32; out_w as usize * 3];
+        for (dx, &(sx, w0, w1)) in tx.iter().enumerate() {
+            let sx1 = (sx + 1).min(in_w as usize - 1);
+            for c in 0..3 {
+                let a = src[(y * in_w as usize + sx) * 3 + c] as i32;
+                let b = src[(y * in_w as usize + sx1) * 3 + c] as i32;
+                h[dx * 3 + c] = a * w0 + b * w1;
+            }
+        }
+        h
+    };
+    let mut out = vec![0u8; (out_w * out_h * 3) as usize];
+    for (dy, &(sy, b0, b1)) in ty.iter().enumerate() {
+        let sy1 = (sy + 1).min(in_h as usize - 1);
+        let (h0, h1) = (row_h(sy), row_h(sy1));
+        for x in 0..h0.len() {
+            let t0 = (b0 * (h0[x] >> 4)) >> 16;
+            let t1 = (b1 * (h1[x] >> 4)) >> 16;
+            out[dy * h0.len() + x] = ((t0 + t1 + 2) >> 2).clamp(0, 255) as u8;
+        }
+    }
+    RgbImage::from_raw(out_w, out_h, out).expect("buffer size matches")
+}

@@ -45,6 +45,7 @@ shaders!(
     "maxpool2d.wgsl",
     "upsample.wgsl",
     "kv_write.wgsl",
+    "yolo_decode.wgsl",
     "fma_peak.wgsl",
 );
 

@@ -4,10 +4,12 @@ pub mod bert;
 pub mod gpt2;
 pub mod sampling;
 pub mod vit;
+pub mod yolo;
 
 pub use bert::Bert;
 pub use gpt2::Gpt2;
 pub use vit::Vit;
+pub use yolo::Yolo;
 
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;

@@ -141,7 +141,7 @@ impl Op for Conv2d {
                 let gi = o / og;
                 for oy in 0..g.ho {
                     for ox in 0..g.wo {
-                        let mut acc = 0.0f32;
+                        let mut acc = 0.0f64;
                         for ci in 0..cg {
                             let c = gi * cg + ci;
                             for ky in 0..g.kh {
@@ -160,11 +160,12 @@ impl Op for Conv2d {
                                     let xv = x[((b * g.c + c) * g.h + iy as usize) * g.w
                                         + ix as usize];
                                     let wv = wt[((o * cg + ci) * g.kh + ky) * g.kw + kx];
-                                    acc += xv * wv;
+                                    acc += xv as f64 * wv as f64;
                                 }
                             }
                         }
                         let yi = ((b * g.o + o) * g.ho + oy) * g.wo + ox;
+                        let mut acc = acc as f32;
                         if let Some(bias) = bias {
                             acc += bias[o];
                         }

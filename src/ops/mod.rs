@@ -22,6 +22,7 @@ pub mod permute;
 pub mod slice;
 pub mod softmax;
 pub mod upsample;
+pub mod yolo_decode;
 
 pub use activation::Act;
 pub use matmul::MatmulVariant;
