@@ -1,6 +1,7 @@
 //! Subcommands of the `wgpu-infer` binary.
 
 mod classify;
+mod detect;
 mod embed;
 mod generate;
 mod info;
@@ -25,6 +26,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Image classification with a ViT folder: top-k labels per image, as JSON.
     Classify(classify::ClassifyArgs),
+    /// Object detection with a YOLOv8 folder: boxes as JSON, optionally an annotated image.
+    Detect(detect::DetectArgs),
 }
 
 /// Where to run: the GPU (wgpu adapter) or the CPU reference kernels.
@@ -47,5 +50,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Embed(a) => embed::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
+        Command::Detect(a) => detect::run(a),
     }
 }
