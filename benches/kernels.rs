@@ -35,7 +35,15 @@ fn matmul_case(backend: &Backend, v: Option<MatmulVariant>, m: usize, k: usize, 
     let mut g = Graph::new();
     let a = g.input("a", &[m, k], DType::F32).unwrap();
     let w = g.constant_tensor("w", lcg_tensor(&[k, n], 7)).unwrap();
-    let c = g.node1(Matmul { variant: v, ..Default::default() }, &[a, w]).unwrap();
+    let c = g
+        .node1(
+            Matmul {
+                variant: v,
+                ..Default::default()
+            },
+            &[a, w],
+        )
+        .unwrap();
     g.output("c", c);
     let label = v.map_or("cpu-ref".to_string(), |v| v.name().to_string());
     Case {
@@ -84,14 +92,23 @@ fn median_secs(case: &mut Case, reps: usize) -> f64 {
 }
 
 fn main() {
-    let dev = Device::new().unwrap_or_else(|e| panic!("the kernel benchmarks need a GPU adapter: {e}"));
+    let dev =
+        Device::new().unwrap_or_else(|e| panic!("the kernel benchmarks need a GPU adapter: {e}"));
     let gpu = Backend::Gpu(dev.clone());
     let quick = std::env::var("WGPU_INFER_BENCH_QUICK").is_ok();
     let peak = wgpu_infer::peak::fma_peak_gflops(&dev, 5).unwrap();
-    println!("adapter: {} ({:?}); FMA peak {peak:.1} GFLOP/s", dev.adapter_info().name, dev.adapter_info().backend);
+    println!(
+        "adapter: {} ({:?}); FMA peak {peak:.1} GFLOP/s",
+        dev.adapter_info().name,
+        dev.adapter_info().backend
+    );
 
     let mut cases: Vec<Case> = Vec::new();
-    let shapes: &[(usize, usize, usize)] = if quick { &[(512, 512, 512)] } else { &[(1024, 1024, 1024), (2048, 384, 1536)] };
+    let shapes: &[(usize, usize, usize)] = if quick {
+        &[(512, 512, 512)]
+    } else {
+        &[(1024, 1024, 1024), (2048, 384, 1536)]
+    };
     for &(m, k, n) in shapes {
         for v in MatmulVariant::ALL {
             cases.push(matmul_case(&gpu, Some(v), m, k, n));
@@ -122,7 +139,10 @@ fn main() {
     c.final_summary();
 
     // Summary from one more timing pass in this same process, so every ratio is same-run.
-    println!("\n{:<36} {:>8} {:>12} {:>14} {:>9}", "kernel", "backend", "median ms", "throughput", "% peak");
+    println!(
+        "\n{:<36} {:>8} {:>12} {:>14} {:>9}",
+        "kernel", "backend", "median ms", "throughput", "% peak"
+    );
     for case in cases.iter_mut() {
         let s = median_secs(case, if quick { 3 } else { 5 });
         let rate = case.work / s / 1e9;
@@ -131,6 +151,12 @@ fn main() {
         } else {
             ("GB/s", "-".to_string())
         };
-        println!("{:<36} {:>8} {:>12.2} {:>8.2} {unit:<7} {pct:>7}", case.name, case.backend, s * 1e3, rate);
+        println!(
+            "{:<36} {:>8} {:>12.2} {:>8.2} {unit:<7} {pct:>7}",
+            case.name,
+            case.backend,
+            s * 1e3,
+            rate
+        );
     }
 }

@@ -10,9 +10,11 @@ use wgpu_infer::models::Bert;
 use wgpu_infer::{Backend, Device};
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("WGPU_INFER_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
-    })
+    std::env::var_os("WGPU_INFER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
+        })
 }
 
 fn sentences() -> Vec<String> {
@@ -40,16 +42,18 @@ fn minilm(c: &mut Criterion, dev: &Device) {
             let texts: Vec<&str> = sents[..batch].iter().map(|s| s.as_str()).collect();
             model.embed(&texts).unwrap();
             group.throughput(Throughput::Elements(batch as u64));
-            group.bench_function(BenchmarkId::new(format!("embed/{}", backend.name()), batch), |b| {
-                b.iter(|| model.embed(&texts).unwrap())
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("embed/{}", backend.name()), batch),
+                |b| b.iter(|| model.embed(&texts).unwrap()),
+            );
         }
     }
     group.finish();
 }
 
 fn main() {
-    let dev = Device::new().unwrap_or_else(|e| panic!("the model benchmarks need a GPU adapter: {e}"));
+    let dev =
+        Device::new().unwrap_or_else(|e| panic!("the model benchmarks need a GPU adapter: {e}"));
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(10)

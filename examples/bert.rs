@@ -9,9 +9,7 @@ use wgpu_infer::models::Bert;
 use wgpu_infer::Device;
 
 fn main() -> wgpu_infer::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .expect("usage: bert <model folder>");
+    let dir = std::env::args().nth(1).expect("usage: bert <model folder>");
 
     // Pick a GPU adapter and load the model folder (config, weights, tokenizer, pooling).
     let device = Device::new()?;
@@ -25,7 +23,11 @@ fn main() -> wgpu_infer::Result<()> {
     // One forward pass for the whole batch; vectors are L2-normalised for this model.
     let emb = model.embed(&sentences)?;
 
-    println!("{} dimensions on {}", model.dim(), device.adapter_info().name);
+    println!(
+        "{} dimensions on {}",
+        model.dim(),
+        device.adapter_info().name
+    );
     for i in 0..sentences.len() {
         for j in i + 1..sentences.len() {
             let cos: f32 = emb[i].iter().zip(&emb[j]).map(|(a, b)| a * b).sum();

@@ -11,7 +11,9 @@ use wgpu_infer::Device;
 fn main() -> wgpu_infer::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().expect("usage: gpt2 <model folder> [prompt]");
-    let prompt = args.next().unwrap_or_else(|| "Once upon a time".to_string());
+    let prompt = args
+        .next()
+        .unwrap_or_else(|| "Once upon a time".to_string());
 
     let model = Gpt2::from_pretrained(&Device::new()?, &dir)?;
     let opts = GenerateOptions {

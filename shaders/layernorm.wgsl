@@ -1,4 +1,5 @@
-// LayerNorm over the last axis: one workgroup per row; two-pass mean / variance.
+// LayerNorm over the last axis: one workgroup per row; two-pass mean / variance. Loops step
+// 4 elements per lane: lavapipe stops an invocation after 65535 loop iterations in total.
 //#default WG 64
 //#default RED tree
 const WG: u32 = {{WG}}u;
@@ -22,18 +23,36 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     let base = row * p.n;
     let nf = f32(p.n);
+    let step = 4u * WG;
+    let n4 = p.n / step * step;
     var s = 0.0;
-    for (var i = li; i < p.n; i = i + WG) {
+    for (var i = li; i < n4; i = i + step) {
+        s = s + (x[base + i] + x[base + i + WG]) + (x[base + i + 2u * WG] + x[base + i + 3u * WG]);
+    }
+    for (var i = n4 + li; i < p.n; i = i + WG) {
         s = s + x[base + i];
     }
     let mean = wg_sum(s, li) / nf;
     var v = 0.0;
-    for (var i = li; i < p.n; i = i + WG) {
+    for (var i = li; i < n4; i = i + step) {
+        let d0 = x[base + i] - mean;
+        let d1 = x[base + i + WG] - mean;
+        let d2 = x[base + i + 2u * WG] - mean;
+        let d3 = x[base + i + 3u * WG] - mean;
+        v = v + (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+    }
+    for (var i = n4 + li; i < p.n; i = i + WG) {
         let d = x[base + i] - mean;
         v = v + d * d;
     }
     let rstd = inverseSqrt(wg_sum(v, li) / nf + p.eps);
-    for (var i = li; i < p.n; i = i + WG) {
+    for (var i = li; i < n4; i = i + step) {
+        for (var u = 0u; u < 4u; u = u + 1u) {
+            let j = i + u * WG;
+            y[base + j] = (x[base + j] - mean) * rstd * gamma[j] + beta[j];
+        }
+    }
+    for (var i = n4 + li; i < p.n; i = i + WG) {
         y[base + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
     }
 }

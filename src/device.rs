@@ -137,7 +137,9 @@ impl Device {
     /// contains `WGPU_INFER_ADAPTER` (case-insensitive), and opens a device with the adapter's own
     /// limits and the features it has among SHADER_F16, SUBGROUP and TIMESTAMP_QUERY.
     pub fn new() -> Result<Device> {
-        let wanted = std::env::var("WGPU_INFER_ADAPTER").ok().filter(|s| !s.is_empty());
+        let wanted = std::env::var("WGPU_INFER_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
         Self::with_adapter(wanted.as_deref())
     }
 
@@ -490,7 +492,12 @@ impl Device {
     }
 
     /// Creates a storage buffer holding `bytes` (padded to 4 bytes).
-    pub(crate) fn upload(&self, label: &str, bytes: &[u8], extra: wgpu::BufferUsages) -> wgpu::Buffer {
+    pub(crate) fn upload(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        extra: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
         let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
         let buf = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),

@@ -22,7 +22,9 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
     if reader.format().is_none() {
-        return Err(err("not a recognised image format (JPEG, PNG, WebP, GIF, BMP, ...)".into()));
+        return Err(err(
+            "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, ...)".into(),
+        ));
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -66,20 +68,25 @@ fn decode_jpeg(path: &Path, w: u32, h: u32) -> Result<RgbImage> {
             .set_max_height(MAX_SIDE as usize)
             .jpeg_set_out_colorspace(ColorSpace::RGB)
     };
-    let pixels = match zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&bytes), opts(true)).decode() {
-        Ok(p) => p,
-        Err(e) => {
-            let msg = e.to_string();
-            let lower = msg.to_lowercase();
-            if lower.contains("premature end") || lower.contains("exhausted") || lower.contains("no more bytes") {
-                return Err(err(format!("cannot decode: truncated JPEG ({msg})")));
+    let pixels =
+        match zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&bytes), opts(true)).decode() {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = e.to_string();
+                let lower = msg.to_lowercase();
+                if lower.contains("premature end")
+                    || lower.contains("exhausted")
+                    || lower.contains("no more bytes")
+                {
+                    return Err(err(format!("cannot decode: truncated JPEG ({msg})")));
+                }
+                zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&bytes), opts(false))
+                    .decode()
+                    .map_err(|e| err(format!("cannot decode: {e}")))?
             }
-            zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&bytes), opts(false))
-                .decode()
-                .map_err(|e| err(format!("cannot decode: {e}")))?
-        }
-    };
-    RgbImage::from_raw(w, h, pixels).ok_or_else(|| err("cannot decode: unexpected pixel count".into()))
+        };
+    RgbImage::from_raw(w, h, pixels)
+        .ok_or_else(|| err("cannot decode: unexpected pixel count".into()))
 }
 
 /// PIL resampling codes (as stored in `preprocessor_config.json`) to `image` filters.

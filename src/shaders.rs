@@ -41,6 +41,7 @@ shaders!(
     "matmul_pack_a.wgsl",
     "matmul_gemv.wgsl",
     "attention.wgsl",
+    "attention_keys.wgsl",
     "conv2d.wgsl",
     "maxpool2d.wgsl",
     "upsample.wgsl",
@@ -108,7 +109,12 @@ fn substitute(line: &str, vars: &[(String, String)]) -> String {
     l
 }
 
-fn expand(name: &str, out: &mut String, vars: &mut Vec<(String, String)>, depth: usize) -> Result<()> {
+fn expand(
+    name: &str,
+    out: &mut String,
+    vars: &mut Vec<(String, String)>,
+    depth: usize,
+) -> Result<()> {
     if depth > 4 {
         return Err(Error::Shader {
             name: name.into(),
@@ -182,7 +188,8 @@ pub fn validate(name: &str, src: &str) -> Result<naga::Module> {
         name: name.into(),
         msg: e.emit_to_string(src),
     })?;
-    let caps = Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER | Capabilities::SHADER_FLOAT16;
+    let caps =
+        Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER | Capabilities::SHADER_FLOAT16;
     Validator::new(ValidationFlags::all(), caps)
         .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
         .subgroup_operations(naga::valid::SubgroupOperationSet::all())

@@ -184,7 +184,9 @@ impl Tensor {
         let dt = self.dtype();
         match self.data_mut() {
             Data::F32(v) => Ok(v),
-            _ => Err(Error::InvalidArgument(format!("expected an f32 tensor, got {dt}"))),
+            _ => Err(Error::InvalidArgument(format!(
+                "expected an f32 tensor, got {dt}"
+            ))),
         }
     }
 

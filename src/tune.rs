@@ -101,7 +101,13 @@ fn matmul_class(m: usize) -> (&'static str, usize) {
 }
 
 /// Default when not measuring: CPU-backed adapters want the register kernel.
-fn default_variant(device: &Device, m: usize, k: usize, n: usize, constant_b: bool) -> MatmulVariant {
+fn default_variant(
+    device: &Device,
+    m: usize,
+    k: usize,
+    n: usize,
+    constant_b: bool,
+) -> MatmulVariant {
     if !device.is_cpu() {
         MatmulVariant::Tiled
     } else if MatmulVariant::Texture.supports(device, m, k, n, constant_b) {
@@ -130,7 +136,15 @@ pub fn matmul_variant(
     // The candidate set is part of the key: adding a kernel invalidates old choices.
     let candidates: Vec<&str> = MatmulVariant::ALL
         .iter()
-        .filter(|v| v.supports(device, rep_m, k.clamp(64, 512), n.clamp(64, 512), constant_b))
+        .filter(|v| {
+            v.supports(
+                device,
+                rep_m,
+                k.clamp(64, 512),
+                n.clamp(64, 512),
+                constant_b,
+            )
+        })
         .map(|v| v.name())
         .collect();
     let key = format!(
@@ -197,7 +211,11 @@ fn time_matmul(
     g.output("c", c);
     let mut plan = Backend::Gpu(device.clone()).compile(Arc::new(g), &[])?;
     let at = Tensor::from_f32(&[m, k], vec![0.25; m * k])?;
-    let feeds: Vec<&Tensor> = if constant_b { vec![&at] } else { vec![&at, &bt] };
+    let feeds: Vec<&Tensor> = if constant_b {
+        vec![&at]
+    } else {
+        vec![&at, &bt]
+    };
     plan.run(&feeds)?;
     let mut times = Vec::new();
     for _ in 0..3 {
@@ -216,5 +234,8 @@ pub fn tuned_choices(device: &Device) -> Vec<(String, String)> {
 
 /// Where the cache file lives, for messages.
 pub fn cache_path_display() -> String {
-    cache_file().map_or_else(|| "(no cache directory)".into(), |p| p.display().to_string())
+    cache_file().map_or_else(
+        || "(no cache directory)".into(),
+        |p| p.display().to_string(),
+    )
 }

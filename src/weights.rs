@@ -43,12 +43,11 @@ impl Weights {
         // SAFETY: the map is read-only; a file truncated underneath us is outside our contract,
         // like for every mmap-based loader.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-        let (n, meta) = safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| {
-            Error::Weights {
+        let (n, meta) =
+            safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| Error::Weights {
                 path: path.clone(),
                 msg: format!("not a valid safetensors file: {}", describe(&e)),
-            }
-        })?;
+            })?;
         Ok(Weights {
             path,
             mmap,
@@ -219,8 +218,14 @@ impl Weights {
         let bytes = &self.mmap[self.data_start + s..self.data_start + e];
         let wide: Vec<i64> = match info.dtype {
             Dtype::I64 => bytemuck::pod_collect_to_vec(bytes),
-            Dtype::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(bytes).into_iter().map(i64::from).collect(),
-            Dtype::U32 => bytemuck::pod_collect_to_vec::<u8, u32>(bytes).into_iter().map(i64::from).collect(),
+            Dtype::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(bytes)
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+            Dtype::U32 => bytemuck::pod_collect_to_vec::<u8, u32>(bytes)
+                .into_iter()
+                .map(i64::from)
+                .collect(),
             Dtype::U8 => bytes.iter().map(|&b| b as i64).collect(),
             other => {
                 return Err(Error::Weights {
@@ -238,14 +243,21 @@ impl Weights {
                 msg: format!("tensor '{stored}' holds values outside u32"),
             })?;
         self.read.lock().unwrap().insert(stored);
-        let shape = if info.shape.is_empty() { vec![1] } else { info.shape.clone() };
+        let shape = if info.shape.is_empty() {
+            vec![1]
+        } else {
+            info.shape.clone()
+        };
         Tensor::from_u32(&shape, v)
     }
 
     /// Tensors never read so far (for "unexpected tensor" warnings).
     pub fn unread(&self) -> Vec<String> {
         let read = self.read.lock().unwrap();
-        self.names().into_iter().filter(|n| !read.contains(n)).collect()
+        self.names()
+            .into_iter()
+            .filter(|n| !read.contains(n))
+            .collect()
     }
 }
 

@@ -8,7 +8,9 @@ use wgpu_infer::weights::Weights;
 use wgpu_infer::{Backend, Tensor};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bert")
+        .join(name)
 }
 
 fn backends() -> Vec<Backend> {
@@ -22,17 +24,32 @@ fn input(r: &Weights, key: &str) -> BertInput {
         batch,
         seq,
         input_ids: ids.as_u32().unwrap().to_vec(),
-        token_type_ids: r.get_u32(&format!("{key}.token_type_ids")).unwrap().as_u32().unwrap().to_vec(),
-        attention_mask: r.get_u32(&format!("{key}.attention_mask")).unwrap().as_u32().unwrap().to_vec(),
+        token_type_ids: r
+            .get_u32(&format!("{key}.token_type_ids"))
+            .unwrap()
+            .as_u32()
+            .unwrap()
+            .to_vec(),
+        attention_mask: r
+            .get_u32(&format!("{key}.attention_mask"))
+            .unwrap()
+            .as_u32()
+            .unwrap()
+            .to_vec(),
     }
 }
 
 fn meta(name: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap())
+        .unwrap()
 }
 
 fn strs(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Compares only the real (unpadded) token rows of [batch, seq, hidden] tensors.
@@ -66,14 +83,26 @@ fn check_model(name: &str) {
         assert_eq!(tok.input_ids, want.input_ids, "{label}: token ids");
         assert_eq!(tok.attention_mask, want.attention_mask);
         let pairs: Vec<Vec<String>> = m["pair"].as_array().unwrap().iter().map(strs).collect();
-        let pr: Vec<(&str, &str)> = pairs.iter().map(|p| (p[0].as_str(), p[1].as_str())).collect();
+        let pr: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|p| (p[0].as_str(), p[1].as_str()))
+            .collect();
         let ptok = model.tokenize_pairs(&pr).unwrap();
         let pwant = input(&r, "pair");
         assert_eq!(ptok.input_ids, pwant.input_ids, "{label}: pair ids");
-        assert_eq!(ptok.token_type_ids, pwant.token_type_ids, "{label}: pair token types");
+        assert_eq!(
+            ptok.token_type_ids, pwant.token_type_ids,
+            "{label}: pair token types"
+        );
         let long = strs(&m["trunc"]);
-        let lt = model.tokenize(&[long[0].as_str(), long[1].as_str()]).unwrap();
-        assert_eq!(lt.seq, m["max_length"].as_u64().unwrap() as usize, "{label}: truncation");
+        let lt = model
+            .tokenize(&[long[0].as_str(), long[1].as_str()])
+            .unwrap();
+        assert_eq!(
+            lt.seq,
+            m["max_length"].as_u64().unwrap() as usize,
+            "{label}: truncation"
+        );
         assert_eq!(lt.input_ids, input(&r, "trunc").input_ids);
 
         for key in ["batch", "pair", "trunc"] {
@@ -94,11 +123,32 @@ fn check_model(name: &str) {
                     &inp,
                 ));
             }
-            let pooled = out.pooler_output.as_ref().expect("fixture models have a pooler");
-            worst = worst.max(compare(&format!("{label} {key} pooler"), pooled, &r.get(&format!("{key}.pooler_output")).unwrap(), 1e-4, 0.0).0);
+            let pooled = out
+                .pooler_output
+                .as_ref()
+                .expect("fixture models have a pooler");
+            worst = worst.max(
+                compare(
+                    &format!("{label} {key} pooler"),
+                    pooled,
+                    &r.get(&format!("{key}.pooler_output")).unwrap(),
+                    1e-4,
+                    0.0,
+                )
+                .0,
+            );
             let mean = pool(&out.last_hidden_state, &inp, Pooling::Mean, false);
             let mean = Tensor::from_f32(&[inp.batch, model.dim()], mean.concat()).unwrap();
-            worst = worst.max(compare(&format!("{label} {key} mean"), &mean, &r.get(&format!("{key}.mean_pooled")).unwrap(), 1e-4, 0.0).0);
+            worst = worst.max(
+                compare(
+                    &format!("{label} {key} mean"),
+                    &mean,
+                    &r.get(&format!("{key}.mean_pooled")).unwrap(),
+                    1e-4,
+                    0.0,
+                )
+                .0,
+            );
             record("bert fixtures", &format!("{label} {key}"), worst, 0.0);
         }
         if !m["st"].is_null() {
@@ -106,7 +156,13 @@ fn check_model(name: &str) {
             let refs: Vec<&str> = st.iter().map(|s| s.as_str()).collect();
             let emb = model.embed(&refs).unwrap();
             let got = Tensor::from_f32(&[emb.len(), model.dim()], emb.concat()).unwrap();
-            let (a, _) = compare(&format!("{label} sentence-transformers"), &got, &r.get("st.embeddings").unwrap(), 2e-5, 0.0);
+            let (a, _) = compare(
+                &format!("{label} sentence-transformers"),
+                &got,
+                &r.get("st.embeddings").unwrap(),
+                2e-5,
+                0.0,
+            );
             record("bert st embed", &label, a, 0.0);
         }
     }
@@ -132,12 +188,17 @@ fn tiny_c_legacy_layernorm_names() {
 /// The real all-MiniLM-L6-v2 vs sentence-transformers. Fetch it with tools/fetch_minilm.sh.
 #[test]
 fn real_minilm_matches_sentence_transformers() {
-    let dir = std::env::var_os("WGPU_INFER_MINILM").map(PathBuf::from).unwrap_or_else(|| {
-        let base = std::env::var_os("WGPU_INFER_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
+    let dir = std::env::var_os("WGPU_INFER_MINILM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let base = std::env::var_os("WGPU_INFER_MODELS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                        .join(".cache/wgpu-infer/models")
+                });
+            base.join("all-MiniLM-L6-v2")
         });
-        base.join("all-MiniLM-L6-v2")
-    });
     assert!(
         dir.join("model.safetensors").is_file(),
         "all-MiniLM-L6-v2 not found at {}: run `bash tools/fetch_minilm.sh` (or set WGPU_INFER_MINILM)",
@@ -145,7 +206,8 @@ fn real_minilm_matches_sentence_transformers() {
     );
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm");
     let r = Weights::open(fx.join("reference.safetensors")).unwrap();
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fx.join("reference.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("reference.json")).unwrap()).unwrap();
     let sentences = strs(&m["sentences"]);
     let refs: Vec<&str> = sentences.iter().map(|s| s.as_str()).collect();
     let want = r.get("embeddings").unwrap();
@@ -155,7 +217,13 @@ fn real_minilm_matches_sentence_transformers() {
         assert!(model.normalize());
         let emb = model.embed(&refs).unwrap();
         let got = Tensor::from_f32(&[emb.len(), 384], emb.concat()).unwrap();
-        let (a, _) = compare(&format!("minilm {}", backend.name()), &got, &want, 2e-5, 0.0);
+        let (a, _) = compare(
+            &format!("minilm {}", backend.name()),
+            &got,
+            &want,
+            2e-5,
+            0.0,
+        );
         record("minilm", backend.name(), a, 0.0);
     }
     common::print_table_for("minilm");
@@ -201,22 +269,35 @@ fn bad_folders_give_clear_errors() {
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
     let e = load_err(&d);
-    assert!(e.contains("model.safetensors") && e.contains("truncated"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("truncated"),
+        "{e}"
+    );
 
     let d = scratch_copy("tiny_a", "shape");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
     cfg["intermediate_size"] = serde_json::json!(128);
     std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
     let e = load_err(&d);
-    assert!(e.contains("encoder.layer.0.intermediate.dense.weight") && e.contains("[200, 96]") && e.contains("[128, 96]"), "{e}");
+    assert!(
+        e.contains("encoder.layer.0.intermediate.dense.weight")
+            && e.contains("[200, 96]")
+            && e.contains("[128, 96]"),
+        "{e}"
+    );
 
     let d = scratch_copy("tiny_a", "nojson");
     std::fs::write(d.join("config.json"), "{ not json").unwrap();
     let e = load_err(&d);
-    assert!(e.contains("config.json") && e.contains("invalid JSON"), "{e}");
+    assert!(
+        e.contains("config.json") && e.contains("invalid JSON"),
+        "{e}"
+    );
 
     let d = scratch_copy("tiny_a", "field");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
     cfg.as_object_mut().unwrap().remove("hidden_size");
     std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
     let e = load_err(&d);
@@ -235,7 +316,10 @@ fn bad_folders_give_clear_errors() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("error:") && err.contains("hidden_size"), "{err}");
+    assert!(
+        err.contains("error:") && err.contains("hidden_size"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -259,7 +343,11 @@ fn empty_and_oversized_inputs() {
 #[test]
 fn embeddings_do_not_depend_on_batch_composition() {
     let m = Bert::load(Backend::Gpu(device()), fixture("tiny_a")).unwrap();
-    let texts = ["a short one", "a considerably longer sentence with quite a few more words in it", "mid length text here"];
+    let texts = [
+        "a short one",
+        "a considerably longer sentence with quite a few more words in it",
+        "mid length text here",
+    ];
     let all = m.embed(&texts).unwrap();
     for (i, t) in texts.iter().enumerate() {
         let one = m.embed(&[t]).unwrap();

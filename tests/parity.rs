@@ -30,7 +30,14 @@ fn unary_case(act: Act, shape: &[usize], rng: &mut Rng, lo: f32, hi: f32) {
 #[test]
 fn activations() {
     let mut rng = Rng::new(1);
-    for act in [Act::GeluErf, Act::GeluTanh, Act::Silu, Act::Sigmoid, Act::Relu, Act::Tanh] {
+    for act in [
+        Act::GeluErf,
+        Act::GeluTanh,
+        Act::Silu,
+        Act::Sigmoid,
+        Act::Relu,
+        Act::Tanh,
+    ] {
         for &n in &SIZES {
             unary_case(act, &[n], &mut rng, -8.0, 8.0);
         }
@@ -43,12 +50,21 @@ fn activations() {
 #[test]
 fn erf_accuracy() {
     let n = 200_001;
-    let xs: Vec<f32> = (0..n).map(|i| -10.0 + 20.0 * i as f32 / (n - 1) as f32).collect();
+    let xs: Vec<f32> = (0..n)
+        .map(|i| -10.0 + 20.0 * i as f32 / (n - 1) as f32)
+        .collect();
     let mut g = Graph::new();
     let x = g.input("x", &[n], DType::F32).unwrap();
     let y = g.activation(x, Act::Erf).unwrap();
     g.output("y", y);
-    parity_tol("erf", "dense grid [-10, 10]", g, &[Tensor::from_f32(&[n], xs).unwrap()], 1e-6, 0.0);
+    parity_tol(
+        "erf",
+        "dense grid [-10, 10]",
+        g,
+        &[Tensor::from_f32(&[n], xs).unwrap()],
+        1e-6,
+        0.0,
+    );
     report("erf");
 }
 
@@ -77,7 +93,12 @@ fn binary_broadcast() {
             } else {
                 rng.tensor(b, -1.0, 1.0)
             };
-            parity(&format!("{op:?}"), &format!("{a:?} . {b:?}"), g, &[rng.tensor(a, -1.0, 1.0), bt]);
+            parity(
+                &format!("{op:?}"),
+                &format!("{a:?} . {b:?}"),
+                g,
+                &[rng.tensor(a, -1.0, 1.0), bt],
+            );
         }
         report(&format!("{op:?}"));
     }
@@ -92,7 +113,12 @@ fn softmax_layernorm_mean() {
             let x = g.input("x", &[rows, n], DType::F32).unwrap();
             let y = g.softmax(x).unwrap();
             g.output("y", y);
-            parity("softmax", &format!("[{rows}, {n}]"), g, &[rng.tensor(&[rows, n], -10.0, 10.0)]);
+            parity(
+                "softmax",
+                &format!("[{rows}, {n}]"),
+                g,
+                &[rng.tensor(&[rows, n], -10.0, 10.0)],
+            );
 
             let mut g = Graph::new();
             let x = g.input("x", &[rows, n], DType::F32).unwrap();
@@ -104,26 +130,51 @@ fn softmax_layernorm_mean() {
                 "layernorm",
                 &format!("[{rows}, {n}]"),
                 g,
-                &[rng.tensor(&[rows, n], -3.0, 5.0), rng.tensor(&[n], 0.5, 1.5), rng.tensor(&[n], -1.0, 1.0)],
+                &[
+                    rng.tensor(&[rows, n], -3.0, 5.0),
+                    rng.tensor(&[n], 0.5, 1.5),
+                    rng.tensor(&[n], -1.0, 1.0),
+                ],
             );
         }
     }
-    for (shape, axis) in [(vec![3usize, 17, 65], 1isize), (vec![1000], 0), (vec![7, 129], -1), (vec![2, 63, 3], 0)] {
+    for (shape, axis) in [
+        (vec![3usize, 17, 65], 1isize),
+        (vec![1000], 0),
+        (vec![7, 129], -1),
+        (vec![2, 63, 3], 0),
+    ] {
         let mut g = Graph::new();
         let x = g.input("x", &shape, DType::F32).unwrap();
         let y = g.mean(x, axis).unwrap();
         g.output("y", y);
-        parity("mean", &format!("{shape:?} axis {axis}"), g, &[rng.tensor(&shape, -1.0, 1.0)]);
+        parity(
+            "mean",
+            &format!("{shape:?} axis {axis}"),
+            g,
+            &[rng.tensor(&shape, -1.0, 1.0)],
+        );
     }
     report("softmax");
     report("layernorm");
     report("mean");
 }
 
-fn matmul_case(v: MatmulVariant, m: usize, k: usize, n: usize, opts: (bool, bool, Act, bool, bool, usize), rng: &mut Rng) {
+fn matmul_case(
+    v: MatmulVariant,
+    m: usize,
+    k: usize,
+    n: usize,
+    opts: (bool, bool, Act, bool, bool, usize),
+    rng: &mut Rng,
+) {
     let (trans, bias, act, res, constant, batch) = opts;
     let mut g = Graph::new();
-    let a_shape = if batch > 1 { vec![batch, m, k] } else { vec![m, k] };
+    let a_shape = if batch > 1 {
+        vec![batch, m, k]
+    } else {
+        vec![m, k]
+    };
     let bt_shape = if trans { vec![n, k] } else { vec![k, n] };
     let b_shape = if batch > 1 && !constant {
         let mut s = vec![batch];
@@ -136,7 +187,8 @@ fn matmul_case(v: MatmulVariant, m: usize, k: usize, n: usize, opts: (bool, bool
     let a = g.input("a", &a_shape, DType::F32).unwrap();
     feeds.push(rng.tensor(&a_shape, -1.0, 1.0));
     let b = if constant {
-        g.constant_tensor("w", rng.tensor(&b_shape, -1.0, 1.0)).unwrap()
+        g.constant_tensor("w", rng.tensor(&b_shape, -1.0, 1.0))
+            .unwrap()
     } else {
         feeds.push(rng.tensor(&b_shape, -1.0, 1.0));
         g.input("b", &b_shape, DType::F32).unwrap()
@@ -153,7 +205,16 @@ fn matmul_case(v: MatmulVariant, m: usize, k: usize, n: usize, opts: (bool, bool
         feeds.push(rng.tensor(&o, -1.0, 1.0));
     }
     let c = g
-        .node1(Matmul { trans_b: trans, act, bias, residual: res, variant: Some(v) }, &inputs)
+        .node1(
+            Matmul {
+                trans_b: trans,
+                act,
+                bias,
+                residual: res,
+                variant: Some(v),
+            },
+            &inputs,
+        )
         .unwrap();
     g.output("c", c);
     let rows = if batch > 1 && constant { batch * m } else { m };
@@ -169,7 +230,9 @@ fn matmul_case(v: MatmulVariant, m: usize, k: usize, n: usize, opts: (bool, bool
     }
     parity(
         &format!("matmul/{}", v.name()),
-        &format!("b{batch} {m}x{k}x{n} trans={trans} bias={bias} act={act:?} res={res} const={constant}"),
+        &format!(
+            "b{batch} {m}x{k}x{n} trans={trans} bias={bias} act={act:?} res={res} const={constant}"
+        ),
         g,
         &feeds,
     );
@@ -196,15 +259,64 @@ fn matmul_variants() {
         for (i, &(m, k, n)) in shapes.iter().enumerate() {
             let trans = i % 2 == 1;
             let constant = i % 3 != 2;
-            matmul_case(v, m, k, n, (trans, false, Act::None, false, constant, 1), &mut rng);
+            matmul_case(
+                v,
+                m,
+                k,
+                n,
+                (trans, false, Act::None, false, constant, 1),
+                &mut rng,
+            );
         }
         // Epilogues and batching.
-        matmul_case(v, 17, 63, 65, (false, true, Act::GeluErf, false, true, 1), &mut rng);
-        matmul_case(v, 65, 17, 63, (true, true, Act::GeluTanh, true, true, 1), &mut rng);
-        matmul_case(v, 7, 3, 129, (false, true, Act::Silu, true, false, 1), &mut rng);
-        matmul_case(v, 17, 65, 7, (true, false, Act::None, false, false, 3), &mut rng);
-        matmul_case(v, 17, 65, 7, (false, true, Act::None, true, true, 3), &mut rng);
-        matmul_case(v, 63, 129, 3, (false, false, Act::None, false, false, 7), &mut rng);
+        matmul_case(
+            v,
+            17,
+            63,
+            65,
+            (false, true, Act::GeluErf, false, true, 1),
+            &mut rng,
+        );
+        matmul_case(
+            v,
+            65,
+            17,
+            63,
+            (true, true, Act::GeluTanh, true, true, 1),
+            &mut rng,
+        );
+        matmul_case(
+            v,
+            7,
+            3,
+            129,
+            (false, true, Act::Silu, true, false, 1),
+            &mut rng,
+        );
+        matmul_case(
+            v,
+            17,
+            65,
+            7,
+            (true, false, Act::None, false, false, 3),
+            &mut rng,
+        );
+        matmul_case(
+            v,
+            17,
+            65,
+            7,
+            (false, true, Act::None, true, true, 3),
+            &mut rng,
+        );
+        matmul_case(
+            v,
+            63,
+            129,
+            3,
+            (false, false, Act::None, false, false, 7),
+            &mut rng,
+        );
         report(&format!("matmul/{}", v.name()));
     }
 }
@@ -227,12 +339,24 @@ fn larger_than_one_binding() {
         let ids = g.input("ids", &[3], DType::U32).unwrap();
         let h = g.embedding(w, ids).unwrap();
         let logits = g
-            .node1(Matmul { trans_b: true, variant: Some(v), ..Default::default() }, &[h, w])
+            .node1(
+                Matmul {
+                    trans_b: true,
+                    variant: Some(v),
+                    ..Default::default()
+                },
+                &[h, w],
+            )
             .unwrap();
         g.output("h", h);
         g.output("logits", logits);
         let idt = Tensor::from_u32(&[3], vec![0, 50256, 31337]).unwrap();
-        parity(&format!("matmul/{}", v.name()), "tied 50257x768 lm head", g, &[idt]);
+        parity(
+            &format!("matmul/{}", v.name()),
+            "tied 50257x768 lm head",
+            g,
+            &[idt],
+        );
     }
     report("embedding");
 }
@@ -240,14 +364,26 @@ fn larger_than_one_binding() {
 #[test]
 fn embedding_copy_ops() {
     let mut rng = Rng::new(6);
-    for (vocab, dim, tokens) in [(1usize, 1usize, 1usize), (17, 3, 7), (1000, 65, 129), (63, 127, 2)] {
+    for (vocab, dim, tokens) in [
+        (1usize, 1usize, 1usize),
+        (17, 3, 7),
+        (1000, 65, 129),
+        (63, 127, 2),
+    ] {
         let mut g = Graph::new();
-        let w = g.constant_tensor("t", rng.tensor(&[vocab, dim], -1.0, 1.0)).unwrap();
+        let w = g
+            .constant_tensor("t", rng.tensor(&[vocab, dim], -1.0, 1.0))
+            .unwrap();
         let ids = g.input("ids", &[tokens], DType::U32).unwrap();
         let y = g.embedding(w, ids).unwrap();
         g.output("y", y);
         let idv = (0..tokens).map(|_| rng.below(vocab as u32)).collect();
-        parity("embedding", &format!("{vocab}x{dim} [{tokens}]"), g, &[Tensor::from_u32(&[tokens], idv).unwrap()]);
+        parity(
+            "embedding",
+            &format!("{vocab}x{dim} [{tokens}]"),
+            g,
+            &[Tensor::from_u32(&[tokens], idv).unwrap()],
+        );
     }
     for (shape, perm) in [
         (vec![1usize], vec![0usize]),
@@ -260,7 +396,12 @@ fn embedding_copy_ops() {
         let x = g.input("x", &shape, DType::F32).unwrap();
         let y = g.permute(x, &perm).unwrap();
         g.output("y", y);
-        parity("permute", &format!("{shape:?} {perm:?}"), g, &[rng.tensor(&shape, -1.0, 1.0)]);
+        parity(
+            "permute",
+            &format!("{shape:?} {perm:?}"),
+            g,
+            &[rng.tensor(&shape, -1.0, 1.0)],
+        );
     }
     for (shape, axis, s, e, step) in [
         (vec![1000usize], 0isize, 1usize, 999usize, 1usize),
@@ -272,7 +413,12 @@ fn embedding_copy_ops() {
         let x = g.input("x", &shape, DType::F32).unwrap();
         let y = g.slice_step(x, axis, s, e, step).unwrap();
         g.output("y", y);
-        parity("slice", &format!("{shape:?} axis {axis} {s}..{e} step {step}"), g, &[rng.tensor(&shape, -1.0, 1.0)]);
+        parity(
+            "slice",
+            &format!("{shape:?} axis {axis} {s}..{e} step {step}"),
+            g,
+            &[rng.tensor(&shape, -1.0, 1.0)],
+        );
     }
     {
         let mut g = Graph::new();
@@ -281,13 +427,21 @@ fn embedding_copy_ops() {
         for (i, p) in parts.iter().enumerate() {
             g.output(&format!("p{i}"), *p);
         }
-        parity("split", "[3, 129, 7] into 1/63/65", g, &[rng.tensor(&[3, 129, 7], -1.0, 1.0)]);
+        parity(
+            "split",
+            "[3, 129, 7] into 1/63/65",
+            g,
+            &[rng.tensor(&[3, 129, 7], -1.0, 1.0)],
+        );
     }
     for (shapes, axis) in [
         (vec![vec![1usize], vec![1]], 0isize),
         (vec![vec![2, 3, 17], vec![2, 7, 17], vec![2, 1, 17]], 1),
         (vec![vec![65, 3], vec![65, 63]], -1),
-        (vec![vec![1, 17, 3, 3], vec![1, 1, 3, 3], vec![1, 129, 3, 3]], 1),
+        (
+            vec![vec![1, 17, 3, 3], vec![1, 1, 3, 3], vec![1, 129, 3, 3]],
+            1,
+        ),
     ] {
         let mut g = Graph::new();
         let mut feeds = vec![];
@@ -312,7 +466,12 @@ fn embedding_copy_ops() {
         let x = g.input("x", &shape, DType::F32).unwrap();
         let y = g.expand(x, &to).unwrap();
         g.output("y", y);
-        parity("expand", &format!("{shape:?} -> {to:?}"), g, &[rng.tensor(&shape, -1.0, 1.0)]);
+        parity(
+            "expand",
+            &format!("{shape:?} -> {to:?}"),
+            g,
+            &[rng.tensor(&shape, -1.0, 1.0)],
+        );
     }
     for s in ["embedding", "permute", "slice", "split", "concat", "expand"] {
         report(s);
@@ -320,7 +479,18 @@ fn embedding_copy_ops() {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn attention_case(b: usize, heads: usize, d: usize, sq: usize, skv: usize, causal: bool, mask: bool, past: Option<u32>, fused: bool, rng: &mut Rng) {
+fn attention_case(
+    b: usize,
+    heads: usize,
+    d: usize,
+    sq: usize,
+    skv: usize,
+    causal: bool,
+    mask: bool,
+    past: Option<u32>,
+    fused: bool,
+    rng: &mut Rng,
+) {
     let hd = heads * d;
     let mut g = Graph::new();
     let mut feeds = vec![];
@@ -391,13 +561,32 @@ fn attention() {
     attention_case(2, 2, 64, 7, 127, true, true, None, false, &mut rng);
     // KV-cache decoding: one query at position `past` over a preallocated cache.
     attention_case(1, 12, 64, 1, 1000, true, false, Some(17), false, &mut rng);
+    attention_case(1, 12, 64, 1, 1024, true, false, Some(478), false, &mut rng);
+    attention_case(1, 12, 64, 1, 1024, true, false, Some(479), false, &mut rng);
+    attention_case(1, 12, 64, 1, 1024, true, false, Some(600), false, &mut rng);
+    attention_case(1, 12, 64, 1, 1024, true, false, Some(1023), false, &mut rng);
+    attention_case(1, 4, 32, 3, 1024, true, true, Some(700), false, &mut rng);
     attention_case(2, 3, 16, 5, 64, true, false, Some(0), false, &mut rng);
     attention_case(1, 2, 8, 3, 40, true, true, Some(36), false, &mut rng);
     report("attention");
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv_case(n: usize, c: usize, hw: (usize, usize), o: usize, k: (usize, usize), s: usize, p: usize, dil: usize, groups: usize, act: Act, bias: bool, res: bool, rng: &mut Rng) {
+fn conv_case(
+    n: usize,
+    c: usize,
+    hw: (usize, usize),
+    o: usize,
+    k: (usize, usize),
+    s: usize,
+    p: usize,
+    dil: usize,
+    groups: usize,
+    act: Act,
+    bias: bool,
+    res: bool,
+    rng: &mut Rng,
+) {
     let op = Conv2d {
         stride: [s, s],
         padding: [p, p],
@@ -408,7 +597,9 @@ fn conv_case(n: usize, c: usize, hw: (usize, usize), o: usize, k: (usize, usize)
     };
     let mut g = Graph::new();
     let x = g.input("x", &[n, c, hw.0, hw.1], DType::F32).unwrap();
-    let w = g.constant_tensor("w", rng.tensor(&[o, c / groups, k.0, k.1], -0.5, 0.5)).unwrap();
+    let w = g
+        .constant_tensor("w", rng.tensor(&[o, c / groups, k.0, k.1], -0.5, 0.5))
+        .unwrap();
     let mut feeds = vec![rng.tensor(&[n, c, hw.0, hw.1], -1.0, 1.0)];
     let b = if bias {
         Some(g.constant_tensor("b", rng.tensor(&[o], -1.0, 1.0)).unwrap())
@@ -427,7 +618,9 @@ fn conv_case(n: usize, c: usize, hw: (usize, usize), o: usize, k: (usize, usize)
     g.output("y", y);
     parity(
         "conv2d",
-        &format!("n{n} c{c} {hw:?} o{o} k{k:?} s{s} p{p} d{dil} g{groups} {act:?} bias={bias} res={res}"),
+        &format!(
+            "n{n} c{c} {hw:?} o{o} k{k:?} s{s} p{p} d{dil} g{groups} {act:?} bias={bias} res={res}"
+        ),
         g,
         &feeds,
     );
@@ -436,15 +629,141 @@ fn conv_case(n: usize, c: usize, hw: (usize, usize), o: usize, k: (usize, usize)
 #[test]
 fn conv_pool_upsample() {
     let mut rng = Rng::new(8);
-    conv_case(1, 1, (1, 1), 1, (1, 1), 1, 0, 1, 1, Act::None, false, false, &mut rng);
-    conv_case(1, 3, (17, 17), 16, (3, 3), 2, 1, 1, 1, Act::Silu, true, false, &mut rng);
-    conv_case(2, 7, (13, 9), 5, (3, 3), 1, 1, 1, 1, Act::None, true, true, &mut rng);
-    conv_case(1, 16, (15, 15), 17, (1, 1), 1, 0, 1, 1, Act::Silu, true, false, &mut rng);
-    conv_case(1, 8, (11, 12), 8, (5, 5), 1, 2, 2, 1, Act::Relu, false, false, &mut rng);
-    conv_case(1, 6, (9, 9), 9, (3, 3), 2, 1, 1, 3, Act::None, true, false, &mut rng);
-    conv_case(2, 12, (8, 8), 12, (3, 3), 1, 1, 1, 12, Act::Silu, true, false, &mut rng);
-    conv_case(1, 3, (48, 48), 96, (8, 8), 8, 0, 1, 1, Act::None, true, false, &mut rng);
-    conv_case(1, 65, (7, 5), 63, (3, 1), 1, 1, 1, 1, Act::GeluErf, true, true, &mut rng);
+    conv_case(
+        1,
+        1,
+        (1, 1),
+        1,
+        (1, 1),
+        1,
+        0,
+        1,
+        1,
+        Act::None,
+        false,
+        false,
+        &mut rng,
+    );
+    conv_case(
+        1,
+        3,
+        (17, 17),
+        16,
+        (3, 3),
+        2,
+        1,
+        1,
+        1,
+        Act::Silu,
+        true,
+        false,
+        &mut rng,
+    );
+    conv_case(
+        2,
+        7,
+        (13, 9),
+        5,
+        (3, 3),
+        1,
+        1,
+        1,
+        1,
+        Act::None,
+        true,
+        true,
+        &mut rng,
+    );
+    conv_case(
+        1,
+        16,
+        (15, 15),
+        17,
+        (1, 1),
+        1,
+        0,
+        1,
+        1,
+        Act::Silu,
+        true,
+        false,
+        &mut rng,
+    );
+    conv_case(
+        1,
+        8,
+        (11, 12),
+        8,
+        (5, 5),
+        1,
+        2,
+        2,
+        1,
+        Act::Relu,
+        false,
+        false,
+        &mut rng,
+    );
+    conv_case(
+        1,
+        6,
+        (9, 9),
+        9,
+        (3, 3),
+        2,
+        1,
+        1,
+        3,
+        Act::None,
+        true,
+        false,
+        &mut rng,
+    );
+    conv_case(
+        2,
+        12,
+        (8, 8),
+        12,
+        (3, 3),
+        1,
+        1,
+        1,
+        12,
+        Act::Silu,
+        true,
+        false,
+        &mut rng,
+    );
+    conv_case(
+        1,
+        3,
+        (48, 48),
+        96,
+        (8, 8),
+        8,
+        0,
+        1,
+        1,
+        Act::None,
+        true,
+        false,
+        &mut rng,
+    );
+    conv_case(
+        1,
+        65,
+        (7, 5),
+        63,
+        (3, 1),
+        1,
+        1,
+        1,
+        1,
+        Act::GeluErf,
+        true,
+        true,
+        &mut rng,
+    );
     for (shape, k, s, p) in [
         (vec![1usize, 1, 1, 1], 1usize, 1usize, 0usize),
         (vec![1, 7, 20, 20], 5, 1, 2),
@@ -455,16 +774,120 @@ fn conv_pool_upsample() {
         let x = g.input("x", &shape, DType::F32).unwrap();
         let y = g.maxpool2d(x, k, s, p).unwrap();
         g.output("y", y);
-        parity("maxpool2d", &format!("{shape:?} k{k} s{s} p{p}"), g, &[rng.tensor(&shape, -1.0, 1.0)]);
+        parity(
+            "maxpool2d",
+            &format!("{shape:?} k{k} s{s} p{p}"),
+            g,
+            &[rng.tensor(&shape, -1.0, 1.0)],
+        );
     }
-    for (shape, sc) in [(vec![1usize, 1, 1, 1], 2usize), (vec![2, 3, 7, 5], 2), (vec![1, 17, 3, 4], 3)] {
+    for (shape, sc) in [
+        (vec![1usize, 1, 1, 1], 2usize),
+        (vec![2, 3, 7, 5], 2),
+        (vec![1, 17, 3, 4], 3),
+    ] {
         let mut g = Graph::new();
         let x = g.input("x", &shape, DType::F32).unwrap();
         let y = g.upsample_nearest(x, sc).unwrap();
         g.output("y", y);
-        parity("upsample_nearest", &format!("{shape:?} x{sc}"), g, &[rng.tensor(&shape, -1.0, 1.0)]);
+        parity(
+            "upsample_nearest",
+            &format!("{shape:?} x{sc}"),
+            g,
+            &[rng.tensor(&shape, -1.0, 1.0)],
+        );
     }
     report("conv2d");
     report("maxpool2d");
     report("upsample_nearest");
+}
+
+/// lavapipe stops an invocation after 65535 loop iterations in total; kernels must stay well
+/// below that for large reductions. These shapes used to cross it.
+#[test]
+fn long_reductions() {
+    let mut rng = Rng::new(9);
+    for v in MatmulVariant::ALL {
+        matmul_case(
+            v,
+            5,
+            3100,
+            7,
+            (true, true, Act::None, false, true, 1),
+            &mut rng,
+        );
+        matmul_case(
+            v,
+            9,
+            4099,
+            65,
+            (false, false, Act::None, false, false, 1),
+            &mut rng,
+        );
+    }
+    for n in [70_001usize, 200_003] {
+        let mut g = Graph::new();
+        let x = g.input("x", &[n, 2], DType::F32).unwrap();
+        let y = g.mean(x, 0).unwrap();
+        g.output("y", y);
+        parity(
+            "mean",
+            &format!("[{n}, 2] axis 0"),
+            g,
+            &[rng.tensor(&[n, 2], -1.0, 1.0)],
+        );
+
+        let mut g = Graph::new();
+        let x = g.input("x", &[2, n], DType::F32).unwrap();
+        let y = g.softmax(x).unwrap();
+        g.output("y", y);
+        parity(
+            "softmax",
+            &format!("[2, {n}]"),
+            g,
+            &[rng.tensor(&[2, n], -5.0, 5.0)],
+        );
+
+        let mut g = Graph::new();
+        let x = g.input("x", &[2, n], DType::F32).unwrap();
+        let gm = g.input("g", &[n], DType::F32).unwrap();
+        let bt = g.input("b", &[n], DType::F32).unwrap();
+        let y = g.layernorm(x, gm, bt, 1e-5).unwrap();
+        g.output("y", y);
+        parity(
+            "layernorm",
+            &format!("[2, {n}]"),
+            g,
+            &[
+                rng.tensor(&[2, n], -1.0, 1.0),
+                rng.tensor(&[n], 0.5, 1.5),
+                rng.tensor(&[n], -1.0, 1.0),
+            ],
+        );
+    }
+    conv_case(
+        1,
+        1024,
+        (5, 5),
+        5,
+        (3, 3),
+        1,
+        1,
+        1,
+        1,
+        Act::Silu,
+        true,
+        false,
+        &mut rng,
+    );
+    for op in [
+        "matmul/tiled",
+        "matmul/texture",
+        "mean",
+        "softmax",
+        "layernorm",
+        "conv2d",
+    ] {
+        report(op);
+    }
 }

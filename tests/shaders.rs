@@ -24,20 +24,57 @@ fn specialisations_validate() {
         ("binary.wgsl", vec![("OP", s("3")), ("SAME", s("1"))]),
         ("softmax.wgsl", vec![("WG", s("8")), ("RED", s("subgroup"))]),
         ("softmax.wgsl", vec![("WG", s("64")), ("RED", s("tree"))]),
-        ("layernorm.wgsl", vec![("WG", s("32")), ("RED", s("subgroup"))]),
+        (
+            "layernorm.wgsl",
+            vec![("WG", s("32")), ("RED", s("subgroup"))],
+        ),
         ("layernorm.wgsl", vec![("WG", s("256")), ("RED", s("tree"))]),
-        ("matmul_tiled.wgsl", vec![("TRANS_B", s("1")), ("ACT", s("1")), ("HAS_BIAS", s("1")), ("HAS_RES", s("1"))]),
-        ("matmul_reg.wgsl", vec![("BMODE", s("0")), ("R", s("3")), ("HAS_BIAS", s("1"))]),
+        (
+            "matmul_tiled.wgsl",
+            vec![
+                ("TRANS_B", s("1")),
+                ("ACT", s("1")),
+                ("HAS_BIAS", s("1")),
+                ("HAS_RES", s("1")),
+            ],
+        ),
+        (
+            "matmul_reg.wgsl",
+            vec![("BMODE", s("0")), ("R", s("3")), ("HAS_BIAS", s("1"))],
+        ),
         ("matmul_reg.wgsl", vec![("BMODE", s("1")), ("R", s("8"))]),
-        ("matmul_reg.wgsl", vec![("BMODE", s("2")), ("R", s("1")), ("HAS_RES", s("1"))]),
-        ("attention.wgsl", vec![("WG", s("64")), ("D", s("7")), ("CAUSAL", s("1")), ("HAS_MASK", s("1")), ("HAS_LEN", s("1"))]),
-        ("conv2d.wgsl", vec![("R", s("1")), ("ACT", s("3")), ("HAS_BIAS", s("1")), ("HAS_RES", s("1"))]),
+        (
+            "matmul_reg.wgsl",
+            vec![("BMODE", s("2")), ("R", s("1")), ("HAS_RES", s("1"))],
+        ),
+        (
+            "attention.wgsl",
+            vec![
+                ("WG", s("64")),
+                ("D", s("7")),
+                ("CAUSAL", s("1")),
+                ("HAS_MASK", s("1")),
+                ("HAS_LEN", s("1")),
+            ],
+        ),
+        (
+            "conv2d.wgsl",
+            vec![
+                ("R", s("1")),
+                ("ACT", s("3")),
+                ("HAS_BIAS", s("1")),
+                ("HAS_RES", s("1")),
+            ],
+        ),
     ];
     let mut cases = cases;
     for r in [8, 16, 32] {
         cases.push(("matmul_cw.wgsl", wgpu_infer::ops::matmul_cw::cw_defines(r)));
     }
-    cases.push(("matmul_gemv.wgsl", wgpu_infer::ops::matmul_cw::gemv_defines()));
+    cases.push((
+        "matmul_gemv.wgsl",
+        wgpu_infer::ops::matmul_cw::gemv_defines(),
+    ));
     for (name, defs) in cases {
         let src = compose(name, &defs).unwrap_or_else(|e| panic!("{e}"));
         validate(name, &src).unwrap_or_else(|e| panic!("{name} {defs:?}: {e}"));
@@ -49,7 +86,10 @@ fn broken_shader_gives_a_readable_error() {
     let err = validate("broken.wgsl", "fn main() { let x: f32 = 1u; }").unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("broken.wgsl"), "{msg}");
-    assert!(msg.contains("wgsl:1"), "naga's annotated location is kept: {msg}");
+    assert!(
+        msg.contains("wgsl:1"),
+        "naga's annotated location is kept: {msg}"
+    );
 }
 
 #[test]

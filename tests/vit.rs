@@ -3,21 +3,25 @@
 
 mod common;
 use common::{compare, device, record};
+use image::ImageEncoder;
 use std::path::{Path, PathBuf};
 use wgpu_infer::imageio::{load_rgb, resize_bilinear_aa};
 use wgpu_infer::models::vit::Vit;
 use wgpu_infer::weights::Weights;
-use image::ImageEncoder;
 use wgpu_infer::{Backend, Tensor};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/vit")
+        .join(name)
 }
 
 fn assets() -> PathBuf {
-    let base = std::env::var_os("WGPU_INFER_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
-    });
+    let base = std::env::var_os("WGPU_INFER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
+        });
     let a = base.join("assets");
     assert!(
         a.join("bus.jpg").is_file(),
@@ -36,21 +40,36 @@ fn scratch(tag: &str) -> PathBuf {
 #[test]
 fn tiny_cls_logits_match_transformers() {
     let r = Weights::open(fixture("tiny_cls/reference.safetensors")).unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("tiny_cls/reference.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("tiny_cls/reference.json")).unwrap())
+            .unwrap();
     for backend in [Backend::Gpu(device()), Backend::Cpu] {
         let m = Vit::load(backend.clone(), fixture("tiny_cls")).unwrap();
         assert!(m.warnings().is_empty(), "{:?}", m.warnings());
         let label = format!("vit tiny_cls {}", backend.name());
         let mut worst = 0.0f64;
         for key in ["random", "bus"] {
-            let out = m.forward(&r.get(&format!("{key}.pixel_values")).unwrap()).unwrap();
-            let (a, _) = compare(&format!("{label} {key}"), out.logits.as_ref().unwrap(), &r.get(&format!("{key}.logits")).unwrap(), 1e-4, 0.0);
+            let out = m
+                .forward(&r.get(&format!("{key}.pixel_values")).unwrap())
+                .unwrap();
+            let (a, _) = compare(
+                &format!("{label} {key}"),
+                out.logits.as_ref().unwrap(),
+                &r.get(&format!("{key}.logits")).unwrap(),
+                1e-4,
+                0.0,
+            );
             worst = worst.max(a);
         }
         record("vit logits", &label, worst, 0.0);
         // End to end from the JPEG: same top-5 labels in the same order as transformers.
         let top = m.classify(&[assets().join("bus.jpg")], 5).unwrap();
-        let want: Vec<usize> = meta["bus_top5"].as_array().unwrap().iter().map(|p| p["index"].as_u64().unwrap() as usize).collect();
+        let want: Vec<usize> = meta["bus_top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["index"].as_u64().unwrap() as usize)
+            .collect();
         let got: Vec<usize> = top[0].iter().map(|p| p.index).collect();
         assert_eq!(got, want, "{label}: top-5 on bus.jpg");
         for (p, w) in top[0].iter().zip(meta["bus_top5"].as_array().unwrap()) {
@@ -69,10 +88,30 @@ fn tiny_bare_embeddings_match_transformers() {
         let m = Vit::load(backend.clone(), fixture("tiny_bare")).unwrap();
         let out = m.forward(&r.get("random.pixel_values").unwrap()).unwrap();
         assert!(out.logits.is_none());
-        let (a, _) = compare("vit bare hidden", &out.last_hidden_state, &r.get("random.last_hidden_state").unwrap(), 1e-4, 0.0);
-        let (b, _) = compare("vit bare pooler", out.pooler_output.as_ref().unwrap(), &r.get("random.pooler_output").unwrap(), 1e-4, 0.0);
-        record("vit logits", &format!("vit tiny_bare {}", backend.name()), a.max(b), 0.0);
-        let e = m.classify(&[assets().join("bus.jpg")], 5).unwrap_err().to_string();
+        let (a, _) = compare(
+            "vit bare hidden",
+            &out.last_hidden_state,
+            &r.get("random.last_hidden_state").unwrap(),
+            1e-4,
+            0.0,
+        );
+        let (b, _) = compare(
+            "vit bare pooler",
+            out.pooler_output.as_ref().unwrap(),
+            &r.get("random.pooler_output").unwrap(),
+            1e-4,
+            0.0,
+        );
+        record(
+            "vit logits",
+            &format!("vit tiny_bare {}", backend.name()),
+            a.max(b),
+            0.0,
+        );
+        let e = m
+            .classify(&[assets().join("bus.jpg")], 5)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no classifier"), "{e}");
         let emb = m.embed(&[assets().join("bus.jpg")]).unwrap();
         assert_eq!(emb[0].len(), 64);
@@ -103,25 +142,47 @@ fn max_level_diff(a: &[u8], b: &[u8]) -> u8 {
 fn preprocessing_matches_the_image_processor() {
     let r = Weights::open(fixture("preprocess_224.safetensors")).unwrap();
     let want_crop = r.get_u32("crop.levels").unwrap();
-    let want_crop: Vec<u8> = want_crop.as_u32().unwrap().iter().map(|&v| v as u8).collect();
+    let want_crop: Vec<u8> = want_crop
+        .as_u32()
+        .unwrap()
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
     let crop = load_rgb(&fixture("bus_crop.png")).unwrap();
     let d = max_level_diff(&levels(&resize_bilinear_aa(&crop, 224, 224)), &want_crop);
     println!("PARITY preprocess png: max {d} level(s)");
     assert!(d <= 1, "resize differs from torchvision by {d} levels");
 
     let want_jpeg = r.get_u32("jpeg.levels").unwrap();
-    let want_jpeg: Vec<u8> = want_jpeg.as_u32().unwrap().iter().map(|&v| v as u8).collect();
+    let want_jpeg: Vec<u8> = want_jpeg
+        .as_u32()
+        .unwrap()
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
     let bus = load_rgb(&assets().join("bus.jpg")).unwrap();
     let d = max_level_diff(&levels(&resize_bilinear_aa(&bus, 224, 224)), &want_jpeg);
     println!("PARITY preprocess jpeg: max {d} level(s)");
-    assert!(d <= 2, "JPEG + resize differs from PIL + torchvision by {d} levels");
+    assert!(
+        d <= 2,
+        "JPEG + resize differs from PIL + torchvision by {d} levels"
+    );
 
     // The normalized tensor is (level / 255 - 0.5) / 0.5.
     let m = Vit::load(Backend::Cpu, fixture("tiny_cls")).unwrap();
     let pv = m.preprocess_rgb(&crop).unwrap();
     let small = levels(&resize_bilinear_aa(&crop, 48, 48));
-    let expect: Vec<f32> = small.iter().map(|&l| (l as f32 / 255.0 - 0.5) / 0.5).collect();
-    compare("normalize", &pv, &Tensor::from_f32(&[3, 48, 48], expect).unwrap(), 1e-6, 0.0);
+    let expect: Vec<f32> = small
+        .iter()
+        .map(|&l| (l as f32 / 255.0 - 0.5) / 0.5)
+        .collect();
+    compare(
+        "normalize",
+        &pv,
+        &Tensor::from_f32(&[3, 48, 48], expect).unwrap(),
+        1e-6,
+        0.0,
+    );
 }
 
 #[test]
@@ -130,7 +191,8 @@ fn decodes_png_webp_jpeg_and_rejects_bad_images() {
     let crop = load_rgb(&fixture("bus_crop.png")).unwrap();
     // Lossless WebP round trip gives the same pixels.
     let webp = dir.join("crop.webp");
-    crop.save_with_format(&webp, image::ImageFormat::WebP).unwrap();
+    crop.save_with_format(&webp, image::ImageFormat::WebP)
+        .unwrap();
     assert_eq!(load_rgb(&webp).unwrap(), crop);
     // A grayscale PNG and an RGBA PNG become RGB.
     let gray = image::GrayImage::from_fn(5, 3, |x, y| image::Luma([(x * 40 + y) as u8]));
@@ -141,20 +203,28 @@ fn decodes_png_webp_jpeg_and_rejects_bad_images() {
     assert_eq!(g.get_pixel(2, 1).0, [81, 81, 81]);
     // A 1x1 image is fine.
     let one = dir.join("one.png");
-    image::RgbImage::from_pixel(1, 1, image::Rgb([10, 20, 30])).save(&one).unwrap();
+    image::RgbImage::from_pixel(1, 1, image::Rgb([10, 20, 30]))
+        .save(&one)
+        .unwrap();
     let m = Vit::load(Backend::Cpu, fixture("tiny_cls")).unwrap();
     assert_eq!(m.classify(&[&one], 3).unwrap()[0].len(), 3);
 
     let not_image = dir.join("notes.txt");
     std::fs::write(&not_image, "this is not an image").unwrap();
     let e = load_rgb(&not_image).unwrap_err().to_string();
-    assert!(e.contains("notes.txt") && e.contains("not a recognised image format"), "{e}");
+    assert!(
+        e.contains("notes.txt") && e.contains("not a recognised image format"),
+        "{e}"
+    );
 
     let jpeg = std::fs::read(assets().join("bus.jpg")).unwrap();
     let trunc = dir.join("truncated.jpg");
     std::fs::write(&trunc, &jpeg[..jpeg.len() / 3]).unwrap();
     let e = load_rgb(&trunc).unwrap_err().to_string();
-    assert!(e.contains("truncated.jpg") && e.contains("cannot decode"), "{e}");
+    assert!(
+        e.contains("truncated.jpg") && e.contains("cannot decode"),
+        "{e}"
+    );
 
     // A PNG header declaring 50000 x 50000 pixels: refused from the header, nothing allocated.
     let huge = dir.join("huge.png");
@@ -180,7 +250,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c

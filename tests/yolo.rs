@@ -13,11 +13,17 @@ fn fixture() -> PathBuf {
 }
 
 fn assets() -> PathBuf {
-    let base = std::env::var_os("WGPU_INFER_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
-    });
+    let base = std::env::var_os("WGPU_INFER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
+        });
     let a = base.join("assets");
-    assert!(a.join("bus.jpg").is_file(), "sample images not found in {}: run `bash tools/fetch_assets.sh`", a.display());
+    assert!(
+        a.join("bus.jpg").is_file(),
+        "sample images not found in {}: run `bash tools/fetch_assets.sh`",
+        a.display()
+    );
     a
 }
 
@@ -39,9 +45,21 @@ struct Want {
 fn want(r: &Weights) -> Want {
     let b = r.get("bus640.boxes").unwrap();
     Want {
-        boxes: b.as_f32().unwrap().chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),
+        boxes: b
+            .as_f32()
+            .unwrap()
+            .chunks(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect(),
         scores: r.get("bus640.scores").unwrap().as_f32().unwrap().to_vec(),
-        classes: r.get_u32("bus640.classes").unwrap().as_u32().unwrap().iter().map(|&c| c as usize).collect(),
+        classes: r
+            .get_u32("bus640.classes")
+            .unwrap()
+            .as_u32()
+            .unwrap()
+            .iter()
+            .map(|&c| c as usize)
+            .collect(),
     }
 }
 
@@ -59,7 +77,12 @@ fn match_detections(label: &str, got: &[Detection], w: &Want) -> (f32, f32) {
                 let db: f32 = (0..4).map(|k| (w.boxes[b][k] - d.bbox[k]).abs()).sum();
                 da.total_cmp(&db)
             })
-            .unwrap_or_else(|| panic!("{label}: detection {i} has class {} absent from the reference", d.class_id));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{label}: detection {i} has class {} absent from the reference",
+                    d.class_id
+                )
+            });
         for k in 0..4 {
             wb = wb.max((w.boxes[j][k] - d.bbox[k]).abs());
         }
@@ -79,7 +102,13 @@ fn head_output_matches_ultralytics() {
         assert!(m.warnings().is_empty(), "{:?}", m.warnings());
         let got = m.forward(&input).unwrap();
         assert_eq!(got.shape(), &[1, 84, 2100]);
-        let (a, _) = compare(&format!("yolo head {}", backend.name()), &got, &want, 1e-3, 0.0);
+        let (a, _) = compare(
+            &format!("yolo head {}", backend.name()),
+            &got,
+            &want,
+            1e-3,
+            0.0,
+        );
         record("yolo head", backend.name(), a as f64, 0.0);
     }
     common::print_table_for("yolo head");
@@ -93,16 +122,35 @@ fn predict_on_ultralytics_letterboxed_input() {
     let lb_img = levels_image(&r.get_u32("bus640.input_levels").unwrap());
     assert_eq!(lb_img.dimensions(), (480, 640));
     let w = want(&r);
-    let lb = Letterbox { orig_w: 810, orig_h: 1080, w: 480, h: 640 };
+    let lb = Letterbox {
+        orig_w: 810,
+        orig_h: 1080,
+        w: 480,
+        h: 640,
+    };
     for backend in [Backend::Gpu(device()), Backend::Cpu] {
         let m = Yolo::load(backend.clone(), fixture()).unwrap();
         let pred = m.forward(&to_tensor(&lb_img).unwrap()).unwrap();
-        let dets = m.postprocess(pred.as_f32().unwrap(), pred.shape()[2], &lb, &DetectOptions::default());
+        let dets = m.postprocess(
+            pred.as_f32().unwrap(),
+            pred.shape()[2],
+            &lb,
+            &DetectOptions::default(),
+        );
         let label = format!("yolo predict {}", backend.name());
         let (b, s) = match_detections(&label, &dets, &w);
-        println!("PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}", dets.len());
-        assert!(b <= 1.0 && s <= 1e-3, "{label}: box diff {b}, score diff {s}");
-        assert!(dets.windows(2).all(|p| p[0].score >= p[1].score), "sorted by score");
+        println!(
+            "PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}",
+            dets.len()
+        );
+        assert!(
+            b <= 1.0 && s <= 1e-3,
+            "{label}: box diff {b}, score diff {s}"
+        );
+        assert!(
+            dets.windows(2).all(|p| p[0].score >= p[1].score),
+            "sorted by score"
+        );
     }
 }
 
@@ -119,14 +167,23 @@ fn predict_from_an_image_file() {
         let dets = m.detect(&png, &DetectOptions::default()).unwrap();
         let label = format!("yolo file {}", backend.name());
         let (b, s) = match_detections(&label, &dets, &w);
-        println!("PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}", dets.len());
-        assert!(b <= 1.0 && s <= 1e-3, "{label}: box diff {b}, score diff {s}");
+        println!(
+            "PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}",
+            dets.len()
+        );
+        assert!(
+            b <= 1.0 && s <= 1e-3,
+            "{label}: box diff {b}, score diff {s}"
+        );
         if backend.name() == "gpu" {
             // The annotated image, written where the closing note points.
-            let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output/bus_annotated.png");
+            let out =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output/bus_annotated.png");
             std::fs::create_dir_all(out.parent().unwrap()).unwrap();
             let img = wgpu_infer::imageio::load_rgb(&png).unwrap();
-            wgpu_infer::models::yolo::annotate(&img, &dets).save(&out).unwrap();
+            wgpu_infer::models::yolo::annotate(&img, &dets)
+                .save(&out)
+                .unwrap();
             println!("annotated image: {}", out.display());
         }
     }
@@ -144,20 +201,37 @@ fn predict_from_the_jpeg() {
     let (lb_img, lb) = Yolo::letterbox(&img, 640, true);
     assert_eq!((lb.w, lb.h), (480, 640));
     let ref_lb = levels_image(&r.get_u32("bus640.input_levels").unwrap());
-    let worst = lb_img.as_raw().iter().zip(ref_lb.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    let worst = lb_img
+        .as_raw()
+        .iter()
+        .zip(ref_lb.as_raw())
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
     println!("PARITY yolo letterbox from JPEG: max {worst} level(s) vs ultralytics");
     assert!(worst <= 3, "letterbox differs by {worst} levels");
     // On identical decoded pixels the letterbox matches OpenCV exactly.
-    let png = wgpu_infer::imageio::load_rgb(&fixture().parent().unwrap().join("bus_decoded.png")).unwrap();
+    let png = wgpu_infer::imageio::load_rgb(&fixture().parent().unwrap().join("bus_decoded.png"))
+        .unwrap();
     let (lb_png, _) = Yolo::letterbox(&png, 640, true);
-    assert_eq!(lb_png.as_raw(), ref_lb.as_raw(), "letterbox is bit-exact with OpenCV on the same pixels");
+    assert_eq!(
+        lb_png.as_raw(),
+        ref_lb.as_raw(),
+        "letterbox is bit-exact with OpenCV on the same pixels"
+    );
     let m = Yolo::load(Backend::Gpu(device()), fixture()).unwrap();
     let dets = m.detect(&bus, &DetectOptions::default()).unwrap();
-    let same_class = dets.iter().filter(|d| w.classes.contains(&d.class_id)).count();
+    let same_class = dets
+        .iter()
+        .filter(|d| w.classes.contains(&d.class_id))
+        .count();
     println!(
         "PARITY yolo jpeg: {} detections vs ultralytics {} ({same_class} of a class ultralytics also found)",
         dets.len(),
         w.scores.len()
     );
-    assert!(dets.windows(2).all(|p| p[0].score >= p[1].score), "sorted by score");
+    assert!(
+        dets.windows(2).all(|p| p[0].score >= p[1].score),
+        "sorted by score"
+    );
 }

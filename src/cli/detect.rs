@@ -51,7 +51,9 @@ pub fn run(args: DetectArgs) -> Result<()> {
         // Written to a temporary name first: never a half-written file at `out`.
         let tmp = out.with_file_name(format!(
             ".{}.partial",
-            out.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()
+            out.file_name()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
         ));
         let fmt = image::ImageFormat::from_path(out).expect("checked above");
         annotate(&img, &dets)

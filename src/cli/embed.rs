@@ -63,6 +63,9 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         dim: model.dim(),
         embeddings: emb,
     };
-    println!("{}", serde_json::to_string(&out).expect("plain data serialises"));
+    println!(
+        "{}",
+        serde_json::to_string(&out).expect("plain data serialises")
+    );
     Ok(())
 }

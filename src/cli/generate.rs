@@ -70,7 +70,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let gen = model.generate(&args.prompt, &opts, |t| {
         bar.inc(1);
         if stream {
-            if let Err(e) = stdout.write_all(t.text.as_bytes()).and_then(|_| stdout.flush()) {
+            if let Err(e) = stdout
+                .write_all(t.text.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
                 io_err = Some(e);
                 return false;
             }
@@ -93,8 +96,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             tokens: &gen.tokens,
             text: &gen.text,
         };
-        writeln!(stdout, "{}", serde_json::to_string(&out).expect("plain data"))
-            .map_err(|e| Error::io("<stdout>", e))?;
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string(&out).expect("plain data")
+        )
+        .map_err(|e| Error::io("<stdout>", e))?;
     } else {
         writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
     }
@@ -105,8 +112,16 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             gen.prompt_tokens.len(),
             gen.prefill_secs,
             gen.tokens.len(),
-            if gen.decode_secs > 0.0 { decode_tokens as f64 / gen.decode_secs } else { 0.0 },
-            if gen.stopped_at_eos { " (stopped at EOS)" } else { "" }
+            if gen.decode_secs > 0.0 {
+                decode_tokens as f64 / gen.decode_secs
+            } else {
+                0.0
+            },
+            if gen.stopped_at_eos {
+                " (stopped at EOS)"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

@@ -12,14 +12,20 @@ pub fn run(args: InfoArgs) -> Result<()> {
     let all = Device::list_adapters();
     println!("visible adapters ({}):", all.len());
     for a in &all {
-        println!("  - {} [{}, {}] {}", a.name, a.backend, a.device_type, a.driver);
+        println!(
+            "  - {} [{}, {}] {}",
+            a.name, a.backend, a.device_type, a.driver
+        );
     }
     let dev = Device::new()?;
     println!("\nchosen:");
     print!("{}", dev.describe());
     let tuned = wgpu_infer::tune::tuned_choices(&dev);
     if !tuned.is_empty() {
-        println!("kernel choices (cached in {}):", wgpu_infer::tune::cache_path_display());
+        println!(
+            "kernel choices (cached in {}):",
+            wgpu_infer::tune::cache_path_display()
+        );
         for (k, v) in tuned {
             println!("  {k:<30} {v}");
         }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wgpu_infer::{Backend, Device, Result};
 
 #[derive(Parser, Debug)]
-#[command(name = "wgpu-infer", version, about = "GPU inference with hand-written WGSL kernels: BERT, GPT-2, ViT, YOLOv8")]
+#[command(
+    name = "wgpu-infer",
+    version,
+    about = "GPU inference with hand-written WGSL kernels: BERT, GPT-2, ViT, YOLOv8"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -18,9 +18,9 @@ impl CpuPlan {
             .iter()
             .map(|s| match s {
                 State::Cpu(t) => Ok(t.clone()),
-                State::Gpu { .. } => Err(Error::Graph(
-                    "a GPU state was given to a CPU plan".into(),
-                )),
+                State::Gpu { .. } => {
+                    Err(Error::Graph("a GPU state was given to a CPU plan".into()))
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         let mut last_use = vec![0usize; graph.values.len()];
@@ -51,13 +51,22 @@ impl Plan for CpuPlan {
         }
         let state_of = |id: usize| g.states.iter().position(|s| s.index() == id);
         // Fetch a value (as an owned tensor of the value's own shape).
-        let fetch = |vals: &Vec<Option<Tensor>>, states: &[Arc<Mutex<Tensor>>], v: super::ValueId| -> Result<Tensor> {
+        let fetch = |vals: &Vec<Option<Tensor>>,
+                     states: &[Arc<Mutex<Tensor>>],
+                     v: super::ValueId|
+         -> Result<Tensor> {
             let root = g.root(v);
             let t = match &g.values[root.index()].source {
                 Source::Constant(c) => c.tensor().clone(),
-                Source::State => states[state_of(root.index()).unwrap()].lock().unwrap().clone(),
+                Source::State => states[state_of(root.index()).unwrap()]
+                    .lock()
+                    .unwrap()
+                    .clone(),
                 _ => vals[root.index()].clone().ok_or_else(|| {
-                    Error::Graph(format!("value '{}' read before it was computed", g.values[root.index()].name))
+                    Error::Graph(format!(
+                        "value '{}' read before it was computed",
+                        g.values[root.index()].name
+                    ))
                 })?,
             };
             if root != v {

@@ -12,7 +12,10 @@ use std::sync::Arc;
 /// A device resource holding (part of) a constant.
 #[derive(Debug)]
 pub enum Resource {
-    Buffer { buffer: wgpu::Buffer, size: u64 },
+    Buffer {
+        buffer: wgpu::Buffer,
+        size: u64,
+    },
     Texture {
         texture: wgpu::Texture,
         view: wgpu::TextureView,
@@ -80,9 +83,17 @@ pub enum Arg {
     /// Whole value, read-write storage (the op's output).
     Write(ValueId),
     /// Byte range of a value, read-only (for values larger than one binding).
-    ReadRange { value: ValueId, offset: u64, size: u64 },
+    ReadRange {
+        value: ValueId,
+        offset: u64,
+        size: u64,
+    },
     /// Byte range of a value, read-write.
-    WriteRange { value: ValueId, offset: u64, size: u64 },
+    WriteRange {
+        value: ValueId,
+        offset: u64,
+        size: u64,
+    },
     /// Op-private temporary created with [`Lower::scratch`].
     Scratch { id: usize, write: bool },
     /// Chunk `k` of a packed constant (storage buffer, or read-only storage texture).
@@ -280,7 +291,8 @@ impl GpuPlan {
             ..
         } = lower;
         // Scratch textures: one per distinct size and format.
-        let mut tex_pool: Vec<((u32, u32, TexFormat), wgpu::Texture, wgpu::TextureView)> = Vec::new();
+        let mut tex_pool: Vec<((u32, u32, TexFormat), wgpu::Texture, wgpu::TextureView)> =
+            Vec::new();
         let mut tex_of = Vec::with_capacity(scratch_tex.len());
         for &key in &scratch_tex {
             let i = match tex_pool.iter().position(|(k, _, _)| *k == key) {
@@ -407,7 +419,9 @@ impl GpuPlan {
         for (i, v) in g.values.iter().enumerate() {
             if let Source::Constant(c) = &v.source {
                 if needs_raw(i) {
-                    let p = c.packed(device, "raw", |t| Packed::buffer(device, c.name(), t.as_bytes()))?;
+                    let p = c.packed(device, "raw", |t| {
+                        Packed::buffer(device, c.name(), t.as_bytes())
+                    })?;
                     loc[i] = Some(Loc::Const(p));
                 }
             }
@@ -712,7 +726,8 @@ impl GpuPlan {
                 mapped_at_creation: false,
             });
             let cmd = self.encode(Some(&qs));
-            let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            let mut enc =
+                dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
             enc.resolve_query_set(&qs, 0..n, &resolve, 0);
             enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, n as u64 * 8);
             self.device.queue().submit([cmd, enc.finish()]);

@@ -163,11 +163,7 @@ impl Graph {
         if let Some(&v) = self.const_index.get(&c.id) {
             return Ok(v);
         }
-        let id = self.push_value(
-            c.tensor.info(),
-            c.name.clone(),
-            Source::Constant(c.clone()),
-        )?;
+        let id = self.push_value(c.tensor.info(), c.name.clone(), Source::Constant(c.clone()))?;
         self.const_index.insert(c.id, id);
         Ok(id)
     }
@@ -189,7 +185,11 @@ impl Graph {
         let known: usize = shape.iter().filter(|&&d| d != usize::MAX).product();
         let holes = shape.iter().filter(|&&d| d == usize::MAX).count();
         if holes > 1 || (holes == 1 && (known == 0 || info.numel() % known != 0)) {
-            return Err(Error::shape("reshape", "cannot infer dimension", &[&info.shape, &shape]));
+            return Err(Error::shape(
+                "reshape",
+                "cannot infer dimension",
+                &[&info.shape, &shape],
+            ));
         }
         if holes == 1 {
             for d in shape.iter_mut() {
@@ -227,7 +227,10 @@ impl Graph {
                 )));
             }
         }
-        let infos: Vec<&ValueInfo> = inputs.iter().map(|&i| &self.values[i.index()].info).collect();
+        let infos: Vec<&ValueInfo> = inputs
+            .iter()
+            .map(|&i| &self.values[i.index()].info)
+            .collect();
         let outs = op.infer(&infos)?;
         if let Some(w) = op.writes_input() {
             let target = inputs.get(w).copied();
@@ -380,7 +383,10 @@ pub trait Plan: Send {
 /// A persistent buffer bound to graph states (e.g. a KV cache) on one backend.
 #[derive(Clone)]
 pub enum State {
-    Gpu { buffer: Arc<wgpu::Buffer>, info: ValueInfo },
+    Gpu {
+        buffer: Arc<wgpu::Buffer>,
+        info: ValueInfo,
+    },
     Cpu(Arc<Mutex<Tensor>>),
 }
 

@@ -220,7 +220,11 @@ fn sentence_transformers_config(dir: &Path) -> Result<(Option<Pooling>, bool, Op
             match on.as_slice() {
                 [] => None,
                 [one] => Some(*one),
-                _ => return Err(bad("several pooling modes at once (concatenation) are not supported")),
+                _ => {
+                    return Err(bad(
+                        "several pooling modes at once (concatenation) are not supported",
+                    ))
+                }
             }
         }
     } else {
@@ -244,11 +248,20 @@ fn fused_qkv(w: &Weights, p: &str, h: usize) -> Result<(Arc<Constant>, Arc<Const
     let mut wv = Vec::with_capacity(3 * h * h);
     let mut bv = Vec::with_capacity(3 * h);
     for part in ["query", "key", "value"] {
-        wv.extend(w.get_shaped(&format!("{p}.attention.self.{part}.weight"), &[h, h])?.as_f32()?);
-        bv.extend(w.get_shaped(&format!("{p}.attention.self.{part}.bias"), &[h])?.as_f32()?);
+        wv.extend(
+            w.get_shaped(&format!("{p}.attention.self.{part}.weight"), &[h, h])?
+                .as_f32()?,
+        );
+        bv.extend(
+            w.get_shaped(&format!("{p}.attention.self.{part}.bias"), &[h])?
+                .as_f32()?,
+        );
     }
     Ok((
-        Constant::new(format!("{p}.qkv.weight"), Tensor::from_f32(&[3 * h, h], wv)?),
+        Constant::new(
+            format!("{p}.qkv.weight"),
+            Tensor::from_f32(&[3 * h, h], wv)?,
+        ),
         Constant::new(format!("{p}.qkv.bias"), Tensor::from_f32(&[3 * h], bv)?),
     ))
 }
@@ -278,7 +291,9 @@ impl Bert {
         }
         if let Some(t) = &config.position_embedding_type {
             if t != "absolute" {
-                return Err(cfg_err(format!("position_embedding_type '{t}' is not supported")));
+                return Err(cfg_err(format!(
+                    "position_embedding_type '{t}' is not supported"
+                )));
             }
         }
         let act = Act::from_hf(&config.hidden_act).map_err(|e| cfg_err(e.to_string()))?;
@@ -288,7 +303,9 @@ impl Bert {
         let wpath = require(dir, "model.safetensors", "weights (model.safetensors)")?;
         let mut w = Weights::open(&wpath)?;
         if !w.contains("embeddings.word_embeddings.weight")
-            && w.names().iter().any(|n| n == "bert.embeddings.word_embeddings.weight")
+            && w.names()
+                .iter()
+                .any(|n| n == "bert.embeddings.word_embeddings.weight")
         {
             w.set_prefix("bert.");
         }
@@ -411,7 +428,12 @@ impl Bert {
         if encs.is_empty() {
             return Err(Error::InvalidArgument("no texts given".into()));
         }
-        let seq = encs.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
+        let seq = encs
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let batch = encs.len();
         let mut inp = BertInput {
             batch,
@@ -590,7 +612,10 @@ impl Bert {
         let cfg = &self.config;
         let (batch, seq) = (input.batch, input.seq);
         let n = batch * seq;
-        if input.input_ids.len() != n || input.token_type_ids.len() != n || input.attention_mask.len() != n {
+        if input.input_ids.len() != n
+            || input.token_type_ids.len() != n
+            || input.attention_mask.len() != n
+        {
             return Err(Error::InvalidArgument(format!(
                 "ids, token types and mask must each hold batch*seq = {n} values"
             )));
@@ -601,25 +626,44 @@ impl Bert {
                 cfg.max_position_embeddings
             )));
         }
-        if let Some(&id) = input.input_ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
+        if let Some(&id) = input
+            .input_ids
+            .iter()
+            .find(|&&i| i as usize >= cfg.vocab_size)
+        {
             return Err(Error::InvalidArgument(format!(
                 "token id {id} out of range for vocab_size {}",
                 cfg.vocab_size
             )));
         }
-        if let Some(&t) = input.token_type_ids.iter().find(|&&i| i as usize >= cfg.type_vocab_size) {
+        if let Some(&t) = input
+            .token_type_ids
+            .iter()
+            .find(|&&i| i as usize >= cfg.type_vocab_size)
+        {
             return Err(Error::InvalidArgument(format!(
                 "token type {t} out of range for type_vocab_size {}",
                 cfg.type_vocab_size
             )));
         }
         // Pad the sequence to a multiple of 8 (masked, so results do not change) to share plans.
-        let s_pad = seq.div_ceil(8).saturating_mul(8).min(cfg.max_position_embeddings).max(seq);
+        let s_pad = seq
+            .div_ceil(8)
+            .saturating_mul(8)
+            .min(cfg.max_position_embeddings)
+            .max(seq);
         let rows = self.rows_per_pass(s_pad);
         let h = cfg.hidden_size;
         let mut last = Vec::with_capacity(n * h);
         let mut pooled = Vec::new();
-        let mut hidden: Vec<Vec<f32>> = vec![Vec::new(); if hidden_states { cfg.num_hidden_layers + 1 } else { 0 }];
+        let mut hidden: Vec<Vec<f32>> = vec![
+            Vec::new();
+            if hidden_states {
+                cfg.num_hidden_layers + 1
+            } else {
+                0
+            }
+        ];
         let mut start = 0;
         while start < batch {
             let b = rows.min(batch - start);
@@ -630,7 +674,8 @@ impl Bert {
             for r in 0..b {
                 let src = (start + r) * seq;
                 ids[r * s_pad..r * s_pad + seq].copy_from_slice(&input.input_ids[src..src + seq]);
-                tt[r * s_pad..r * s_pad + seq].copy_from_slice(&input.token_type_ids[src..src + seq]);
+                tt[r * s_pad..r * s_pad + seq]
+                    .copy_from_slice(&input.token_type_ids[src..src + seq]);
                 for j in 0..seq {
                     if input.attention_mask[src + j] != 0 {
                         bias[r * s_pad + j] = 0.0;
@@ -699,7 +744,10 @@ impl Bert {
             }
             Ok(())
         })?;
-        Ok(result.into_iter().map(|t| t.expect("every text ran")).collect())
+        Ok(result
+            .into_iter()
+            .map(|t| t.expect("every text ran"))
+            .collect())
     }
 
     /// Sentence embeddings: pooled (per the pooling config) and, if enabled, L2-normalised.
@@ -717,7 +765,12 @@ impl Bert {
 }
 
 /// Pools [batch, seq, hidden] token vectors into one vector per row (mask-aware).
-pub fn pool(hidden: &Tensor, input: &BertInput, pooling: Pooling, normalize: bool) -> Vec<Vec<f32>> {
+pub fn pool(
+    hidden: &Tensor,
+    input: &BertInput,
+    pooling: Pooling,
+    normalize: bool,
+) -> Vec<Vec<f32>> {
     let h = *hidden.shape().last().unwrap();
     let v = hidden.as_f32().expect("f32 hidden states");
     (0..input.batch)
@@ -748,7 +801,11 @@ pub fn pool(hidden: &Tensor, input: &BertInput, pooling: Pooling, normalize: boo
                 }
             };
             if normalize {
-                let norm = out.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+                let norm = out
+                    .iter()
+                    .map(|&x| (x as f64) * (x as f64))
+                    .sum::<f64>()
+                    .sqrt();
                 let d = norm.max(1e-12);
                 for x in out.iter_mut() {
                     *x = (*x as f64 / d) as f32;

@@ -188,8 +188,8 @@ impl Gpt2 {
             w.set_prefix("transformer.");
         }
         let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
-        let mut model = Self::from_source(backend, config, &get, Some(tokenizer))
-            .map_err(|e| match e {
+        let mut model =
+            Self::from_source(backend, config, &get, Some(tokenizer)).map_err(|e| match e {
                 Error::InvalidArgument(msg) => Error::Config {
                     path: cfg_path.clone(),
                     msg,
@@ -219,7 +219,12 @@ impl Gpt2 {
         let k = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))
         };
-        let (e, v, p, inner) = (config.n_embd, config.vocab_size, config.n_positions, config.inner());
+        let (e, v, p, inner) = (
+            config.n_embd,
+            config.vocab_size,
+            config.n_positions,
+            config.inner(),
+        );
         if config.n_head == 0 || e % config.n_head != 0 {
             return Err(Error::InvalidArgument(format!(
                 "n_embd {e} is not divisible by n_head {}",
@@ -231,12 +236,18 @@ impl Gpt2 {
         for l in 0..config.n_layer {
             let b = format!("h.{l}");
             blocks.push(Block {
-                ln1: (k(&format!("{b}.ln_1.weight"), &[e])?, k(&format!("{b}.ln_1.bias"), &[e])?),
+                ln1: (
+                    k(&format!("{b}.ln_1.weight"), &[e])?,
+                    k(&format!("{b}.ln_1.bias"), &[e])?,
+                ),
                 attn_w: k(&format!("{b}.attn.c_attn.weight"), &[e, 3 * e])?,
                 attn_b: k(&format!("{b}.attn.c_attn.bias"), &[3 * e])?,
                 proj_w: k(&format!("{b}.attn.c_proj.weight"), &[e, e])?,
                 proj_b: k(&format!("{b}.attn.c_proj.bias"), &[e])?,
-                ln2: (k(&format!("{b}.ln_2.weight"), &[e])?, k(&format!("{b}.ln_2.bias"), &[e])?),
+                ln2: (
+                    k(&format!("{b}.ln_2.weight"), &[e])?,
+                    k(&format!("{b}.ln_2.bias"), &[e])?,
+                ),
                 fc_w: k(&format!("{b}.mlp.c_fc.weight"), &[e, inner])?,
                 fc_b: k(&format!("{b}.mlp.c_fc.bias"), &[inner])?,
                 fc2_w: k(&format!("{b}.mlp.c_proj.weight"), &[inner, e])?,
@@ -326,7 +337,11 @@ impl Gpt2 {
                     let (kc, vc) = (states[2 * l], states[2 * l + 1]);
                     g.kv_write(kc, qkv, e, past)?;
                     g.kv_write(vc, qkv, 2 * e, past)?;
-                    let op = Attention { k_col: 0, v_col: 0, ..op };
+                    let op = Attention {
+                        k_col: 0,
+                        v_col: 0,
+                        ..op
+                    };
                     g.attention(op, qkv, kc, vc, mask, Some(past))?
                 }
                 None => g.attention(op, qkv, qkv, qkv, mask, None)?,
@@ -428,7 +443,10 @@ impl Gpt2 {
         }
         self.check_ids(ids)?;
         let bias: Vec<f32> = match mask {
-            Some(m) if m.len() == ids.len() => m.iter().map(|&v| if v != 0 { 0.0 } else { f32::MIN }).collect(),
+            Some(m) if m.len() == ids.len() => m
+                .iter()
+                .map(|&v| if v != 0 { 0.0 } else { f32::MIN })
+                .collect(),
             Some(m) => {
                 return Err(Error::InvalidArgument(format!(
                     "mask has {} values, expected {}",
@@ -447,7 +465,10 @@ impl Gpt2 {
         let refs: Vec<&Tensor> = feeds.iter().collect();
         let mut plans = self.forward_plans.lock().unwrap();
         let plan = plans.get_or_build((batch, seq, hidden_states), || {
-            self.backend.compile(Arc::new(self.build_forward(batch, seq, hidden_states)?), &[])
+            self.backend.compile(
+                Arc::new(self.build_forward(batch, seq, hidden_states)?),
+                &[],
+            )
         })?;
         let mut outs = plan.run(&refs)?.into_iter();
         let logits = outs.next().expect("logits output");
@@ -498,7 +519,9 @@ impl Gpt2 {
         let c = &self.config;
         opts.sampling.validate()?;
         if prompt.is_empty() {
-            return Err(Error::InvalidArgument("the prompt is empty (no tokens)".into()));
+            return Err(Error::InvalidArgument(
+                "the prompt is empty (no tokens)".into(),
+            ));
         }
         self.check_ids(prompt)?;
         if prompt.len() + opts.max_new_tokens > c.n_positions {

@@ -63,6 +63,7 @@ pub(crate) fn load_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer> {
         msg: format!("cannot load tokenizer: {e}"),
     })?;
     tok.with_padding(None);
-    tok.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    tok.with_truncation(None)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
     Ok(tok)
 }

@@ -93,7 +93,10 @@ pub fn sample(logits: &[f32], s: &Sampling, rng: &mut Rng) -> usize {
     }
     let t = s.temperature as f64;
     let m = logits[idx[0]] as f64;
-    let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - m) / t).exp()).collect();
+    let mut probs: Vec<f64> = idx
+        .iter()
+        .map(|&i| ((logits[i] as f64 - m) / t).exp())
+        .collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if let Some(p) = s.top_p {
@@ -129,27 +132,44 @@ mod tests {
     #[test]
     fn greedy_is_argmax_first_on_ties() {
         assert_eq!(argmax(&[0.0, 3.0, 3.0, -1.0]), 1);
-        assert_eq!(sample(&[1.0, 2.0], &Sampling::default(), &mut Rng::new(1)), 1);
+        assert_eq!(
+            sample(&[1.0, 2.0], &Sampling::default(), &mut Rng::new(1)),
+            1
+        );
     }
 
     #[test]
     fn top_k_one_is_greedy_and_top_p_restricts() {
         let logits = [0.1, 2.0, 1.9, -5.0];
-        let s = Sampling { temperature: 1.0, top_k: Some(1), ..Default::default() };
+        let s = Sampling {
+            temperature: 1.0,
+            top_k: Some(1),
+            ..Default::default()
+        };
         let mut rng = Rng::new(3);
         for _ in 0..50 {
             assert_eq!(sample(&logits, &s, &mut rng), 1);
         }
         // top-p 0.5 keeps only the best token here (its probability is ~0.5).
-        let s = Sampling { temperature: 1.0, top_p: Some(0.4), ..Default::default() };
+        let s = Sampling {
+            temperature: 1.0,
+            top_p: Some(0.4),
+            ..Default::default()
+        };
         for _ in 0..50 {
             assert_eq!(sample(&logits, &s, &mut rng), 1);
         }
         // Unrestricted sampling visits several tokens, reproducibly for a seed.
-        let s = Sampling { temperature: 1.0, seed: 9, ..Default::default() };
+        let s = Sampling {
+            temperature: 1.0,
+            seed: 9,
+            ..Default::default()
+        };
         let draw = |seed| {
             let mut r = Rng::new(seed);
-            (0..200).map(|_| sample(&logits, &s, &mut r)).collect::<Vec<_>>()
+            (0..200)
+                .map(|_| sample(&logits, &s, &mut r))
+                .collect::<Vec<_>>()
         };
         let a = draw(9);
         assert_eq!(a, draw(9));
@@ -159,11 +179,26 @@ mod tests {
     #[test]
     fn invalid_parameters_are_rejected() {
         for s in [
-            Sampling { temperature: -1.0, ..Default::default() },
-            Sampling { temperature: f32::NAN, ..Default::default() },
-            Sampling { top_p: Some(0.0), ..Default::default() },
-            Sampling { top_p: Some(1.5), ..Default::default() },
-            Sampling { top_k: Some(0), ..Default::default() },
+            Sampling {
+                temperature: -1.0,
+                ..Default::default()
+            },
+            Sampling {
+                temperature: f32::NAN,
+                ..Default::default()
+            },
+            Sampling {
+                top_p: Some(0.0),
+                ..Default::default()
+            },
+            Sampling {
+                top_p: Some(1.5),
+                ..Default::default()
+            },
+            Sampling {
+                top_k: Some(0),
+                ..Default::default()
+            },
         ] {
             assert!(s.validate().is_err(), "{s:?}");
         }

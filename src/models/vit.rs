@@ -65,7 +65,9 @@ impl VitConfig {
             intermediate_size: 3072,
             layer_norm_eps: 1e-12,
             hidden_act: "gelu".into(),
-            id2label: (0..1000).map(|i| (i.to_string(), format!("LABEL_{i}"))).collect(),
+            id2label: (0..1000)
+                .map(|i| (i.to_string(), format!("LABEL_{i}")))
+                .collect(),
         }
     }
 }
@@ -109,7 +111,10 @@ impl ImageProcessorConfig {
     pub fn vit_default(side: usize) -> Self {
         ImageProcessorConfig {
             do_resize: true,
-            size: Some(BTreeMap::from([("height".into(), side), ("width".into(), side)])),
+            size: Some(BTreeMap::from([
+                ("height".into(), side),
+                ("width".into(), side),
+            ])),
             resample: 2,
             do_rescale: true,
             rescale_factor: 1.0 / 255.0,
@@ -289,12 +294,21 @@ impl Vit {
                 qb.extend(w(&format!("{b}.attention.attention.{part}.bias"), &[h])?.as_f32()?);
             }
             layers.push(Layer {
-                ln1: (k(&format!("{b}.layernorm_before.weight"), &[h])?, k(&format!("{b}.layernorm_before.bias"), &[h])?),
-                qkv_w: Constant::new(format!("{b}.qkv.weight"), Tensor::from_f32(&[3 * h, h], qw)?),
+                ln1: (
+                    k(&format!("{b}.layernorm_before.weight"), &[h])?,
+                    k(&format!("{b}.layernorm_before.bias"), &[h])?,
+                ),
+                qkv_w: Constant::new(
+                    format!("{b}.qkv.weight"),
+                    Tensor::from_f32(&[3 * h, h], qw)?,
+                ),
                 qkv_b: Constant::new(format!("{b}.qkv.bias"), Tensor::from_f32(&[3 * h], qb)?),
                 o_w: k(&format!("{b}.attention.output.dense.weight"), &[h, h])?,
                 o_b: k(&format!("{b}.attention.output.dense.bias"), &[h])?,
-                ln2: (k(&format!("{b}.layernorm_after.weight"), &[h])?, k(&format!("{b}.layernorm_after.bias"), &[h])?),
+                ln2: (
+                    k(&format!("{b}.layernorm_after.weight"), &[h])?,
+                    k(&format!("{b}.layernorm_after.bias"), &[h])?,
+                ),
                 i_w: k(&format!("{b}.intermediate.dense.weight"), &[i_sz, h])?,
                 i_b: k(&format!("{b}.intermediate.dense.bias"), &[i_sz])?,
                 out_w: k(&format!("{b}.output.dense.weight"), &[h, i_sz])?,
@@ -308,12 +322,18 @@ impl Vit {
                     "a classifier checkpoint needs id2label in config.json".into(),
                 ));
             }
-            Some((k("classifier.weight", &[n_labels, h])?, k("classifier.bias", &[n_labels])?))
+            Some((
+                k("classifier.weight", &[n_labels, h])?,
+                k("classifier.bias", &[n_labels])?,
+            ))
         } else {
             None
         };
         let pooler = if !with_classifier {
-            match (w("pooler.dense.weight", &[h, h]), w("pooler.dense.bias", &[h])) {
+            match (
+                w("pooler.dense.weight", &[h, h]),
+                w("pooler.dense.bias", &[h]),
+            ) {
                 (Ok(pw), Ok(pb)) => Some((
                     Constant::new("pooler.dense.weight", pw),
                     Constant::new("pooler.dense.bias", pb),
@@ -323,7 +343,10 @@ impl Vit {
         } else {
             None
         };
-        let patch = w("embeddings.patch_embeddings.projection.weight", &[h, c, p, p])?;
+        let patch = w(
+            "embeddings.patch_embeddings.projection.weight",
+            &[h, c, p, p],
+        )?;
         let labels = (0..n_labels)
             .map(|i| {
                 config
@@ -398,7 +421,11 @@ impl Vit {
         } else {
             None
         };
-        let rescale = if pp.do_rescale { pp.rescale_factor } else { 1.0 };
+        let rescale = if pp.do_rescale {
+            pp.rescale_factor
+        } else {
+            1.0
+        };
         let (mean, std) = if pp.do_normalize {
             (
                 [pp.image_mean[0], pp.image_mean[1], pp.image_mean[2]],
@@ -413,7 +440,12 @@ impl Vit {
 
     fn build(&self, b: usize) -> Result<Graph> {
         let cfg = &self.config;
-        let (h, c, p, s) = (cfg.hidden_size, cfg.num_channels, cfg.patch_size, cfg.image_size);
+        let (h, c, p, s) = (
+            cfg.hidden_size,
+            cfg.num_channels,
+            cfg.patch_size,
+            cfg.image_size,
+        );
         let gs = s / p;
         let n = gs * gs;
         let eps = cfg.layer_norm_eps as f32;
@@ -502,7 +534,11 @@ impl Vit {
 
     /// Preprocesses, batches and classifies image files; returns the `top_k` classes of each
     /// (softmax scores), in input order.
-    pub fn classify<P: AsRef<Path>>(&self, images: &[P], top_k: usize) -> Result<Vec<Vec<Prediction>>> {
+    pub fn classify<P: AsRef<Path>>(
+        &self,
+        images: &[P],
+        top_k: usize,
+    ) -> Result<Vec<Vec<Prediction>>> {
         if self.w.classifier.is_none() {
             return Err(Error::InvalidArgument(
                 "this checkpoint has no classifier (a bare ViTModel): use embed()".into(),
@@ -545,7 +581,12 @@ impl Vit {
                 Some(p) => out.extend(p.as_f32()?.chunks(h).map(|r| r.to_vec())),
                 None => {
                     let t = o.last_hidden_state.shape()[1];
-                    out.extend(o.last_hidden_state.as_f32()?.chunks(t * h).map(|r| r[..h].to_vec()))
+                    out.extend(
+                        o.last_hidden_state
+                            .as_f32()?
+                            .chunks(t * h)
+                            .map(|r| r[..h].to_vec()),
+                    )
                 }
             }
             Ok(())
@@ -553,7 +594,11 @@ impl Vit {
         Ok(out)
     }
 
-    fn batched<P: AsRef<Path>>(&self, images: &[P], mut each: impl FnMut(&VitOutput) -> Result<()>) -> Result<()> {
+    fn batched<P: AsRef<Path>>(
+        &self,
+        images: &[P],
+        mut each: impl FnMut(&VitOutput) -> Result<()>,
+    ) -> Result<()> {
         if images.is_empty() {
             return Err(Error::InvalidArgument("no images given".into()));
         }

@@ -166,7 +166,10 @@ fn conv_bn(w: &Weights, p: &str) -> Result<ConvBn> {
         bv[oc] = (beta[oc] as f64 - mean[oc] as f64 * scale) as f32;
     }
     Ok(ConvBn {
-        w: Constant::new(format!("{p}.conv.weight (BN folded)"), Tensor::from_f32(&s, wv)?),
+        w: Constant::new(
+            format!("{p}.conv.weight (BN folded)"),
+            Tensor::from_f32(&s, wv)?,
+        ),
         b: Constant::new(format!("{p}.bias (BN folded)"), Tensor::from_f32(&[o], bv)?),
     })
 }
@@ -177,7 +180,10 @@ fn conv_plain(w: &Weights, p: &str) -> Result<ConvBn> {
     let o = cw.shape()[0];
     Ok(ConvBn {
         w: Constant::new(format!("{p}.weight"), cw),
-        b: Constant::new(format!("{p}.bias"), w.get_shaped(&format!("{p}.bias"), &[o])?),
+        b: Constant::new(
+            format!("{p}.bias"),
+            w.get_shaped(&format!("{p}.bias"), &[o])?,
+        ),
     })
 }
 
@@ -186,7 +192,10 @@ fn c2f(w: &Weights, i: usize) -> Result<C2f> {
     let mut m = Vec::new();
     while w.contains(&format!("{p}.m.{}.cv1.conv.weight", m.len())) {
         let k = m.len();
-        m.push((conv_bn(w, &format!("{p}.m.{k}.cv1"))?, conv_bn(w, &format!("{p}.m.{k}.cv2"))?));
+        m.push((
+            conv_bn(w, &format!("{p}.m.{k}.cv1"))?,
+            conv_bn(w, &format!("{p}.m.{k}.cv2"))?,
+        ));
     }
     if m.is_empty() {
         return Err(Error::Weights {
@@ -266,7 +275,10 @@ impl Yolo {
         if dfl.numel() != REG_MAX {
             return Err(Error::Weights {
                 path: wpath.clone(),
-                msg: format!("model.22.dfl.conv.weight has {} values, expected {REG_MAX}", dfl.numel()),
+                msg: format!(
+                    "model.22.dfl.conv.weight has {} values, expected {REG_MAX}",
+                    dfl.numel()
+                ),
             });
         }
         let warnings = w
@@ -309,7 +321,15 @@ impl Yolo {
         &self.backend
     }
 
-    fn conv(&self, g: &mut Graph, x: ValueId, c: &ConvBn, stride: usize, act: Act, res: Option<ValueId>) -> Result<ValueId> {
+    fn conv(
+        &self,
+        g: &mut Graph,
+        x: ValueId,
+        c: &ConvBn,
+        stride: usize,
+        act: Act,
+        res: Option<ValueId>,
+    ) -> Result<ValueId> {
         let k = c.w.tensor().shape()[2];
         let op = Conv2d {
             stride: [stride, stride],
@@ -338,7 +358,13 @@ impl Yolo {
 
     fn build(&self, b: usize, h: usize, w: usize) -> Result<Graph> {
         let wt = &self.w;
-        let conv_at = |i: usize| &wt.convs.iter().find(|(j, _)| *j == i).expect("conv layer").1;
+        let conv_at = |i: usize| {
+            &wt.convs
+                .iter()
+                .find(|(j, _)| *j == i)
+                .expect("conv layer")
+                .1
+        };
         let c2f_at = |i: usize| &wt.c2f.iter().find(|(j, _)| *j == i).expect("c2f layer").1;
         let mut g = Graph::new();
         let x = g.input("images", &[b, 3, h, w], DType::F32)?;
@@ -397,14 +423,23 @@ impl Yolo {
     /// 32): [batch, 4 + nc, anchors] with (cx, cy, w, h) boxes and sigmoid class scores.
     pub fn forward(&self, images: &Tensor) -> Result<Tensor> {
         let s = images.shape();
-        if s.len() != 4 || s[1] != 3 || s[0] == 0 || s[2] % 32 != 0 || s[3] % 32 != 0 || s[2] == 0 || s[3] == 0 {
+        if s.len() != 4
+            || s[1] != 3
+            || s[0] == 0
+            || s[2] % 32 != 0
+            || s[3] % 32 != 0
+            || s[2] == 0
+            || s[3] == 0
+        {
             return Err(Error::InvalidArgument(format!(
                 "images must be [batch, 3, h, w] with h and w positive multiples of 32, got {s:?}"
             )));
         }
         let (b, h, w) = (s[0], s[2], s[3]);
         let mut plans = self.plans.lock().unwrap();
-        let plan = plans.get_or_build((b, h, w), || self.backend.compile(Arc::new(self.build(b, h, w)?), &[]))?;
+        let plan = plans.get_or_build((b, h, w), || {
+            self.backend.compile(Arc::new(self.build(b, h, w)?), &[])
+        })?;
         Ok(plan.run(&[images])?.remove(0))
     }
 
@@ -447,7 +482,13 @@ impl Yolo {
 
     /// Detections for one decoded prediction [4 + nc, anchors] in letterboxed coordinates:
     /// confidence filter, class-aware NMS, `max_det`, then boxes scaled to the original image.
-    pub fn postprocess(&self, pred: &[f32], anchors: usize, lb: &Letterbox, opts: &DetectOptions) -> Vec<Detection> {
+    pub fn postprocess(
+        &self,
+        pred: &[f32],
+        anchors: usize,
+        lb: &Letterbox,
+        opts: &DetectOptions,
+    ) -> Vec<Detection> {
         let nc = self.names.len();
         // (x1, y1, x2, y2, score, class) of candidates above the threshold.
         let mut cand: Vec<([f32; 4], f32, usize)> = Vec::new();
@@ -460,8 +501,17 @@ impl Yolo {
                 }
             }
             if best.1 > opts.conf {
-                let (cx, cy, w, h) = (pred[a], pred[anchors + a], pred[2 * anchors + a], pred[3 * anchors + a]);
-                cand.push(([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0], best.1, best.0));
+                let (cx, cy, w, h) = (
+                    pred[a],
+                    pred[anchors + a],
+                    pred[2 * anchors + a],
+                    pred[3 * anchors + a],
+                );
+                cand.push((
+                    [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
+                    best.1,
+                    best.0,
+                ));
             }
         }
         cand.sort_by(|x, y| y.1.total_cmp(&x.1));
@@ -559,7 +609,9 @@ fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 /// "label score" tag (DejaVu Sans).
 pub fn annotate(img: &RgbImage, dets: &[Detection]) -> RgbImage {
     use ab_glyph::{FontRef, PxScale};
-    use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
+    use imageproc::drawing::{
+        draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size,
+    };
     use imageproc::rect::Rect;
     let mut out = img.clone();
     let font = FontRef::try_from_slice(dejavu::sans::regular()).expect("bundled font parses");
@@ -570,20 +622,40 @@ pub fn annotate(img: &RgbImage, dets: &[Detection]) -> RgbImage {
     for d in dets {
         // Distinct, stable colours per class.
         let hue = (d.class_id as u32).wrapping_mul(2654435761);
-        let color = image::Rgb([(hue >> 24) as u8 | 0x40, (hue >> 16) as u8 | 0x40, (hue >> 8) as u8 | 0x40]);
+        let color = image::Rgb([
+            (hue >> 24) as u8 | 0x40,
+            (hue >> 16) as u8 | 0x40,
+            (hue >> 8) as u8 | 0x40,
+        ]);
         let [x1, y1, x2, y2] = d.bbox;
         for t in 0..thick {
             let (x, y) = (x1 as i32 - t, y1 as i32 - t);
             let (bw, bh) = ((x2 - x1) as i32 + 2 * t, (y2 - y1) as i32 + 2 * t);
             if bw > 0 && bh > 0 {
-                draw_hollow_rect_mut(&mut out, Rect::at(x, y).of_size(bw as u32, bh as u32), color);
+                draw_hollow_rect_mut(
+                    &mut out,
+                    Rect::at(x, y).of_size(bw as u32, bh as u32),
+                    color,
+                );
             }
         }
         let text = format!("{} {:.2}", d.label, d.score);
         let (tw, th) = text_size(scale, &font, &text);
         let ty = (y1 as i32 - th as i32 - 4).max(0);
-        draw_filled_rect_mut(&mut out, Rect::at(x1 as i32, ty).of_size(tw + 4, th + 4), color);
-        draw_text_mut(&mut out, image::Rgb([255, 255, 255]), x1 as i32 + 2, ty + 1, scale, &font, &text);
+        draw_filled_rect_mut(
+            &mut out,
+            Rect::at(x1 as i32, ty).of_size(tw + 4, th + 4),
+            color,
+        );
+        draw_text_mut(
+            &mut out,
+            image::Rgb([255, 255, 255]),
+            x1 as i32 + 2,
+            ty + 1,
+            scale,
+            &font,
+            &text,
+        );
     }
     out
 }

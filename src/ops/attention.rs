@@ -33,7 +33,10 @@ impl Attention {
         expect_inputs("attention", inputs, want)?;
         let bad = |msg: String| Err(Error::shape("attention", msg, &shapes(inputs)));
         let (q, k, v) = (inputs[0], inputs[1], inputs[2]);
-        if [q, k, v].iter().any(|t| t.rank() != 3 || t.dtype != DType::F32) {
+        if [q, k, v]
+            .iter()
+            .any(|t| t.rank() != 3 || t.dtype != DType::F32)
+        {
             return bad("q, k, v must be f32 [batch, seq, width]".into());
         }
         let (b, sq, skv) = (q.shape[0], q.shape[1], k.shape[1]);
@@ -44,7 +47,11 @@ impl Attention {
         if self.heads == 0 || self.head_dim == 0 {
             return bad("heads and head_dim must be positive".into());
         }
-        for (t, col, name) in [(q, self.q_col, "q"), (k, self.k_col, "k"), (v, self.v_col, "v")] {
+        for (t, col, name) in [
+            (q, self.q_col, "q"),
+            (k, self.k_col, "k"),
+            (v, self.v_col, "v"),
+        ] {
             if col + hd > t.shape[2] {
                 return bad(format!(
                     "{name} columns {col}..{} exceed its width {}",
@@ -88,7 +95,11 @@ impl Op for Attention {
         let infos: Vec<ValueInfo> = inputs.iter().map(|t| t.info()).collect();
         let refs: Vec<&ValueInfo> = infos.iter().collect();
         let (b, sq, skv) = self.check(&refs)?;
-        let (q, k, v) = (inputs[0].as_f32()?, inputs[1].as_f32()?, inputs[2].as_f32()?);
+        let (q, k, v) = (
+            inputs[0].as_f32()?,
+            inputs[1].as_f32()?,
+            inputs[2].as_f32()?,
+        );
         let (qw, kw, vw) = (infos[0].shape[2], infos[1].shape[2], infos[2].shape[2]);
         let mut i = 3;
         let mask = if self.mask {
@@ -127,7 +138,9 @@ impl Op for Attention {
                         }
                         *s = x;
                     }
-                    let mx = scores[..lim].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                    let mx = scores[..lim]
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
                     let mut denom = 0.0f64;
                     let oo = ((bi * sq + qi) * h_n + h) * d_n;
                     let mut acc = vec![0.0f64; d_n];
@@ -152,8 +165,23 @@ impl Op for Attention {
         let infos: Vec<ValueInfo> = inputs.iter().map(|&i| cx.info(i).clone()).collect();
         let refs: Vec<&ValueInfo> = infos.iter().collect();
         let (b, sq, skv) = self.check(&refs)?;
-        let wg = if cx.device().is_cpu() { 8 } else { 64 };
-        let qblocks = sq.div_ceil(wg);
+        let widths = [infos[0].shape[2], infos[1].shape[2], infos[2].shape[2]];
+        // vec4 accesses when every offset and stride allows them.
+        let w = if [self.head_dim, self.q_col, self.k_col, self.v_col]
+            .iter()
+            .chain(widths.iter())
+            .all(|x| x % 4 == 0)
+        {
+            4
+        } else {
+            1
+        };
+        let dev = cx.device();
+        let info = dev.adapter_info();
+        // Few query rows: spread the keys across a subgroup of 8 instead.
+        let by_keys = sq <= 4 && dev.has_subgroups() && info.subgroup_min_size >= 8;
+        let wg = if dev.is_cpu() { 8 } else { 64 };
+        let qblocks = if by_keys { sq } else { sq.div_ceil(wg) };
         let mut i = 3;
         let mask = if self.mask {
             i += 1;
@@ -167,35 +195,41 @@ impl Op for Attention {
             .u32(self.heads as u32)
             .u32(sq as u32)
             .u32(skv as u32)
-            .u32(infos[0].shape[2] as u32)
-            .u32(infos[1].shape[2] as u32)
-            .u32(infos[2].shape[2] as u32)
+            .u32((widths[0] / w) as u32)
+            .u32((widths[1] / w) as u32)
+            .u32((widths[2] / w) as u32)
             .u32(qblocks as u32)
-            .u32(self.q_col as u32)
-            .u32(self.k_col as u32)
-            .u32(self.v_col as u32)
+            .u32((self.q_col / w) as u32)
+            .u32((self.k_col / w) as u32)
+            .u32((self.v_col / w) as u32)
             .f32(self.scale);
-        let groups = groups_for(cx, b * self.heads * qblocks, 1);
-        cx.dispatch(
-            "attention.wgsl",
-            &[
-                ("WG", wg.to_string()),
-                ("D", self.head_dim.to_string()),
-                ("CAUSAL", (self.causal as u32).to_string()),
-                ("HAS_MASK", (self.mask as u32).to_string()),
-                ("HAS_LEN", (self.past as u32).to_string()),
-            ],
-            vec![
-                Arg::Read(inputs[0]),
-                Arg::Read(inputs[1]),
-                Arg::Read(inputs[2]),
-                Arg::Read(mask),
-                Arg::Read(past),
-                Arg::Write(outputs[0]),
-                params.arg(),
-            ],
-            groups,
-        )
+        let mut defines = body(self.head_dim / w, w, by_keys, self.mask);
+        defines.extend([
+            ("CAUSAL", (self.causal as u32).to_string()),
+            ("HAS_MASK", (self.mask as u32).to_string()),
+            ("HAS_LEN", (self.past as u32).to_string()),
+        ]);
+        let args = vec![
+            Arg::Read(inputs[0]),
+            Arg::Read(inputs[1]),
+            Arg::Read(inputs[2]),
+            Arg::Read(mask),
+            Arg::Read(past),
+            Arg::Write(outputs[0]),
+            params.arg(),
+        ];
+        if by_keys {
+            cx.dispatch(
+                "attention_keys.wgsl",
+                &defines,
+                args,
+                [sq as u32, self.heads as u32, b as u32],
+            )
+        } else {
+            defines.push(("WG", wg.to_string()));
+            let groups = groups_for(cx, b * self.heads * qblocks, 1);
+            cx.dispatch("attention.wgsl", &defines, args, groups)
+        }
     }
 
     fn flops(&self, inputs: &[&ValueInfo]) -> u64 {
@@ -226,4 +260,107 @@ impl Graph {
         };
         self.node1(op, &inputs)
     }
+}
+
+/// Generated parts of attention.wgsl / attention_keys.wgsl: the head dimension unrolled over
+/// `n` registers of `w` floats (vec4 or f32).
+pub fn body(n: usize, w: usize, by_keys: bool, mask: bool) -> Vec<(&'static str, String)> {
+    use std::fmt::Write;
+    let t = if w == 4 { "vec4<f32>" } else { "f32" };
+    let hsum = |a: &str| {
+        if w == 4 {
+            format!("({a}.x + {a}.y) + ({a}.z + {a}.w)")
+        } else {
+            a.to_string()
+        }
+    };
+    let mut setup = String::new();
+    for d in 0..n {
+        let _ = writeln!(setup, "    let Q{d} = q[qoff + {d}u] * p.scale;");
+        let _ = writeln!(setup, "    var O{d} = {t}(0.0);");
+    }
+    let mut body = String::new();
+    let mut store = String::new();
+    if by_keys {
+        let _ = writeln!(body, "        var a = {t}(0.0);");
+        for d in 0..n {
+            let _ = writeln!(body, "        a = fma(Q{d}, k[koff + {d}u], a);");
+        }
+        let _ = writeln!(body, "        var sc = {};", hsum("a"));
+        if mask {
+            let _ = writeln!(body, "        sc = sc + mask[b * p.skv + jr];");
+        }
+        let _ = writeln!(body, "        sc = select(NEG, sc, ok);");
+        let _ = writeln!(body, "        let mn = max(m, sc);");
+        let _ = writeln!(body, "        let corr = exp(m - mn);");
+        let _ = writeln!(body, "        let pj = select(0.0, exp(sc - mn), ok);");
+        let _ = writeln!(body, "        l = l * corr + pj;");
+        let _ = writeln!(body, "        m = mn;");
+        for d in 0..n {
+            let _ = writeln!(
+                body,
+                "        O{d} = fma({t}(pj), v[voff + {d}u], O{d} * corr);"
+            );
+        }
+        for d in 0..n {
+            let _ = writeln!(
+                store,
+                "    {{ let od = subgroupAdd(O{d} * c); if (li == 0u) {{ out[ooff + {d}u] = od * inv; }} }}"
+            );
+        }
+    } else {
+        let _ = writeln!(body, "        var bm = NEG;");
+        for kk in 0..8 {
+            let _ = writeln!(body, "        let j{kk} = j0 + {kk}u;");
+            let _ = writeln!(body, "        let jr{kk} = min(j{kk}, p.skv - 1u);");
+            let _ = writeln!(
+                body,
+                "        let ko{kk} = (b * p.skv + jr{kk}) * p.k_stride + p.k_col + h * {n}u;"
+            );
+            let _ = writeln!(body, "        var a{kk} = {t}(0.0);");
+            for d in 0..n {
+                let _ = writeln!(body, "        a{kk} = fma(Q{d}, k[ko{kk} + {d}u], a{kk});");
+            }
+            let _ = writeln!(body, "        var s{kk} = {};", hsum(&format!("a{kk}")));
+            if mask {
+                let _ = writeln!(body, "        s{kk} = s{kk} + mask[b * p.skv + jr{kk}];");
+            }
+            let _ = writeln!(body, "        let ok{kk} = j{kk} < lim;");
+            let _ = writeln!(body, "        bm = select(bm, max(bm, s{kk}), ok{kk});");
+        }
+        let _ = writeln!(body, "        let mn = max(m, bm);");
+        let _ = writeln!(body, "        let corr = exp(m - mn);");
+        let _ = writeln!(body, "        m = mn;");
+        let _ = writeln!(body, "        l = l * corr;");
+        for d in 0..n {
+            let _ = writeln!(body, "        O{d} = O{d} * corr;");
+        }
+        for kk in 0..8 {
+            let _ = writeln!(
+                body,
+                "        let p{kk} = select(0.0, exp(s{kk} - mn), ok{kk});"
+            );
+            let _ = writeln!(body, "        l = l + p{kk};");
+            let _ = writeln!(
+                body,
+                "        let vo{kk} = (b * p.skv + jr{kk}) * p.v_stride + p.v_col + h * {n}u;"
+            );
+            for d in 0..n {
+                let _ = writeln!(
+                    body,
+                    "        O{d} = fma({t}(p{kk}), v[vo{kk} + {d}u], O{d});"
+                );
+            }
+        }
+        for d in 0..n {
+            let _ = writeln!(store, "        out[ooff + {d}u] = O{d} * inv;");
+        }
+    }
+    vec![
+        ("T", t.to_string()),
+        ("DW", n.to_string()),
+        ("SETUP", setup),
+        ("BODY", body),
+        ("STORE", store),
+    ]
 }

@@ -65,7 +65,16 @@ impl Op for Concat {
         let mut offset = 0;
         for &x in inputs {
             let shape = cx.info(x).shape.clone();
-            strided_copy(cx, x, outputs[0], &shape, &strides(&shape), 0, &ds, offset * ds[a])?;
+            strided_copy(
+                cx,
+                x,
+                outputs[0],
+                &shape,
+                &strides(&shape),
+                0,
+                &ds,
+                offset * ds[a],
+            )?;
             offset += shape[a];
         }
         Ok(())

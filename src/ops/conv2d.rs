@@ -151,14 +151,13 @@ impl Op for Conv2d {
                                     continue;
                                 }
                                 for kx in 0..g.kw {
-                                    let ix = (ox * self.stride[1] + kx * self.dilation[1])
-                                        as isize
+                                    let ix = (ox * self.stride[1] + kx * self.dilation[1]) as isize
                                         - self.padding[1] as isize;
                                     if ix < 0 || ix >= g.w as isize {
                                         continue;
                                     }
-                                    let xv = x[((b * g.c + c) * g.h + iy as usize) * g.w
-                                        + ix as usize];
+                                    let xv =
+                                        x[((b * g.c + c) * g.h + iy as usize) * g.w + ix as usize];
                                     let wv = wt[((o * cg + ci) * g.kh + ky) * g.kw + kx];
                                     acc += xv as f64 * wv as f64;
                                 }
@@ -257,9 +256,7 @@ impl Op for Conv2d {
 
     fn flops(&self, inputs: &[&ValueInfo]) -> u64 {
         match self.geo(&inputs[0].shape, &inputs[1].shape) {
-            Ok(g) => {
-                2 * (g.n * g.o * g.ho * g.wo * (g.c / self.groups) * g.kh * g.kw) as u64
-            }
+            Ok(g) => 2 * (g.n * g.o * g.ho * g.wo * (g.c / self.groups) * g.kh * g.kw) as u64,
             Err(_) => 0,
         }
     }

@@ -44,7 +44,16 @@ impl Op for Expand {
 
     fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
         let ss = broadcast_strides(&cx.info(inputs[0]).shape.clone(), &self.shape);
-        strided_copy(cx, inputs[0], outputs[0], &self.shape, &ss, 0, &strides(&self.shape), 0)
+        strided_copy(
+            cx,
+            inputs[0],
+            outputs[0],
+            &self.shape,
+            &ss,
+            0,
+            &strides(&self.shape),
+            0,
+        )
     }
 }
 
@@ -54,6 +63,11 @@ impl Graph {
         if self.shape(x) == shape {
             return Ok(x);
         }
-        self.node1(Expand { shape: shape.to_vec() }, &[x])
+        self.node1(
+            Expand {
+                shape: shape.to_vec(),
+            },
+            &[x],
+        )
     }
 }

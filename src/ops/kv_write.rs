@@ -18,7 +18,11 @@ impl KvWrite {
         expect_inputs("kv_write", inputs, 3)?;
         let (cache, src, pos) = (inputs[0], inputs[1], inputs[2]);
         let bad = |m: &str| Err(Error::shape("kv_write", m.to_string(), &shapes(inputs)));
-        if cache.rank() != 3 || src.rank() != 3 || cache.dtype != DType::F32 || src.dtype != DType::F32 {
+        if cache.rank() != 3
+            || src.rank() != 3
+            || cache.dtype != DType::F32
+            || src.dtype != DType::F32
+        {
             return bad("cache and src must be f32 [batch, rows, width]");
         }
         if pos.shape != [1] || pos.dtype != DType::U32 {
@@ -99,7 +103,13 @@ impl Op for KvWrite {
 
 impl Graph {
     /// `cache[:, past..past+rows, :] = src[:, :, col..col+width]` (cache must be a state).
-    pub fn kv_write(&mut self, cache: ValueId, src: ValueId, col: usize, past: ValueId) -> Result<()> {
+    pub fn kv_write(
+        &mut self,
+        cache: ValueId,
+        src: ValueId,
+        col: usize,
+        past: ValueId,
+    ) -> Result<()> {
         self.node(KvWrite { col }, &[cache, src, past])?;
         Ok(())
     }

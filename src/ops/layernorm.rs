@@ -61,7 +61,11 @@ impl Op for LayerNorm {
                 Arg::Read(inputs[1]),
                 Arg::Read(inputs[2]),
                 Arg::Write(outputs[0]),
-                Params::new().u32(rows as u32).u32(n as u32).f32(self.eps).arg(),
+                Params::new()
+                    .u32(rows as u32)
+                    .u32(n as u32)
+                    .f32(self.eps)
+                    .arg(),
             ],
             groups,
         )

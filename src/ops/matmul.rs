@@ -36,7 +36,14 @@ impl MatmulVariant {
     }
 
     /// Whether this kernel can run an (m, k, n) problem on `device`.
-    pub fn supports(self, device: &crate::Device, m: usize, k: usize, n: usize, constant_b: bool) -> bool {
+    pub fn supports(
+        self,
+        device: &crate::Device,
+        m: usize,
+        k: usize,
+        n: usize,
+        constant_b: bool,
+    ) -> bool {
         match self {
             MatmulVariant::Tiled | MatmulVariant::Reg => true,
             MatmulVariant::Texture => constant_b && super::matmul_cw::supported(device, m, k, n),
@@ -83,7 +90,9 @@ impl Matmul {
             (b[b.len() - 2], b[b.len() - 1])
         };
         if k != kb {
-            return bad(&format!("inner dimensions differ: A has K={k}, B has K={kb}"));
+            return bad(&format!(
+                "inner dimensions differ: A has K={k}, B has K={kb}"
+            ));
         }
         let a_batch = &a[..a.len() - 2];
         let b_batch = &b[..b.len() - 2];
@@ -198,10 +207,19 @@ impl Op for Matmul {
             Some(v) => v,
             None => crate::tune::matmul_variant(cx.device(), d.m, d.k, d.n, constant.is_some()),
         };
-        if !variant.supports(cx.device(), d.m, d.k, d.n, constant.is_some() && !d.b_batched) {
+        if !variant.supports(
+            cx.device(),
+            d.m,
+            d.k,
+            d.n,
+            constant.is_some() && !d.b_batched,
+        ) {
             return Err(Error::shape(
                 "matmul",
-                format!("the {} kernel cannot run this problem on this adapter", variant.name()),
+                format!(
+                    "the {} kernel cannot run this problem on this adapter",
+                    variant.name()
+                ),
                 &[&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape],
             ));
         }
@@ -288,7 +306,11 @@ impl Op for Matmul {
                 .u32(if d.b_batched { (d.k * d.n) as u32 } else { 0 })
                 .u32((d.m * d.n) as u32);
             let groups = match variant {
-                MatmulVariant::Tiled => [nc.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32],
+                MatmulVariant::Tiled => [
+                    nc.div_ceil(64) as u32,
+                    d.m.div_ceil(64) as u32,
+                    d.batch as u32,
+                ],
                 _ => [
                     nc.div_ceil(32) as u32,
                     d.m.div_ceil(reg_rows(d.m)) as u32,
@@ -417,7 +439,13 @@ fn pack_weight(
     }
     let (k, n) = if trans { (s[1], s[0]) } else { (s[0], s[1]) };
     let w = t.f32_cow();
-    let at = |kk: usize, nn: usize| if trans { w[nn * k + kk] } else { w[kk * n + nn] };
+    let at = |kk: usize, nn: usize| {
+        if trans {
+            w[nn * k + kk]
+        } else {
+            w[kk * n + nn]
+        }
+    };
     // Columns per chunk: as many as fit one binding, a multiple of the kernels' column tile.
     let max_cols = (dev.max_binding() / (k as u64 * 4)) as usize;
     let cols = (max_cols / 64 * 64).max(64).min(n.div_ceil(64) * 64);

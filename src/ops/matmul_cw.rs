@@ -79,7 +79,11 @@ pub fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Result<Packe
     let mut buf = vec![0.0f32; width * height * 4];
     for kk in 0..k {
         for col in 0..n {
-            let v = if trans { w[col * k + kk] } else { w[kk * n + col] };
+            let v = if trans {
+                w[col * k + kk]
+            } else {
+                w[kk * n + col]
+            };
             let g = col / 4;
             let (blk, c, lane) = (g / 16, (g % 16) / 8, g % 8);
             let x = (kk % l.kt) * 16 + c * 8 + lane;
@@ -117,7 +121,10 @@ pub fn cw_defines(r: usize) -> Vec<(&'static str, String)> {
     }
     let mut accs = String::new();
     for row in 0..r {
-        let _ = writeln!(accs, "    var acc{row}_0 = vec4<f32>(0.0);\n    var acc{row}_1 = vec4<f32>(0.0);");
+        let _ = writeln!(
+            accs,
+            "    var acc{row}_0 = vec4<f32>(0.0);\n    var acc{row}_1 = vec4<f32>(0.0);"
+        );
     }
     let mut body = String::new();
     for kk in 0..4 {
@@ -130,7 +137,10 @@ pub fn cw_defines(r: usize) -> Vec<(&'static str, String)> {
         }
     }
     for g in 0..groups {
-        let _ = writeln!(body, "        let av{g} = textureLoad(at, vec2<i32>(ax, ay{g}));");
+        let _ = writeln!(
+            body,
+            "        let av{g} = textureLoad(at, vec2<i32>(ax, ay{g}));"
+        );
     }
     for row in 0..r {
         let (g, l) = (row / 8, row % 8);
@@ -240,7 +250,10 @@ pub fn lower(
         &[],
         vec![
             Arg::Read(a),
-            Arg::ScratchTexture { id: tex, write: true },
+            Arg::ScratchTexture {
+                id: tex,
+                write: true,
+            },
             Params::new()
                 .u32(m as u32)
                 .u32(k as u32)
@@ -255,7 +268,10 @@ pub fn lower(
         "matmul_cw.wgsl",
         &cw_defines(r),
         vec![
-            Arg::ScratchTexture { id: tex, write: false },
+            Arg::ScratchTexture {
+                id: tex,
+                write: false,
+            },
             Arg::Packed(packed, 0),
             Arg::Read(bias_v),
             Arg::Read(res_v),

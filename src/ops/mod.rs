@@ -42,7 +42,10 @@ pub trait Op: std::fmt::Debug + Send + Sync {
     }
     /// Reference kernel of an in-place op: `target` is the written input, `inputs` the others.
     fn cpu_write(&self, _target: &mut Tensor, _inputs: &[&Tensor]) -> Result<()> {
-        Err(Error::Graph(format!("{} is not an in-place op", self.name())))
+        Err(Error::Graph(format!(
+            "{} is not an in-place op",
+            self.name()
+        )))
     }
     /// Floating-point operations per run (multiply-add = 2), for throughput reports.
     fn flops(&self, _inputs: &[&ValueInfo]) -> u64 {
@@ -68,7 +71,10 @@ impl Params {
     }
     /// An `array<vec4<u32>, n_vec4>` (16-byte aligned), zero padded.
     pub fn u32s(mut self, vals: &[u32], n_vec4: usize) -> Self {
-        assert!(vals.len() <= n_vec4 * 4, "too many values for the uniform array");
+        assert!(
+            vals.len() <= n_vec4 * 4,
+            "too many values for the uniform array"
+        );
         while self.0.len() % 16 != 0 {
             self.0.push(0);
         }
@@ -179,8 +185,18 @@ pub(crate) fn strided_copy_cpu<T: Copy>(
     let n: usize = shape.iter().product();
     let mut idx = vec![0usize; shape.len()];
     for _ in 0..n {
-        let s: usize = src_base + idx.iter().zip(src_strides).map(|(i, s)| i * s).sum::<usize>();
-        let d: usize = dst_base + idx.iter().zip(dst_strides).map(|(i, s)| i * s).sum::<usize>();
+        let s: usize = src_base
+            + idx
+                .iter()
+                .zip(src_strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+        let d: usize = dst_base
+            + idx
+                .iter()
+                .zip(dst_strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
         dst[d] = src[s];
         for k in (0..shape.len()).rev() {
             idx[k] += 1;
@@ -210,7 +226,9 @@ pub(crate) fn copy_words(
             f(s, d);
             Ok(())
         }
-        _ => Err(Error::Graph(format!("{op}: only 32-bit dtypes are supported"))),
+        _ => Err(Error::Graph(format!(
+            "{op}: only 32-bit dtypes are supported"
+        ))),
     }
 }
 

@@ -28,11 +28,18 @@ impl Op for Permute {
         let shape = &inputs[0].shape;
         let mut seen = vec![false; shape.len()];
         let valid = self.perm.len() == shape.len()
-            && self.perm.iter().all(|&p| p < shape.len() && !std::mem::replace(&mut seen[p], true));
+            && self
+                .perm
+                .iter()
+                .all(|&p| p < shape.len() && !std::mem::replace(&mut seen[p], true));
         if !valid || shape.len() > 8 {
             return Err(Error::shape(
                 "permute",
-                format!("{:?} is not a permutation of rank {} (max 8)", self.perm, shape.len()),
+                format!(
+                    "{:?} is not a permutation of rank {} (max 8)",
+                    self.perm,
+                    shape.len()
+                ),
                 &[shape],
             ));
         }
@@ -74,7 +81,11 @@ impl Graph {
     pub fn transpose(&mut self, x: ValueId) -> Result<ValueId> {
         let r = self.shape(x).len();
         if r < 2 {
-            return Err(Error::shape("transpose", "needs rank >= 2", &[self.shape(x)]));
+            return Err(Error::shape(
+                "transpose",
+                "needs rank >= 2",
+                &[self.shape(x)],
+            ));
         }
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(r - 1, r - 2);

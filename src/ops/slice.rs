@@ -60,7 +60,16 @@ impl Op for Slice {
 
     fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
         let (_, out, ss, base) = self.geometry(&cx.info(inputs[0]).shape.clone())?;
-        strided_copy(cx, inputs[0], outputs[0], &out, &ss, base, &strides(&out), 0)
+        strided_copy(
+            cx,
+            inputs[0],
+            outputs[0],
+            &out,
+            &ss,
+            base,
+            &strides(&out),
+            0,
+        )
     }
 }
 
@@ -96,7 +105,10 @@ impl Graph {
         if sizes.iter().sum::<usize>() != shape[a] || sizes.contains(&0) {
             return Err(Error::shape(
                 "split",
-                format!("sizes {sizes:?} do not add up to axis {a} of size {}", shape[a]),
+                format!(
+                    "sizes {sizes:?} do not add up to axis {a} of size {}",
+                    shape[a]
+                ),
                 &[&shape],
             ));
         }

@@ -61,8 +61,12 @@ impl Op for YoloDecode {
                     let (ax, ay) = ((cell % w) as f64 + 0.5, (cell / w) as f64 + 0.5);
                     let mut d = [0.0f64; 4];
                     for (side, ds) in d.iter_mut().enumerate() {
-                        let m = (0..reg).map(|j| at(side * reg + j, cell)).fold(f64::MIN, f64::max);
-                        let e: Vec<f64> = (0..reg).map(|j| (at(side * reg + j, cell) - m).exp()).collect();
+                        let m = (0..reg)
+                            .map(|j| at(side * reg + j, cell))
+                            .fold(f64::MIN, f64::max);
+                        let e: Vec<f64> = (0..reg)
+                            .map(|j| (at(side * reg + j, cell) - m).exp())
+                            .collect();
                         let s: f64 = e.iter().sum();
                         *ds = e.iter().enumerate().map(|(j, q)| q * j as f64).sum::<f64>() / s;
                     }
@@ -74,7 +78,8 @@ impl Op for YoloDecode {
                     out[base + 2 * anchors] = ((x2 - x1) * s) as f32;
                     out[base + 3 * anchors] = ((y2 - y1) * s) as f32;
                     for c in 0..nc {
-                        out[base + (4 + c) * anchors] = (1.0 / (1.0 + (-at(4 * reg + c, cell)).exp())) as f32;
+                        out[base + (4 + c) * anchors] =
+                            (1.0 / (1.0 + (-at(4 * reg + c, cell)).exp())) as f32;
                     }
                     a += 1;
                 }

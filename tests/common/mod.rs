@@ -60,13 +60,7 @@ fn table() -> &'static Mutex<BTreeMap<String, Worst>> {
 
 /// Compares `got` with `want` elementwise. An element passes when its error is within `abs_tol`
 /// or within `rel_tol` of the reference's magnitude. Returns (worst abs, worst rel).
-pub fn compare(
-    label: &str,
-    got: &Tensor,
-    want: &Tensor,
-    abs_tol: f64,
-    rel_tol: f64,
-) -> (f64, f64) {
+pub fn compare(label: &str, got: &Tensor, want: &Tensor, abs_tol: f64, rel_tol: f64) -> (f64, f64) {
     assert_eq!(got.shape(), want.shape(), "{label}: shapes differ");
     let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
     let (mut worst_abs, mut worst_rel) = (0.0f64, 0.0f64);
@@ -109,7 +103,10 @@ pub fn record(op: &str, case: &str, abs: f64, rel: f64) {
 /// Prints the table of worst errors per op.
 pub fn print_table() {
     let t = table().lock().unwrap();
-    println!("\n{:<22} {:>6} {:>12} {:>12}  worst case", "op", "cases", "max abs", "max rel");
+    println!(
+        "\n{:<22} {:>6} {:>12} {:>12}  worst case",
+        "op", "cases", "max abs", "max rel"
+    );
     for (op, w) in t.iter() {
         println!(
             "{:<22} {:>6} {:>12.3e} {:>12.3e}  {}",
@@ -128,11 +125,15 @@ pub fn parity_tol(op: &str, case: &str, graph: Graph, feeds: &[Tensor], abs: f64
     let g = Arc::new(graph);
     let refs: Vec<&Tensor> = feeds.iter().collect();
     let mut cpu = Backend::Cpu.compile(g.clone(), &[]).unwrap();
-    let want = cpu.run(&refs).unwrap_or_else(|e| panic!("{op} {case}: cpu: {e}"));
+    let want = cpu
+        .run(&refs)
+        .unwrap_or_else(|e| panic!("{op} {case}: cpu: {e}"));
     let mut gpu = Backend::Gpu(device())
         .compile(g.clone(), &[])
         .unwrap_or_else(|e| panic!("{op} {case}: compile: {e}"));
-    let got = gpu.run(&refs).unwrap_or_else(|e| panic!("{op} {case}: gpu: {e}"));
+    let got = gpu
+        .run(&refs)
+        .unwrap_or_else(|e| panic!("{op} {case}: gpu: {e}"));
     let (mut wa, mut wr) = (0.0f64, 0.0f64);
     for (k, (a, b)) in got.iter().zip(&want).enumerate() {
         let (ea, er) = compare(&format!("{op} {case} output {k}"), a, b, abs, rel);
