@@ -248,7 +248,7 @@ impl Device {
 
     /// Largest storage buffer range one binding may cover.
     pub fn max_binding(&self) -> u64 {
-        self.inner.limits.max_storage_buffer_binding_size as u64
+        self.inner.limits.max_storage_buffer_binding_size
     }
 
     /// Multi-line description: adapter, backend, type, features and the limits we depend on.
@@ -272,7 +272,7 @@ impl Device {
         let rows: [(&str, u64); 10] = [
             (
                 "max_storage_buffer_binding_size",
-                l.max_storage_buffer_binding_size as u64,
+                l.max_storage_buffer_binding_size,
             ),
             ("max_buffer_size", l.max_buffer_size),
             (
@@ -305,7 +305,7 @@ impl Device {
             ),
             (
                 "max_uniform_buffer_binding_size",
-                l.max_uniform_buffer_binding_size as u64,
+                l.max_uniform_buffer_binding_size,
             ),
         ];
         for (k, v) in rows {

@@ -109,7 +109,7 @@ fn head_output_matches_ultralytics() {
             1e-3,
             0.0,
         );
-        record("yolo head", backend.name(), a as f64, 0.0);
+        record("yolo head", backend.name(), a, 0.0);
     }
     common::print_table_for("yolo head");
 }

@@ -184,7 +184,7 @@ impl Graph {
         let mut shape = shape.to_vec();
         let known: usize = shape.iter().filter(|&&d| d != usize::MAX).product();
         let holes = shape.iter().filter(|&&d| d == usize::MAX).count();
-        if holes > 1 || (holes == 1 && (known == 0 || info.numel() % known != 0)) {
+        if holes > 1 || (holes == 1 && (known == 0 || !info.numel().is_multiple_of(known))) {
             return Err(Error::shape(
                 "reshape",
                 "cannot infer dimension",

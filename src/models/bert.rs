@@ -283,7 +283,10 @@ impl Bert {
             msg,
         };
         let h = config.hidden_size;
-        if h == 0 || config.num_attention_heads == 0 || h % config.num_attention_heads != 0 {
+        if h == 0
+            || config.num_attention_heads == 0
+            || !h.is_multiple_of(config.num_attention_heads)
+        {
             return Err(cfg_err(format!(
                 "hidden_size {h} is not divisible by num_attention_heads {}",
                 config.num_attention_heads

@@ -80,13 +80,13 @@ impl Default for DetectOptions {
 
 impl DetectOptions {
     pub fn validate(&self) -> Result<()> {
-        if !(self.conf >= 0.0 && self.conf <= 1.0) || !(self.iou >= 0.0 && self.iou <= 1.0) {
+        if !((0.0..=1.0).contains(&self.conf) && (0.0..=1.0).contains(&self.iou)) {
             return Err(Error::InvalidArgument(format!(
                 "conf and iou must be in [0, 1], got {} and {}",
                 self.conf, self.iou
             )));
         }
-        if self.imgsz == 0 || self.imgsz % 32 != 0 || self.imgsz > 4096 {
+        if self.imgsz == 0 || !self.imgsz.is_multiple_of(32) || self.imgsz > 4096 {
             return Err(Error::InvalidArgument(format!(
                 "imgsz must be a positive multiple of 32 up to 4096, got {}",
                 self.imgsz
@@ -426,8 +426,8 @@ impl Yolo {
         if s.len() != 4
             || s[1] != 3
             || s[0] == 0
-            || s[2] % 32 != 0
-            || s[3] % 32 != 0
+            || !s[2].is_multiple_of(32)
+            || !s[3].is_multiple_of(32)
             || s[2] == 0
             || s[3] == 0
         {

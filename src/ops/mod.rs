@@ -75,7 +75,7 @@ impl Params {
             vals.len() <= n_vec4 * 4,
             "too many values for the uniform array"
         );
-        while self.0.len() % 16 != 0 {
+        while !self.0.len().is_multiple_of(16) {
             self.0.push(0);
         }
         for i in 0..n_vec4 * 4 {
