@@ -139,7 +139,7 @@ pub struct Bert {
     config: BertConfig,
     act: Act,
     backend: Backend,
-    tokenizer: tokenizers::Tokenizer,
+    tokenizer: Option<tokenizers::Tokenizer>,
     pooling: Pooling,
     normalize: bool,
     max_len: usize,
@@ -239,32 +239,9 @@ fn sentence_transformers_config(dir: &Path) -> Result<(Option<Pooling>, bool, Op
     Ok((pooling, is_st && normalize, max_seq))
 }
 
-fn c(w: &Weights, name: &str, shape: &[usize]) -> Result<Arc<Constant>> {
-    Ok(Constant::new(name, w.get_shaped(name, shape)?))
-}
-
-/// Loads `[3H, H]` and `[3H]` from the separate query / key / value projections.
-fn fused_qkv(w: &Weights, p: &str, h: usize) -> Result<(Arc<Constant>, Arc<Constant>)> {
-    let mut wv = Vec::with_capacity(3 * h * h);
-    let mut bv = Vec::with_capacity(3 * h);
-    for part in ["query", "key", "value"] {
-        wv.extend(
-            w.get_shaped(&format!("{p}.attention.self.{part}.weight"), &[h, h])?
-                .as_f32()?,
-        );
-        bv.extend(
-            w.get_shaped(&format!("{p}.attention.self.{part}.bias"), &[h])?
-                .as_f32()?,
-        );
-    }
-    Ok((
-        Constant::new(
-            format!("{p}.qkv.weight"),
-            Tensor::from_f32(&[3 * h, h], wv)?,
-        ),
-        Constant::new(format!("{p}.qkv.bias"), Tensor::from_f32(&[3 * h], bv)?),
-    ))
-}
+/// Where weights come from: a name (HF names without `bert.`) and the shape the config
+/// implies → a tensor.
+pub type TensorSource<'a> = &'a dyn Fn(&str, &[usize]) -> Result<Tensor>;
 
 impl Bert {
     /// Loads a HuggingFace BERT folder onto a GPU device.
@@ -282,16 +259,6 @@ impl Bert {
             path: cfg_path.clone(),
             msg,
         };
-        let h = config.hidden_size;
-        if h == 0
-            || config.num_attention_heads == 0
-            || !h.is_multiple_of(config.num_attention_heads)
-        {
-            return Err(cfg_err(format!(
-                "hidden_size {h} is not divisible by num_attention_heads {}",
-                config.num_attention_heads
-            )));
-        }
         if let Some(t) = &config.position_embedding_type {
             if t != "absolute" {
                 return Err(cfg_err(format!(
@@ -299,7 +266,8 @@ impl Bert {
                 )));
             }
         }
-        let act = Act::from_hf(&config.hidden_act).map_err(|e| cfg_err(e.to_string()))?;
+        // Config errors before touching the (large) weights file.
+        Act::from_hf(&config.hidden_act).map_err(|e| cfg_err(e.to_string()))?;
         let tokenizer = load_tokenizer(dir)?;
         let (st_pooling, normalize, max_seq) = sentence_transformers_config(dir)?;
 
@@ -312,6 +280,53 @@ impl Bert {
         {
             w.set_prefix("bert.");
         }
+        let with_pooler = w.contains("pooler.dense.weight");
+        let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
+        let mut model = Self::from_source(backend, config, &get, with_pooler, Some(tokenizer))
+            .map_err(|e| match e {
+                Error::InvalidArgument(msg) => cfg_err(msg),
+                other => other,
+            })?;
+        model.warnings = w
+            .unread()
+            .into_iter()
+            .filter(|n| !n.ends_with("position_ids"))
+            .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
+            .collect();
+        let p = model.config.max_position_embeddings;
+        model.max_len = max_seq.map_or(p, |m| m.min(p));
+        model.pooling = st_pooling.unwrap_or(Pooling::Mean);
+        model.normalize = normalize;
+        model.name = dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        Ok(model)
+    }
+
+    /// Builds a model from a config and a weight source (for example random weights of a real
+    /// model's size, for benchmarks). Without a tokenizer, use [`Bert::forward`] with token ids.
+    pub fn from_source(
+        backend: Backend,
+        config: BertConfig,
+        w: TensorSource,
+        with_pooler: bool,
+        tokenizer: Option<tokenizers::Tokenizer>,
+    ) -> Result<Bert> {
+        let h = config.hidden_size;
+        if h == 0
+            || config.num_attention_heads == 0
+            || !h.is_multiple_of(config.num_attention_heads)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "hidden_size {h} is not divisible by num_attention_heads {}",
+                config.num_attention_heads
+            )));
+        }
+        let act = Act::from_hf(&config.hidden_act)?;
+        let c = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
+            Ok(Constant::new(name, w(name, shape)?))
+        };
         let (i_sz, v, p, t) = (
             config.intermediate_size,
             config.vocab_size,
@@ -322,68 +337,61 @@ impl Bert {
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
-            let (qkv_w, qkv_b) = fused_qkv(&w, &p, h)?;
+            // Q, K and V fused into one [3H, H] projection.
+            let mut qw = Vec::with_capacity(3 * h * h);
+            let mut qb = Vec::with_capacity(3 * h);
+            for part in ["query", "key", "value"] {
+                qw.extend(w(&format!("{p}.attention.self.{part}.weight"), &[h, h])?.as_f32()?);
+                qb.extend(w(&format!("{p}.attention.self.{part}.bias"), &[h])?.as_f32()?);
+            }
             layers.push(Layer {
-                qkv_w,
-                qkv_b,
-                o_w: c(&w, &format!("{p}.attention.output.dense.weight"), &[h, h])?,
-                o_b: c(&w, &format!("{p}.attention.output.dense.bias"), &[h])?,
+                qkv_w: Constant::new(format!("{p}.qkv.weight"), Tensor::from_f32(&[3 * h, h], qw)?),
+                qkv_b: Constant::new(format!("{p}.qkv.bias"), Tensor::from_f32(&[3 * h], qb)?),
+                o_w: c(&format!("{p}.attention.output.dense.weight"), &[h, h])?,
+                o_b: c(&format!("{p}.attention.output.dense.bias"), &[h])?,
                 ln1: (
-                    c(&w, &format!("{p}.attention.output.LayerNorm.weight"), &[h])?,
-                    c(&w, &format!("{p}.attention.output.LayerNorm.bias"), &[h])?,
+                    c(&format!("{p}.attention.output.LayerNorm.weight"), &[h])?,
+                    c(&format!("{p}.attention.output.LayerNorm.bias"), &[h])?,
                 ),
-                i_w: c(&w, &format!("{p}.intermediate.dense.weight"), &[i_sz, h])?,
-                i_b: c(&w, &format!("{p}.intermediate.dense.bias"), &[i_sz])?,
-                out_w: c(&w, &format!("{p}.output.dense.weight"), &[h, i_sz])?,
-                out_b: c(&w, &format!("{p}.output.dense.bias"), &[h])?,
+                i_w: c(&format!("{p}.intermediate.dense.weight"), &[i_sz, h])?,
+                i_b: c(&format!("{p}.intermediate.dense.bias"), &[i_sz])?,
+                out_w: c(&format!("{p}.output.dense.weight"), &[h, i_sz])?,
+                out_b: c(&format!("{p}.output.dense.bias"), &[h])?,
                 ln2: (
-                    c(&w, &format!("{p}.output.LayerNorm.weight"), &[h])?,
-                    c(&w, &format!("{p}.output.LayerNorm.bias"), &[h])?,
+                    c(&format!("{p}.output.LayerNorm.weight"), &[h])?,
+                    c(&format!("{p}.output.LayerNorm.bias"), &[h])?,
                 ),
             });
         }
-        let pooler = if w.contains("pooler.dense.weight") {
-            Some((
-                c(&w, "pooler.dense.weight", &[h, h])?,
-                c(&w, "pooler.dense.bias", &[h])?,
-            ))
+        let pooler = if with_pooler {
+            Some((c("pooler.dense.weight", &[h, h])?, c("pooler.dense.bias", &[h])?))
         } else {
             None
         };
         let weights = BertWeights {
-            word: c(&w, &format!("{e}.word_embeddings.weight"), &[v, h])?,
-            pos: c(&w, &format!("{e}.position_embeddings.weight"), &[p, h])?,
-            typ: c(&w, &format!("{e}.token_type_embeddings.weight"), &[t, h])?,
+            word: c(&format!("{e}.word_embeddings.weight"), &[v, h])?,
+            pos: c(&format!("{e}.position_embeddings.weight"), &[p, h])?,
+            typ: c(&format!("{e}.token_type_embeddings.weight"), &[t, h])?,
             emb_ln: (
-                c(&w, &format!("{e}.LayerNorm.weight"), &[h])?,
-                c(&w, &format!("{e}.LayerNorm.bias"), &[h])?,
+                c(&format!("{e}.LayerNorm.weight"), &[h])?,
+                c(&format!("{e}.LayerNorm.bias"), &[h])?,
             ),
             layers,
             pooler,
         };
-        let warnings = w
-            .unread()
-            .into_iter()
-            .filter(|n| !n.ends_with("position_ids"))
-            .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
-            .collect();
-        let max_len = max_seq.map_or(p, |m| m.min(p));
         Ok(Bert {
-            name: dir
-                .file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| dir.display().to_string()),
-            config,
+            name: String::new(),
             act,
             backend,
             tokenizer,
-            pooling: st_pooling.unwrap_or(Pooling::Mean),
-            normalize,
-            max_len,
+            pooling: Pooling::Mean,
+            normalize: false,
+            max_len: config.max_position_embeddings,
             max_batch: 64,
             w: weights,
             plans: Mutex::new(PlanCache::new(16)),
-            warnings,
+            warnings: Vec::new(),
+            config,
         })
     }
 
@@ -455,7 +463,10 @@ impl Bert {
     }
 
     fn tokenizer_for(&self) -> Result<tokenizers::Tokenizer> {
-        let mut tok = self.tokenizer.clone();
+        let mut tok = self
+            .tokenizer
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument("this model has no tokenizer".into()))?;
         tok.with_truncation(Some(tokenizers::TruncationParams {
             max_length: self.max_len,
             ..Default::default()
