@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod device;
 pub mod error;
 pub mod graph;

@@ -1,5 +1,6 @@
 //! Subcommands of the `wgpu-infer` binary.
 
+mod bench;
 mod classify;
 mod detect;
 mod embed;
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Show the adapters wgpu can see, the one chosen, its limits and features.
     Info(info::InfoArgs),
+    /// Measure kernels and models on this adapter (GPU vs CPU reference, optionally PyTorch).
+    Bench(bench::BenchArgs),
     /// Sentence embeddings from a BERT / sentence-transformers folder, as JSON.
     Embed(embed::EmbedArgs),
     /// Text generation with a GPT-2 folder (streams text; --json for one object at the end).
@@ -51,6 +54,7 @@ pub fn backend(kind: BackendKind) -> Result<Backend> {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),

@@ -541,6 +541,23 @@ impl<K: PartialEq> PlanCache<K> {
         self.builds
     }
 
+    /// Device bytes of the largest cached plan: weights it binds + intermediates + I/O.
+    pub fn peak_bytes(&self) -> u64 {
+        self.plans
+            .iter()
+            .map(|(_, p)| {
+                let s = p.stats();
+                s.constant_bytes + s.intermediate_bytes + s.io_bytes
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Statistics of the most recently used plan.
+    pub fn last_stats(&self) -> Option<PlanStats> {
+        self.plans.last().map(|(_, p)| p.stats())
+    }
+
     pub fn len(&self) -> usize {
         self.plans.len()
     }

@@ -395,6 +395,13 @@ impl Bert {
         })
     }
 
+    /// Device memory of the largest plan run so far (weights + activations + I/O), and its
+    /// dispatch count.
+    pub fn memory_and_dispatches(&self) -> (u64, usize) {
+        let plans = self.plans.lock().unwrap();
+        (plans.peak_bytes(), plans.last_stats().map_or(0, |s| s.dispatches))
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

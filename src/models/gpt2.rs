@@ -280,6 +280,19 @@ impl Gpt2 {
         })
     }
 
+    /// Device memory of the generation session (weights + activations + I/O of the largest step
+    /// plan, plus the KV cache), and the dispatch count of the last step.
+    pub fn memory_and_dispatches(&self) -> (u64, usize) {
+        let s = self.session.lock().unwrap();
+        match s.as_ref() {
+            Some(s) => (
+                s.steps.peak_bytes() + s.states.iter().map(|st| st.bytes()).sum::<u64>(),
+                s.steps.last_stats().map_or(0, |st| st.dispatches),
+            ),
+            None => (0, 0),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -1,0 +1,613 @@
+//! The measurements behind `wgpu-infer bench`: the adapter's FMA peak, every kernel variant on
+//! the shapes the models use, and end-to-end models of real sizes (random weights), GPU against
+//! the CPU reference path, all in one process so every ratio is same-run.
+
+use crate::error::Result;
+use crate::graph::{Backend, Constant, Graph};
+use crate::models::bert::{Bert, BertConfig, BertInput};
+use crate::models::gpt2::{GenerateOptions, Gpt2, Gpt2Config};
+use crate::models::vit::{ImageProcessorConfig, Vit, VitConfig};
+use crate::models::yolo::{DetectOptions, Yolo};
+use crate::ops::attention::Attention;
+use crate::ops::conv2d::Conv2d;
+use crate::ops::matmul::{Matmul, MatmulVariant};
+use crate::ops::Act;
+use crate::tensor::{DType, Tensor};
+use crate::Device;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What to run.
+#[derive(Clone, Debug, Default)]
+pub struct BenchOptions {
+    /// Fewer repetitions and smaller problems for the slow paths; under 5 minutes on lavapipe.
+    pub quick: bool,
+    /// Kernels only / models only.
+    pub skip_kernels: bool,
+    pub skip_models: bool,
+    /// Folder of the YOLOv8n weights (defaults to the test fixture).
+    pub yolo_dir: Option<PathBuf>,
+}
+
+/// One kernel measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelResult {
+    pub kernel: String,
+    pub shape: String,
+    pub variant: String,
+    pub backend: String,
+    pub ms: f64,
+    /// GFLOP/s or GB/s (see `unit`).
+    pub rate: f64,
+    pub unit: &'static str,
+    /// Of the FMA peak measured in the same run (compute-bound kernels only).
+    pub pct_peak: Option<f64>,
+}
+
+/// One end-to-end model measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelResult {
+    pub model: String,
+    pub workload: String,
+    pub backend: String,
+    /// Median latency of one call.
+    pub ms: f64,
+    /// Throughput in `unit`.
+    pub rate: f64,
+    pub unit: &'static str,
+    /// Load + first result, pipeline compiles included (seconds).
+    pub cold_start_s: f64,
+    /// Device (or host, on the CPU backend) bytes of weights + activations + states.
+    pub memory_bytes: u64,
+    /// Kernel dispatches per forward (GPU).
+    pub dispatches: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub adapter: String,
+    pub backend: String,
+    pub peak_gflops: f64,
+    pub quick: bool,
+    pub shader_cache: &'static str,
+    pub kernels: Vec<KernelResult>,
+    pub models: Vec<ModelResult>,
+}
+
+/// Median of `reps` timed calls after one warm-up (seconds), stopping early after `budget` s.
+fn time(reps: usize, budget: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let start = Instant::now();
+    let mut t = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let t0 = Instant::now();
+        f()?;
+        t.push(t0.elapsed().as_secs_f64());
+        if start.elapsed().as_secs_f64() > budget {
+            break;
+        }
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+/// Deterministic pseudo-random tensor in [-a, a).
+pub fn random_tensor(shape: &[usize], a: f32, seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(1);
+    let v = (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E3779B97F4A7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a
+        })
+        .collect();
+    Tensor::from_f32(shape, v).expect("sizes match")
+}
+
+/// Random weights for a model of a real size: LayerNorm weights 1, everything else small.
+pub fn random_source(name: &str, shape: &[usize]) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let seed = name.bytes().fold(17u64, |h, b| h.wrapping_mul(131).wrapping_add(b as u64));
+    if (name.contains("LayerNorm") || name.contains("ln_") || name.contains("layernorm"))
+        && name.ends_with("weight")
+    {
+        return Tensor::from_f32(shape, vec![1.0; n]);
+    }
+    Ok(random_tensor(shape, 0.05, seed))
+}
+
+struct Ctx<'a> {
+    dev: &'a Device,
+    peak: f64,
+    quick: bool,
+    out: Vec<KernelResult>,
+}
+
+impl Ctx<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn kernel(
+        &mut self,
+        kernel: &str,
+        shape: &str,
+        variant: &str,
+        backend: &Backend,
+        graph: &Arc<Graph>,
+        feeds: &[Tensor],
+        work: f64,
+        flops: bool,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        progress(&format!("{kernel} {shape} {variant} ({})", backend.name()));
+        let mut plan = backend.compile(graph.clone(), &[])?;
+        let refs: Vec<&Tensor> = feeds.iter().collect();
+        let (reps, budget) = match (backend, self.quick) {
+            (Backend::Cpu, true) => (1, 2.0),
+            (Backend::Cpu, false) => (3, 10.0),
+            (_, true) => (3, 2.0),
+            (_, false) => (7, 8.0),
+        };
+        let s = time(reps, budget, || plan.run(&refs).map(|_| ()))?;
+        let rate = work / s / 1e9;
+        self.out.push(KernelResult {
+            kernel: kernel.into(),
+            shape: shape.into(),
+            variant: variant.into(),
+            backend: backend.name().into(),
+            ms: s * 1e3,
+            rate,
+            unit: if flops { "GFLOP/s" } else { "GB/s" },
+            pct_peak: flops.then(|| 100.0 * rate / self.peak),
+        });
+        Ok(())
+    }
+}
+
+fn matmul_graph(m: usize, k: usize, n: usize, v: Option<MatmulVariant>) -> Result<(Arc<Graph>, Vec<Tensor>)> {
+    let mut g = Graph::new();
+    let a = g.input("a", &[m, k], DType::F32)?;
+    let w = g.constant(&Constant::new("w", random_tensor(&[n, k], 0.05, 3)))?;
+    let c = g.node1(
+        Matmul {
+            trans_b: true,
+            variant: v,
+            ..Default::default()
+        },
+        &[a, w],
+    )?;
+    g.output("c", c);
+    Ok((Arc::new(g), vec![random_tensor(&[m, k], 1.0, 4)]))
+}
+
+fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
+    let gpu = Backend::Gpu(ctx.dev.clone());
+    let cpu = Backend::Cpu;
+    // Matmul: every variant that can run the problem. The slow generic kernels get a smaller
+    // problem in quick mode on CPU-backed adapters (they run at ~1 GFLOP/s there).
+    let shapes = [(1024, 1024, 1024), (2048, 384, 1536), (128, 768, 2304), (1, 768, 50257)];
+    for &(m, k, n) in &shapes {
+        let shape = format!("{m}x{k}x{n}");
+        let flops = 2.0 * (m * k * n) as f64;
+        for v in MatmulVariant::ALL {
+            if !v.supports(ctx.dev, m, k, n, true) {
+                continue;
+            }
+            let slow = v != MatmulVariant::Texture && ctx.dev.is_cpu();
+            if slow && ctx.quick && m * k * n > 200_000_000 {
+                continue;
+            }
+            let (g, f) = matmul_graph(m, k, n, Some(v))?;
+            ctx.kernel("matmul", &shape, v.name(), &gpu, &g, &f, flops, true, progress)?;
+        }
+        let (g, f) = matmul_graph(m, k, n, None)?;
+        ctx.kernel("matmul", &shape, "reference", &cpu, &g, &f, flops, true, progress)?;
+    }
+    // Attention: BERT-base batch 8 x 128, GPT-2 prefill 1 x 128 (causal) and one decode step
+    // over 600 cached keys.
+    let att = |b: usize, sq: usize, skv: usize, causal: bool, past: Option<u32>| -> Result<(Arc<Graph>, Vec<Tensor>, f64)> {
+        let (h, d) = (12usize, 64usize);
+        let mut g = Graph::new();
+        let q = g.input("q", &[b, sq, 3 * h * d], DType::F32)?;
+        let (k, v, feeds) = if past.is_some() {
+            let k = g.input("k", &[b, skv, h * d], DType::F32)?;
+            let v = g.input("v", &[b, skv, h * d], DType::F32)?;
+            (
+                k,
+                v,
+                vec![
+                    random_tensor(&[b, sq, 3 * h * d], 1.0, 5),
+                    random_tensor(&[b, skv, h * d], 1.0, 6),
+                    random_tensor(&[b, skv, h * d], 1.0, 7),
+                ],
+            )
+        } else {
+            (q, q, vec![random_tensor(&[b, sq, 3 * h * d], 1.0, 5)])
+        };
+        let pv = match past {
+            Some(_) => Some(g.input("past", &[1], DType::U32)?),
+            None => None,
+        };
+        let mut feeds = feeds;
+        if let Some(p) = past {
+            feeds.push(Tensor::from_u32(&[1], vec![p])?);
+        }
+        let cols = if past.is_some() { (0, 0, 0) } else { (0, h * d, 2 * h * d) };
+        let op = Attention {
+            heads: h,
+            head_dim: d,
+            scale: 0.125,
+            causal,
+            q_col: cols.0,
+            k_col: cols.1,
+            v_col: cols.2,
+            mask: false,
+            past: false,
+        };
+        let o = g.attention(op, q, k, v, None, pv)?;
+        g.output("o", o);
+        let keys = past.map_or(skv, |p| p as usize + sq);
+        let flops = 4.0 * (b * h * sq * keys * d) as f64 / if causal && past.is_none() { 2.0 } else { 1.0 };
+        Ok((Arc::new(g), feeds, flops))
+    };
+    for (name, b, sq, skv, causal, past) in [
+        ("BERT-base 8x128", 8, 128, 128, false, None),
+        ("GPT-2 prefill 1x128", 1, 128, 128, true, None),
+        ("GPT-2 decode 600 keys", 1, 1, 1024, true, Some(599u32)),
+    ] {
+        let (g, f, flops) = att(b, sq, skv, causal, past)?;
+        ctx.kernel("attention", name, "fused", &gpu, &g, &f, flops, true, progress)?;
+        ctx.kernel("attention", name, "reference", &cpu, &g, &f, flops, true, progress)?;
+    }
+    // Row kernels, in GB/s of input + output.
+    for (name, rows, n) in [("layernorm", 2048, 768), ("softmax", 2048, 768), ("softmax", 4, 50257)] {
+        let mut g = Graph::new();
+        let x = g.input("x", &[rows, n], DType::F32)?;
+        let y = if name == "layernorm" {
+            let gm = g.constant_tensor("g", Tensor::from_f32(&[n], vec![1.0; n])?)?;
+            let bt = g.constant_tensor("b", Tensor::from_f32(&[n], vec![0.0; n])?)?;
+            g.layernorm(x, gm, bt, 1e-5)?
+        } else {
+            g.softmax(x)?
+        };
+        g.output("y", y);
+        let g = Arc::new(g);
+        let f = vec![random_tensor(&[rows, n], 2.0, 8)];
+        let bytes = (2 * rows * n * 4) as f64;
+        let shape = format!("{rows}x{n}");
+        ctx.kernel(name, &shape, "row", &gpu, &g, &f, bytes, false, progress)?;
+        ctx.kernel(name, &shape, "reference", &cpu, &g, &f, bytes, false, progress)?;
+    }
+    // YOLOv8n conv shapes at 640: (c_in, c_out, k, stride, side of the input).
+    for (ci, co, k, s, hw) in [(3, 16, 3, 2, 640), (16, 32, 3, 2, 320), (32, 32, 3, 1, 160), (128, 64, 1, 1, 40)] {
+        let mut g = Graph::new();
+        let x = g.input("x", &[1, ci, hw, hw], DType::F32)?;
+        let w = g.constant(&Constant::new("w", random_tensor(&[co, ci, k, k], 0.1, 9)))?;
+        let b = g.constant(&Constant::new("b", random_tensor(&[co], 0.1, 10)))?;
+        let op = Conv2d {
+            stride: [s, s],
+            padding: [k / 2, k / 2],
+            act: Act::Silu,
+            ..Default::default()
+        };
+        let y = g.conv2d(op, x, w, Some(b), None)?;
+        g.output("y", y);
+        let ho = (hw + 2 * (k / 2) - k) / s + 1;
+        let flops = 2.0 * (co * ho * ho * ci * k * k) as f64;
+        let g = Arc::new(g);
+        let f = vec![random_tensor(&[1, ci, hw, hw], 1.0, 11)];
+        let shape = format!("{ci}->{co} k{k} s{s} @{hw}");
+        ctx.kernel("conv2d", &shape, "direct", &gpu, &g, &f, flops, true, progress)?;
+        ctx.kernel("conv2d", &shape, "reference", &cpu, &g, &f, flops, true, progress)?;
+    }
+    Ok(())
+}
+
+fn backends(dev: &Device) -> [Backend; 2] {
+    [Backend::Gpu(dev.clone()), Backend::Cpu]
+}
+
+fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progress: &mut dyn FnMut(&str)) -> Result<()> {
+    let quick = opts.quick;
+    // MiniLM-L6 sized BERT (random weights), 18-token sentences.
+    let minilm = BertConfig {
+        vocab_size: 30522,
+        hidden_size: 384,
+        num_hidden_layers: 6,
+        num_attention_heads: 12,
+        intermediate_size: 1536,
+        hidden_act: "gelu".into(),
+        layer_norm_eps: 1e-12,
+        max_position_embeddings: 512,
+        type_vocab_size: 2,
+        position_embedding_type: None,
+    };
+    for backend in backends(dev) {
+        progress(&format!("MiniLM-L6 ({})", backend.name()));
+        let t0 = Instant::now();
+        let model = Bert::from_source(backend.clone(), minilm.clone(), &random_source, false, None)?;
+        let mut cold = None;
+        for batch in [1usize, 32, 64] {
+            let seq = 18;
+            let ids: Vec<u32> = (0..batch * seq).map(|i| (i as u32 * 7919) % 30000 + 100).collect();
+            let input = BertInput {
+                batch,
+                seq,
+                input_ids: ids,
+                token_type_ids: vec![0; batch * seq],
+                attention_mask: vec![1; batch * seq],
+            };
+            if cold.is_none() {
+                model.forward(&input, false)?;
+                cold = Some(t0.elapsed().as_secs_f64());
+            }
+            let reps = if matches!(backend, Backend::Cpu) || quick { 3 } else { 7 };
+            let s = time(reps, if quick { 3.0 } else { 10.0 }, || model.forward(&input, false).map(|_| ()))?;
+            let (mem, disp) = model.memory_and_dispatches();
+            out.push(ModelResult {
+                model: "MiniLM-L6 (random weights)".into(),
+                workload: format!("batch {batch} x {seq} tokens"),
+                backend: backend.name().into(),
+                ms: s * 1e3,
+                rate: batch as f64 / s,
+                unit: "sentences/s",
+                cold_start_s: cold.unwrap_or(0.0),
+                memory_bytes: mem,
+                dispatches: disp,
+            });
+        }
+    }
+    // GPT-2 small sized (random weights): 16-token prompt, 32 greedy tokens with the KV cache.
+    for backend in backends(dev) {
+        progress(&format!("GPT-2 small ({})", backend.name()));
+        let t0 = Instant::now();
+        let model = Gpt2::from_source(backend.clone(), Gpt2Config::small(), &random_source, None)?;
+        let prompt: Vec<u32> = (0..16).map(|i| (i * 3001) % 50000).collect();
+        let opts = GenerateOptions {
+            max_new_tokens: if quick && matches!(backend, Backend::Cpu) { 8 } else { 32 },
+            stop_at_eos: false,
+            ..Default::default()
+        };
+        let first = model.generate_ids(&prompt, &opts, |_| true)?;
+        let cold = t0.elapsed().as_secs_f64() - first.decode_secs;
+        let g = model.generate_ids(&prompt, &opts, |_| true)?;
+        let (mem, disp) = model.memory_and_dispatches();
+        let decode_tokens = g.tokens.len().saturating_sub(1) as f64;
+        out.push(ModelResult {
+            model: "GPT-2 small (random weights)".into(),
+            workload: "prefill 16 tokens".into(),
+            backend: backend.name().into(),
+            ms: g.prefill_secs * 1e3,
+            rate: 16.0 / g.prefill_secs,
+            unit: "tokens/s",
+            cold_start_s: cold,
+            memory_bytes: mem,
+            dispatches: disp,
+        });
+        out.push(ModelResult {
+            model: "GPT-2 small (random weights)".into(),
+            workload: format!("decode {} tokens (KV cache)", g.tokens.len()),
+            backend: backend.name().into(),
+            ms: g.decode_secs * 1e3 / decode_tokens.max(1.0),
+            rate: decode_tokens / g.decode_secs.max(1e-9),
+            unit: "tokens/s",
+            cold_start_s: cold,
+            memory_bytes: mem,
+            dispatches: disp,
+        });
+    }
+    // ViT-B/16 at 224 (random weights).
+    for backend in backends(dev) {
+        progress(&format!("ViT-B/16 ({})", backend.name()));
+        let t0 = Instant::now();
+        let cfg = VitConfig::base_16();
+        let model = Vit::from_source(backend.clone(), cfg, ImageProcessorConfig::vit_default(224), &random_source, true)?;
+        let batches: &[usize] = if quick { &[1] } else { &[1, 8] };
+        let mut cold = None;
+        for &b in batches {
+            let pix = random_tensor(&[b, 3, 224, 224], 1.0, 12);
+            if cold.is_none() {
+                model.forward(&pix)?;
+                cold = Some(t0.elapsed().as_secs_f64());
+            }
+            let reps = if matches!(backend, Backend::Cpu) || quick { 2 } else { 5 };
+            let s = time(reps, if quick { 3.0 } else { 10.0 }, || model.forward(&pix).map(|_| ()))?;
+            let (mem, disp) = model.memory_and_dispatches();
+            out.push(ModelResult {
+                model: "ViT-B/16 224 (random weights)".into(),
+                workload: format!("batch {b}"),
+                backend: backend.name().into(),
+                ms: s * 1e3,
+                rate: b as f64 / s,
+                unit: "images/s",
+                cold_start_s: cold.unwrap_or(0.0),
+                memory_bytes: mem,
+                dispatches: disp,
+            });
+        }
+    }
+    // YOLOv8n at 640: network only, and the full predict (letterbox, NMS) on bus.jpg.
+    let ydir = opts
+        .yolo_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/yolo/yolov8n")));
+    let bus = ydir.parent().map(|p| p.join("bus_decoded.png")).filter(|p| p.is_file());
+    for backend in backends(dev) {
+        progress(&format!("YOLOv8n ({})", backend.name()));
+        let t0 = Instant::now();
+        let model = Yolo::load(backend.clone(), &ydir)?;
+        let x = random_tensor(&[1, 3, 640, 640], 0.5, 13);
+        model.forward(&x)?;
+        let cold = t0.elapsed().as_secs_f64();
+        let reps = if matches!(backend, Backend::Cpu) || quick { 2 } else { 5 };
+        let s = time(reps, if quick { 2.0 } else { 10.0 }, || model.forward(&x).map(|_| ()))?;
+        let (mem, disp) = model.memory_and_dispatches();
+        out.push(ModelResult {
+            model: "YOLOv8n 640".into(),
+            workload: "network, 640x640".into(),
+            backend: backend.name().into(),
+            ms: s * 1e3,
+            rate: 1.0 / s,
+            unit: "images/s",
+            cold_start_s: cold,
+            memory_bytes: mem,
+            dispatches: disp,
+        });
+        if let Some(bus) = &bus {
+            let img = crate::imageio::load_rgb(bus)?;
+            let s = time(reps, 5.0, || model.detect_image(&img, &DetectOptions::default()).map(|_| ()))?;
+            out.push(ModelResult {
+                model: "YOLOv8n 640".into(),
+                workload: "predict bus.jpg (letterbox 640x480, NMS)".into(),
+                backend: backend.name().into(),
+                ms: s * 1e3,
+                rate: 1.0 / s,
+                unit: "images/s",
+                cold_start_s: cold,
+                memory_bytes: mem,
+                dispatches: disp,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs the benchmark. `progress` receives a line before each measurement.
+pub fn run(dev: &Device, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report> {
+    progress("FMA peak");
+    let peak = crate::peak::fma_peak_gflops(dev, if opts.quick { 3 } else { 7 })?;
+    let mut ctx = Ctx {
+        dev,
+        peak,
+        quick: opts.quick,
+        out: Vec::new(),
+    };
+    if !opts.skip_kernels {
+        kernels(&mut ctx, &mut progress)?;
+    }
+    let mut model_results = Vec::new();
+    if !opts.skip_models {
+        models(dev, opts, &mut model_results, &mut progress)?;
+    }
+    let info = dev.adapter_info();
+    Ok(Report {
+        date: today(),
+        adapter: format!("{} ({:?}, {})", info.name, info.backend, info.driver_info),
+        backend: format!("{:?}", info.backend),
+        peak_gflops: peak,
+        quick: opts.quick,
+        shader_cache: if std::env::var("MESA_SHADER_CACHE_DISABLE").is_ok_and(|v| v == "true" || v == "1") {
+            "disabled (cold compiles)"
+        } else {
+            "default"
+        },
+        kernels: ctx.out,
+        models: model_results,
+    })
+}
+
+/// UTC date as YYYY-MM-DD (civil-from-days, no time zone database needed).
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let z = (secs / 86400) as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+impl Report {
+    /// Markdown tables: kernels (with the same-run CPU reference) and models.
+    pub fn to_markdown(&self, torch: &[TorchResult]) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "wgpu-infer bench — {} — {}", self.date, self.adapter);
+        let _ = writeln!(s, "FMA peak (same run): {:.1} GFLOP/s; shader cache: {}\n", self.peak_gflops, self.shader_cache);
+        if !self.kernels.is_empty() {
+            let _ = writeln!(s, "| kernel | shape | variant | backend | ms | throughput | % peak | vs CPU ref |");
+            let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---:|");
+            for k in &self.kernels {
+                let cpu = self
+                    .kernels
+                    .iter()
+                    .find(|c| c.kernel == k.kernel && c.shape == k.shape && c.backend == "cpu");
+                let vs = match cpu {
+                    Some(c) if k.backend != "cpu" => format!("{:.2}x", c.ms / k.ms),
+                    _ => "".into(),
+                };
+                let pct = k.pct_peak.map_or(String::new(), |p| format!("{p:.1}%"));
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {:.2} | {:.2} {} | {} | {} |",
+                    k.kernel, k.shape, k.variant, k.backend, k.ms, k.rate, k.unit, pct, vs
+                );
+            }
+            s.push('\n');
+        }
+        if !self.models.is_empty() {
+            let _ = writeln!(s, "| model | workload | backend | ms | throughput | vs CPU ref | vs PyTorch | cold start | memory | dispatches |");
+            let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+            for m in &self.models {
+                let cpu = self
+                    .models
+                    .iter()
+                    .find(|c| c.model == m.model && c.workload == m.workload && c.backend == "cpu");
+                let vs = match cpu {
+                    Some(c) if m.backend != "cpu" => format!("{:.2}x", m.rate / c.rate),
+                    _ => "".into(),
+                };
+                let vt = torch
+                    .iter()
+                    .find(|t| t.model == m.model && t.workload == m.workload)
+                    .map_or(String::new(), |t| format!("{:.2}x", m.rate / t.rate));
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.1} | {:.1} {} | {} | {} | {:.1} s | {:.0} MiB | {} |",
+                    m.model,
+                    m.workload,
+                    m.backend,
+                    m.ms,
+                    m.rate,
+                    m.unit,
+                    vs,
+                    vt,
+                    m.cold_start_s,
+                    m.memory_bytes as f64 / (1 << 20) as f64,
+                    m.dispatches
+                );
+            }
+            for t in torch {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | pytorch ({} threads) | {:.1} | {:.1} {} | | 1.00x | | | |",
+                    t.model, t.workload, t.threads, t.ms, t.rate, t.unit
+                );
+            }
+        }
+        s
+    }
+}
+
+/// One PyTorch measurement from tools/bench_torch.py.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct TorchResult {
+    pub model: String,
+    pub workload: String,
+    pub ms: f64,
+    pub rate: f64,
+    pub unit: String,
+    pub threads: usize,
+}
