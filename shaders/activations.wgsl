@@ -72,3 +72,14 @@ fn activate(x: f32, act: u32) -> f32 {
         default: { return x; }
     }
 }
+
+// activate() on four values at once (one switch per vec4).
+fn activate4(v: vec4<f32>, act: u32) -> vec4<f32> {
+    switch act {
+        case 0u: { return v; }
+        case 6u: { return max(v, vec4<f32>(0.0)); }
+        default: {
+            return vec4<f32>(activate(v.x, act), activate(v.y, act), activate(v.z, act), activate(v.w, act));
+        }
+    }
+}

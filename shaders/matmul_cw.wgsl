@@ -13,6 +13,8 @@
 // times. The loop body is generated unrolled ({{BODY}}): loop overhead and masking are costly on
 // lavapipe. The epilogue (bias, activation, residual) is selected at run time.
 //#default R 8
+//#default VEC 0
+//#default ACT 0
 //#default SETUP
 //#default ACCS
 //#default BODY
@@ -20,36 +22,63 @@
 //#include "activations.wgsl"
 
 struct Params {
-    m: u32, n: u32, k: u32, kt: u32,
+    m: u32, n: u32, k: u32, kt_shift: u32,
     kb: u32, act: u32, has_bias: u32, has_res: u32,
 }
 
 @group(0) @binding(0) var at: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(1) var bt: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
+//#if VEC == 1
+// N % 4 == 0: outputs and residuals move as vec4.
+@group(0) @binding(3) var<storage, read> res: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
+//#endif
+//#if VEC == 0
 @group(0) @binding(3) var<storage, read> res: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+//#endif
 @group(0) @binding(5) var<uniform> p: Params;
 
-fn store(row: u32, g: u32, v: vec4<f32>) {
-    if (row >= p.m) {
+// Bias of the 4 columns of group g (zero past N).
+fn bias4(g: u32) -> vec4<f32> {
+    var b = vec4<f32>(0.0);
+    if (p.has_bias == 1u) {
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            if (g * 4u + j < p.n) {
+                b[j] = bias[g * 4u + j];
+            }
+        }
+    }
+    return b;
+}
+
+// Epilogue for row `row`, column group `g`: activation, residual, store. Bias is already in.
+fn store(row: u32, g: u32, acc: vec4<f32>) {
+    if (row >= p.m || g * 4u >= p.n) {
         return;
     }
+    var v = activate4(acc, {{ACT}}u);
+//#if VEC == 1
+    let i = row * (p.n / 4u) + g;
+    if (p.has_res == 1u) {
+        v = v + res[i];
+    }
+    c[i] = v;
+//#endif
+//#if VEC == 0
     for (var j = 0u; j < 4u; j = j + 1u) {
         let col = g * 4u + j;
         if (col < p.n) {
-            var x = v[j];
-            if (p.has_bias == 1u) {
-                x = x + bias[col];
-            }
-            x = activate(x, p.act);
             let i = row * p.n + col;
+            var x = v[j];
             if (p.has_res == 1u) {
                 x = x + res[i];
             }
             c[i] = x;
         }
     }
+//#endif
 }
 
 @compute @workgroup_size(8)
@@ -60,13 +89,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 {{SETUP}}
 {{ACCS}}
     let kq = (p.k + 3u) / 4u;
+    // Uniform values are read before the loop (a buffer read inside it takes the slow path).
+    let kts = p.kt_shift;
+    let ktm = (1u << kts) - 1u;
     for (var q = 0u; q < kq; q = q + 1u) {
         let k = q * 4u;
-        let bx = i32((k % p.kt) * 16u + lid);
-        let by = i32(by0 + k / p.kt);
+        let bx = i32((k & ktm) * 16u + lid);
+        let by = i32(by0 + (k >> kts));
         let ax = i32(q * 8u + lid);
 {{BODY}}
     }
     let g0 = wg.y * 16u + lid;
+    let bias0 = bias4(g0);
+    let bias1 = bias4(g0 + 8u);
+    // One epilogue in a loop (not R inlined copies): code size hurts the main loop's codegen.
+    for (var r = 0u; r < {{R}}u; r = r + 1u) {
+        var v0: vec4<f32>;
+        var v1: vec4<f32>;
+        switch r {
 {{STORES}}
+            default: {}
+        }
+        store(m0 + r, g0, v0 + bias0);
+        store(m0 + r, g0 + 8u, v1 + bias1);
+    }
 }

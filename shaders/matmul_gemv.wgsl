@@ -7,7 +7,7 @@
 //#include "activations.wgsl"
 
 struct Params {
-    m: u32, n: u32, k: u32, kt: u32,
+    m: u32, n: u32, k: u32, kt_shift: u32,
     kb: u32, act: u32, has_bias: u32, has_res: u32,
 }
 

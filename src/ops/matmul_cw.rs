@@ -18,7 +18,7 @@ const BLOCK_COLS: usize = 64;
 pub struct BLayout {
     pub k: usize,
     pub n: usize,
-    /// Rows of k per texture row block.
+    /// Rows of k per texture row block (a power of two).
     pub kt: usize,
     /// Texture rows per column block (Kpad / kt).
     pub kb: usize,
@@ -155,7 +155,7 @@ pub fn cw_defines(r: usize) -> Vec<(&'static str, String)> {
     for row in 0..r {
         let _ = writeln!(
             stores,
-            "    store(m0 + {row}u, g0, acc{row}_0);\n    store(m0 + {row}u, g0 + 8u, acc{row}_1);"
+            "            case {row}u: {{ v0 = acc{row}_0; v1 = acc{row}_1; }}"
         );
     }
     vec![
@@ -173,8 +173,8 @@ pub fn gemv_defines() -> Vec<(&'static str, String)> {
     for j in 0..8 {
         let _ = writeln!(body, "        if (q0 + {j}u < kq) {{");
         let _ = writeln!(body, "            let k = (q0 + {j}u) * 4u;");
-        let _ = writeln!(body, "            let bx = i32((k % p.kt) * 16u + lid);");
-        let _ = writeln!(body, "            let by = i32(by0 + k / p.kt);");
+        let _ = writeln!(body, "            let bx = i32((k & ((1u << p.kt_shift) - 1u)) * 16u + lid);");
+        let _ = writeln!(body, "            let by = i32(by0 + (k >> p.kt_shift));");
         for (kk, lane) in LANES.iter().enumerate() {
             let _ = writeln!(
                 body,
@@ -219,7 +219,7 @@ pub fn lower(
         .u32(m as u32)
         .u32(n as u32)
         .u32(k as u32)
-        .u32(kt)
+        .u32(kt.trailing_zeros())
         .u32(kb)
         .u32(act.code())
         .u32(bias.is_some() as u32)
@@ -264,9 +264,12 @@ pub fn lower(
         groups,
     )?;
     let r = rows_for(m);
+    let mut defines = cw_defines(r);
+    defines.push(("VEC", u32::from(n.is_multiple_of(4)).to_string()));
+    defines.push(("ACT", act.code().to_string()));
     cx.dispatch(
         "matmul_cw.wgsl",
-        &cw_defines(r),
+        &defines,
         vec![
             Arg::ScratchTexture {
                 id: tex,
