@@ -1,4 +1,8 @@
 fn main() {
-    let s = wgpu_infer::shaders::compose("matmul_cw.wgsl", &wgpu_infer::ops::matmul_cw::cw_defines(32)).unwrap();
+    let s = wgpu_infer::shaders::compose(
+        "matmul_cw.wgsl",
+        &wgpu_infer::ops::matmul_cw::cw_defines(32),
+    )
+    .unwrap();
     print!("{s}");
 }

@@ -114,7 +114,9 @@ pub fn random_tensor(shape: &[usize], a: f32, seed: u64) -> Tensor {
 /// Random weights for a model of a real size: LayerNorm weights 1, everything else small.
 pub fn random_source(name: &str, shape: &[usize]) -> Result<Tensor> {
     let n: usize = shape.iter().product();
-    let seed = name.bytes().fold(17u64, |h, b| h.wrapping_mul(131).wrapping_add(b as u64));
+    let seed = name
+        .bytes()
+        .fold(17u64, |h, b| h.wrapping_mul(131).wrapping_add(b as u64));
     if (name.contains("LayerNorm") || name.contains("ln_") || name.contains("layernorm"))
         && name.ends_with("weight")
     {
@@ -169,7 +171,12 @@ impl Ctx<'_> {
     }
 }
 
-fn matmul_graph(m: usize, k: usize, n: usize, v: Option<MatmulVariant>) -> Result<(Arc<Graph>, Vec<Tensor>)> {
+fn matmul_graph(
+    m: usize,
+    k: usize,
+    n: usize,
+    v: Option<MatmulVariant>,
+) -> Result<(Arc<Graph>, Vec<Tensor>)> {
     let mut g = Graph::new();
     let a = g.input("a", &[m, k], DType::F32)?;
     let w = g.constant(&Constant::new("w", random_tensor(&[n, k], 0.05, 3)))?;
@@ -190,7 +197,12 @@ fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
     let cpu = Backend::Cpu;
     // Matmul: every variant that can run the problem. The slow generic kernels get a smaller
     // problem in quick mode on CPU-backed adapters (they run at ~1 GFLOP/s there).
-    let shapes = [(1024, 1024, 1024), (2048, 384, 1536), (128, 768, 2304), (1, 768, 50257)];
+    let shapes = [
+        (1024, 1024, 1024),
+        (2048, 384, 1536),
+        (128, 768, 2304),
+        (1, 768, 50257),
+    ];
     for &(m, k, n) in &shapes {
         let shape = format!("{m}x{k}x{n}");
         let flops = 2.0 * (m * k * n) as f64;
@@ -203,14 +215,39 @@ fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
                 continue;
             }
             let (g, f) = matmul_graph(m, k, n, Some(v))?;
-            ctx.kernel("matmul", &shape, v.name(), &gpu, &g, &f, flops, true, progress)?;
+            ctx.kernel(
+                "matmul",
+                &shape,
+                v.name(),
+                &gpu,
+                &g,
+                &f,
+                flops,
+                true,
+                progress,
+            )?;
         }
         let (g, f) = matmul_graph(m, k, n, None)?;
-        ctx.kernel("matmul", &shape, "reference", &cpu, &g, &f, flops, true, progress)?;
+        ctx.kernel(
+            "matmul",
+            &shape,
+            "reference",
+            &cpu,
+            &g,
+            &f,
+            flops,
+            true,
+            progress,
+        )?;
     }
     // Attention: BERT-base batch 8 x 128, GPT-2 prefill 1 x 128 (causal) and one decode step
     // over 600 cached keys.
-    let att = |b: usize, sq: usize, skv: usize, causal: bool, past: Option<u32>| -> Result<(Arc<Graph>, Vec<Tensor>, f64)> {
+    let att = |b: usize,
+               sq: usize,
+               skv: usize,
+               causal: bool,
+               past: Option<u32>|
+     -> Result<(Arc<Graph>, Vec<Tensor>, f64)> {
         let (h, d) = (12usize, 64usize);
         let mut g = Graph::new();
         let q = g.input("q", &[b, sq, 3 * h * d], DType::F32)?;
@@ -237,7 +274,11 @@ fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
         if let Some(p) = past {
             feeds.push(Tensor::from_u32(&[1], vec![p])?);
         }
-        let cols = if past.is_some() { (0, 0, 0) } else { (0, h * d, 2 * h * d) };
+        let cols = if past.is_some() {
+            (0, 0, 0)
+        } else {
+            (0, h * d, 2 * h * d)
+        };
         let op = Attention {
             heads: h,
             head_dim: d,
@@ -252,7 +293,8 @@ fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
         let o = g.attention(op, q, k, v, None, pv)?;
         g.output("o", o);
         let keys = past.map_or(skv, |p| p as usize + sq);
-        let flops = 4.0 * (b * h * sq * keys * d) as f64 / if causal && past.is_none() { 2.0 } else { 1.0 };
+        let flops =
+            4.0 * (b * h * sq * keys * d) as f64 / if causal && past.is_none() { 2.0 } else { 1.0 };
         Ok((Arc::new(g), feeds, flops))
     };
     for (name, b, sq, skv, causal, past) in [
@@ -261,11 +303,35 @@ fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
         ("GPT-2 decode 600 keys", 1, 1, 1024, true, Some(599u32)),
     ] {
         let (g, f, flops) = att(b, sq, skv, causal, past)?;
-        ctx.kernel("attention", name, "fused", &gpu, &g, &f, flops, true, progress)?;
-        ctx.kernel("attention", name, "reference", &cpu, &g, &f, flops, true, progress)?;
+        ctx.kernel(
+            "attention",
+            name,
+            "fused",
+            &gpu,
+            &g,
+            &f,
+            flops,
+            true,
+            progress,
+        )?;
+        ctx.kernel(
+            "attention",
+            name,
+            "reference",
+            &cpu,
+            &g,
+            &f,
+            flops,
+            true,
+            progress,
+        )?;
     }
     // Row kernels, in GB/s of input + output.
-    for (name, rows, n) in [("layernorm", 2048, 768), ("softmax", 2048, 768), ("softmax", 4, 50257)] {
+    for (name, rows, n) in [
+        ("layernorm", 2048, 768),
+        ("softmax", 2048, 768),
+        ("softmax", 4, 50257),
+    ] {
         let mut g = Graph::new();
         let x = g.input("x", &[rows, n], DType::F32)?;
         let y = if name == "layernorm" {
@@ -281,10 +347,25 @@ fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
         let bytes = (2 * rows * n * 4) as f64;
         let shape = format!("{rows}x{n}");
         ctx.kernel(name, &shape, "row", &gpu, &g, &f, bytes, false, progress)?;
-        ctx.kernel(name, &shape, "reference", &cpu, &g, &f, bytes, false, progress)?;
+        ctx.kernel(
+            name,
+            &shape,
+            "reference",
+            &cpu,
+            &g,
+            &f,
+            bytes,
+            false,
+            progress,
+        )?;
     }
     // YOLOv8n conv shapes at 640: (c_in, c_out, k, stride, side of the input).
-    for (ci, co, k, s, hw) in [(3, 16, 3, 2, 640), (16, 32, 3, 2, 320), (32, 32, 3, 1, 160), (128, 64, 1, 1, 40)] {
+    for (ci, co, k, s, hw) in [
+        (3, 16, 3, 2, 640),
+        (16, 32, 3, 2, 320),
+        (32, 32, 3, 1, 160),
+        (128, 64, 1, 1, 40),
+    ] {
         let mut g = Graph::new();
         let x = g.input("x", &[1, ci, hw, hw], DType::F32)?;
         let w = g.constant(&Constant::new("w", random_tensor(&[co, ci, k, k], 0.1, 9)))?;
@@ -302,8 +383,20 @@ fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
         let g = Arc::new(g);
         let f = vec![random_tensor(&[1, ci, hw, hw], 1.0, 11)];
         let shape = format!("{ci}->{co} k{k} s{s} @{hw}");
-        ctx.kernel("conv2d", &shape, "direct", &gpu, &g, &f, flops, true, progress)?;
-        ctx.kernel("conv2d", &shape, "reference", &cpu, &g, &f, flops, true, progress)?;
+        ctx.kernel(
+            "conv2d", &shape, "direct", &gpu, &g, &f, flops, true, progress,
+        )?;
+        ctx.kernel(
+            "conv2d",
+            &shape,
+            "reference",
+            &cpu,
+            &g,
+            &f,
+            flops,
+            true,
+            progress,
+        )?;
     }
     Ok(())
 }
@@ -312,7 +405,12 @@ fn backends(dev: &Device) -> [Backend; 2] {
     [Backend::Gpu(dev.clone()), Backend::Cpu]
 }
 
-fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progress: &mut dyn FnMut(&str)) -> Result<()> {
+fn models(
+    dev: &Device,
+    opts: &BenchOptions,
+    out: &mut Vec<ModelResult>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
     let quick = opts.quick;
     // MiniLM-L6 sized BERT (random weights), 18-token sentences.
     let minilm = BertConfig {
@@ -330,11 +428,14 @@ fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progres
     for backend in backends(dev) {
         progress(&format!("MiniLM-L6 ({})", backend.name()));
         let t0 = Instant::now();
-        let model = Bert::from_source(backend.clone(), minilm.clone(), &random_source, false, None)?;
+        let model =
+            Bert::from_source(backend.clone(), minilm.clone(), &random_source, false, None)?;
         let mut cold = None;
         for batch in [1usize, 32, 64] {
             let seq = 18;
-            let ids: Vec<u32> = (0..batch * seq).map(|i| (i as u32 * 7919) % 30000 + 100).collect();
+            let ids: Vec<u32> = (0..batch * seq)
+                .map(|i| (i as u32 * 7919) % 30000 + 100)
+                .collect();
             let input = BertInput {
                 batch,
                 seq,
@@ -346,8 +447,14 @@ fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progres
                 model.forward(&input, false)?;
                 cold = Some(t0.elapsed().as_secs_f64());
             }
-            let reps = if matches!(backend, Backend::Cpu) || quick { 3 } else { 7 };
-            let s = time(reps, if quick { 3.0 } else { 10.0 }, || model.forward(&input, false).map(|_| ()))?;
+            let reps = if matches!(backend, Backend::Cpu) || quick {
+                3
+            } else {
+                7
+            };
+            let s = time(reps, if quick { 3.0 } else { 10.0 }, || {
+                model.forward(&input, false).map(|_| ())
+            })?;
             let (mem, disp) = model.memory_and_dispatches();
             out.push(ModelResult {
                 model: "MiniLM-L6 (random weights)".into(),
@@ -369,7 +476,11 @@ fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progres
         let model = Gpt2::from_source(backend.clone(), Gpt2Config::small(), &random_source, None)?;
         let prompt: Vec<u32> = (0..16).map(|i| (i * 3001) % 50000).collect();
         let opts = GenerateOptions {
-            max_new_tokens: if quick && matches!(backend, Backend::Cpu) { 8 } else { 32 },
+            max_new_tokens: if quick && matches!(backend, Backend::Cpu) {
+                8
+            } else {
+                32
+            },
             stop_at_eos: false,
             ..Default::default()
         };
@@ -406,7 +517,13 @@ fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progres
         progress(&format!("ViT-B/16 ({})", backend.name()));
         let t0 = Instant::now();
         let cfg = VitConfig::base_16();
-        let model = Vit::from_source(backend.clone(), cfg, ImageProcessorConfig::vit_default(224), &random_source, true)?;
+        let model = Vit::from_source(
+            backend.clone(),
+            cfg,
+            ImageProcessorConfig::vit_default(224),
+            &random_source,
+            true,
+        )?;
         let batches: &[usize] = if quick { &[1] } else { &[1, 8] };
         let mut cold = None;
         for &b in batches {
@@ -415,8 +532,14 @@ fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progres
                 model.forward(&pix)?;
                 cold = Some(t0.elapsed().as_secs_f64());
             }
-            let reps = if matches!(backend, Backend::Cpu) || quick { 2 } else { 5 };
-            let s = time(reps, if quick { 3.0 } else { 10.0 }, || model.forward(&pix).map(|_| ()))?;
+            let reps = if matches!(backend, Backend::Cpu) || quick {
+                2
+            } else {
+                5
+            };
+            let s = time(reps, if quick { 3.0 } else { 10.0 }, || {
+                model.forward(&pix).map(|_| ())
+            })?;
             let (mem, disp) = model.memory_and_dispatches();
             out.push(ModelResult {
                 model: "ViT-B/16 224 (random weights)".into(),
@@ -432,11 +555,16 @@ fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progres
         }
     }
     // YOLOv8n at 640: network only, and the full predict (letterbox, NMS) on bus.jpg.
-    let ydir = opts
-        .yolo_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/yolo/yolov8n")));
-    let bus = ydir.parent().map(|p| p.join("bus_decoded.png")).filter(|p| p.is_file());
+    let ydir = opts.yolo_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/yolo/yolov8n"
+        ))
+    });
+    let bus = ydir
+        .parent()
+        .map(|p| p.join("bus_decoded.png"))
+        .filter(|p| p.is_file());
     for backend in backends(dev) {
         progress(&format!("YOLOv8n ({})", backend.name()));
         let t0 = Instant::now();
@@ -444,8 +572,14 @@ fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progres
         let x = random_tensor(&[1, 3, 640, 640], 0.5, 13);
         model.forward(&x)?;
         let cold = t0.elapsed().as_secs_f64();
-        let reps = if matches!(backend, Backend::Cpu) || quick { 2 } else { 5 };
-        let s = time(reps, if quick { 2.0 } else { 10.0 }, || model.forward(&x).map(|_| ()))?;
+        let reps = if matches!(backend, Backend::Cpu) || quick {
+            2
+        } else {
+            5
+        };
+        let s = time(reps, if quick { 2.0 } else { 10.0 }, || {
+            model.forward(&x).map(|_| ())
+        })?;
         let (mem, disp) = model.memory_and_dispatches();
         out.push(ModelResult {
             model: "YOLOv8n 640".into(),
@@ -460,7 +594,11 @@ fn models(dev: &Device, opts: &BenchOptions, out: &mut Vec<ModelResult>, progres
         });
         if let Some(bus) = &bus {
             let img = crate::imageio::load_rgb(bus)?;
-            let s = time(reps, 5.0, || model.detect_image(&img, &DetectOptions::default()).map(|_| ()))?;
+            let s = time(reps, 5.0, || {
+                model
+                    .detect_image(&img, &DetectOptions::default())
+                    .map(|_| ())
+            })?;
             out.push(ModelResult {
                 model: "YOLOv8n 640".into(),
                 workload: "predict bus.jpg (letterbox 640x480, NMS)".into(),
@@ -501,7 +639,9 @@ pub fn run(dev: &Device, opts: &BenchOptions, mut progress: impl FnMut(&str)) ->
         backend: format!("{:?}", info.backend),
         peak_gflops: peak,
         quick: opts.quick,
-        shader_cache: if std::env::var("MESA_SHADER_CACHE_DISABLE").is_ok_and(|v| v == "true" || v == "1") {
+        shader_cache: if std::env::var("MESA_SHADER_CACHE_DISABLE")
+            .is_ok_and(|v| v == "true" || v == "1")
+        {
             "disabled (cold compiles)"
         } else {
             "default"
@@ -535,9 +675,16 @@ impl Report {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = writeln!(s, "wgpu-infer bench — {} — {}", self.date, self.adapter);
-        let _ = writeln!(s, "FMA peak (same run): {:.1} GFLOP/s; shader cache: {}\n", self.peak_gflops, self.shader_cache);
+        let _ = writeln!(
+            s,
+            "FMA peak (same run): {:.1} GFLOP/s; shader cache: {}\n",
+            self.peak_gflops, self.shader_cache
+        );
         if !self.kernels.is_empty() {
-            let _ = writeln!(s, "| kernel | shape | variant | backend | ms | throughput | % peak | vs CPU ref |");
+            let _ = writeln!(
+                s,
+                "| kernel | shape | variant | backend | ms | throughput | % peak | vs CPU ref |"
+            );
             let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---:|");
             for k in &self.kernels {
                 let cpu = self

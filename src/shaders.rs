@@ -43,6 +43,8 @@ shaders!(
     "attention.wgsl",
     "attention_keys.wgsl",
     "conv2d.wgsl",
+    "conv2d_pack.wgsl",
+    "conv2d_tex.wgsl",
     "maxpool2d.wgsl",
     "upsample.wgsl",
     "kv_write.wgsl",

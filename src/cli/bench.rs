@@ -35,7 +35,12 @@ fn torch_results(python: &PathBuf, quick: bool) -> Result<Vec<TorchResult>> {
     let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/bench_torch.py"));
     let out = std::env::temp_dir().join(format!("wgpu-infer-torch-{}.json", std::process::id()));
     let mut cmd = std::process::Command::new(python);
-    cmd.arg(&script).arg("models").arg("--threads").arg("2").arg("--json").arg(&out);
+    cmd.arg(&script)
+        .arg("models")
+        .arg("--threads")
+        .arg("2")
+        .arg("--json")
+        .arg(&out);
     if quick {
         cmd.arg("--quick");
     }
@@ -77,7 +82,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let torch = match &args.torch {
         Some(py) if !args.kernels_only => {
             if verbose {
-                eprintln!("[{:>5.1}s] PyTorch via {}", started.elapsed().as_secs_f64(), py.display());
+                eprintln!(
+                    "[{:>5.1}s] PyTorch via {}",
+                    started.elapsed().as_secs_f64(),
+                    py.display()
+                );
             }
             torch_results(py, args.quick)?
         }

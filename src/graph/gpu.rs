@@ -119,8 +119,8 @@ pub struct Lower<'a> {
     dispatches: Vec<DispatchDesc>,
     /// (node, bytes) of each scratch buffer.
     scratch: Vec<(usize, u64)>,
-    /// (width, height, format) of each scratch texture.
-    scratch_tex: Vec<(u32, u32, TexFormat)>,
+    /// (width, height, format, layout tag) of each scratch texture.
+    scratch_tex: Vec<(u32, u32, TexFormat, u64)>,
 }
 
 impl<'a> Lower<'a> {
@@ -144,9 +144,16 @@ impl<'a> Lower<'a> {
         self.scratch.len() - 1
     }
 
-    /// A temporary storage texture live only during this node. Textures of equal size and
-    /// format are shared across nodes (each node writes before it reads).
-    pub fn scratch_texture(&mut self, width: u32, height: u32, format: TexFormat) -> Result<usize> {
+    /// A temporary storage texture live only during this node. Textures of equal size, format
+    /// and `layout` tag are shared across nodes (each node writes before it reads); give
+    /// layouts whose never-written texels must stay zero their own tag.
+    pub fn scratch_texture(
+        &mut self,
+        width: u32,
+        height: u32,
+        format: TexFormat,
+        layout: u64,
+    ) -> Result<usize> {
         let max = self.device.limits().max_texture_dimension_2d;
         if width > max || height > max || width == 0 || height == 0 {
             return Err(Error::Limit {
@@ -156,7 +163,7 @@ impl<'a> Lower<'a> {
                 limit_name: "max_texture_dimension_2d",
             });
         }
-        self.scratch_tex.push((width, height, format));
+        self.scratch_tex.push((width, height, format, layout));
         Ok(self.scratch_tex.len() - 1)
     }
 
@@ -291,7 +298,7 @@ impl GpuPlan {
             ..
         } = lower;
         // Scratch textures: one per distinct size and format.
-        let mut tex_pool: Vec<((u32, u32, TexFormat), wgpu::Texture, wgpu::TextureView)> =
+        let mut tex_pool: Vec<((u32, u32, TexFormat, u64), wgpu::Texture, wgpu::TextureView)> =
             Vec::new();
         let mut tex_of = Vec::with_capacity(scratch_tex.len());
         for &key in &scratch_tex {

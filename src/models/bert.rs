@@ -345,7 +345,10 @@ impl Bert {
                 qb.extend(w(&format!("{p}.attention.self.{part}.bias"), &[h])?.as_f32()?);
             }
             layers.push(Layer {
-                qkv_w: Constant::new(format!("{p}.qkv.weight"), Tensor::from_f32(&[3 * h, h], qw)?),
+                qkv_w: Constant::new(
+                    format!("{p}.qkv.weight"),
+                    Tensor::from_f32(&[3 * h, h], qw)?,
+                ),
                 qkv_b: Constant::new(format!("{p}.qkv.bias"), Tensor::from_f32(&[3 * h], qb)?),
                 o_w: c(&format!("{p}.attention.output.dense.weight"), &[h, h])?,
                 o_b: c(&format!("{p}.attention.output.dense.bias"), &[h])?,
@@ -364,7 +367,10 @@ impl Bert {
             });
         }
         let pooler = if with_pooler {
-            Some((c("pooler.dense.weight", &[h, h])?, c("pooler.dense.bias", &[h])?))
+            Some((
+                c("pooler.dense.weight", &[h, h])?,
+                c("pooler.dense.bias", &[h])?,
+            ))
         } else {
             None
         };
@@ -399,7 +405,10 @@ impl Bert {
     /// dispatch count.
     pub fn memory_and_dispatches(&self) -> (u64, usize) {
         let plans = self.plans.lock().unwrap();
-        (plans.peak_bytes(), plans.last_stats().map_or(0, |s| s.dispatches))
+        (
+            plans.peak_bytes(),
+            plans.last_stats().map_or(0, |s| s.dispatches),
+        )
     }
 
     pub fn name(&self) -> &str {

@@ -384,7 +384,10 @@ impl Vit {
     /// dispatch count.
     pub fn memory_and_dispatches(&self) -> (u64, usize) {
         let plans = self.plans.lock().unwrap();
-        (plans.peak_bytes(), plans.last_stats().map_or(0, |s| s.dispatches))
+        (
+            plans.peak_bytes(),
+            plans.last_stats().map_or(0, |s| s.dispatches),
+        )
     }
 
     pub fn name(&self) -> &str {

@@ -183,6 +183,45 @@ impl Op for Conv2d {
     fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
         let g = self.geo(&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape)?;
         let groups = self.groups;
+        // CPU-backed adapters: the texture kernel (see shaders/conv2d_tex.wgsl).
+        if cx.device().is_cpu()
+            && groups == 1
+            && self.dilation == [1, 1]
+            && self.stride[0] == self.stride[1]
+            && std::env::var("WGPU_INFER_CONV").map_or(true, |v| v != "direct")
+        {
+            let tg = super::conv2d_tex::TexConv {
+                n: g.n,
+                c: g.c,
+                h: g.h,
+                w: g.w,
+                o: g.o,
+                kh: g.kh,
+                kw: g.kw,
+                stride: self.stride[0],
+                ph: self.padding[0],
+                pw: self.padding[1],
+                ho: g.ho,
+                wo: g.wo,
+            };
+            if let Some(c) = cx.constant(inputs[1]).cloned() {
+                if tg.supported(cx.device()) {
+                    let dev = cx.device().clone();
+                    let packed = c.packed(cx.device(), "conv2d/tex", |t| {
+                        super::conv2d_tex::pack_weights(&dev, c.name(), t, &tg)
+                    })?;
+                    let mut i = 2;
+                    let bias = self.bias.then(|| {
+                        i += 1;
+                        inputs[i - 1]
+                    });
+                    let res = self.residual.then(|| inputs[i]);
+                    return super::conv2d_tex::lower(
+                        cx, &tg, inputs[0], packed, bias, res, outputs[0], self.act,
+                    );
+                }
+            }
+        }
         let (cg, og) = (g.c / groups, g.o / groups);
         let og4 = og.div_ceil(4);
         let dev = cx.device().clone();

@@ -173,7 +173,10 @@ pub fn gemv_defines() -> Vec<(&'static str, String)> {
     for j in 0..8 {
         let _ = writeln!(body, "        if (q0 + {j}u < kq) {{");
         let _ = writeln!(body, "            let k = (q0 + {j}u) * 4u;");
-        let _ = writeln!(body, "            let bx = i32((k & ((1u << p.kt_shift) - 1u)) * 16u + lid);");
+        let _ = writeln!(
+            body,
+            "            let bx = i32((k & ((1u << p.kt_shift) - 1u)) * 16u + lid);"
+        );
         let _ = writeln!(body, "            let by = i32(by0 + (k >> p.kt_shift));");
         for (kk, lane) in LANES.iter().enumerate() {
             let _ = writeln!(
@@ -243,7 +246,12 @@ pub fn lower(
     }
     let kq = k.div_ceil(4);
     let rows8 = m.div_ceil(8) * 8;
-    let tex = cx.scratch_texture((8 * kq) as u32, (rows8 / 8) as u32, TexFormat::Rgba32Float)?;
+    let tex = cx.scratch_texture(
+        (8 * kq) as u32,
+        (rows8 / 8) as u32,
+        TexFormat::Rgba32Float,
+        0,
+    )?;
     let groups = groups_for(cx, kq * rows8, 64);
     cx.dispatch(
         "matmul_pack_a.wgsl",

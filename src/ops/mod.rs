@@ -10,6 +10,7 @@ pub mod attention;
 pub mod binary;
 pub mod concat;
 pub mod conv2d;
+pub mod conv2d_tex;
 pub mod embedding;
 pub mod expand;
 pub mod kv_write;
