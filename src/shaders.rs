@@ -42,6 +42,8 @@ shaders!(
     "matmul_gemv.wgsl",
     "attention.wgsl",
     "attention_keys.wgsl",
+    "attention_pack.wgsl",
+    "attention_tex.wgsl",
     "conv2d.wgsl",
     "conv2d_pack.wgsl",
     "conv2d_tex.wgsl",

@@ -555,6 +555,11 @@ impl Bert {
         self.pad(encs)
     }
 
+    /// The graph a forward of this input shape runs (for inspection and profiling).
+    pub fn graph_for(&self, batch: usize, seq: usize) -> Result<Graph> {
+        self.build(batch, seq, false)
+    }
+
     fn build(&self, b: usize, s: usize, all_hidden: bool) -> Result<Graph> {
         let cfg = &self.config;
         let h = cfg.hidden_size;

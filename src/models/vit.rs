@@ -448,6 +448,11 @@ impl Vit {
         Tensor::from_f32(&[3, s as usize, s as usize], v)
     }
 
+    /// The graph a forward of this input shape runs (for inspection and profiling).
+    pub fn graph_for(&self, batch: usize) -> Result<Graph> {
+        self.build(batch)
+    }
+
     fn build(&self, b: usize) -> Result<Graph> {
         let cfg = &self.config;
         let (h, c, p, s) = (

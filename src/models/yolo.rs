@@ -366,6 +366,11 @@ impl Yolo {
         self.conv(g, cat, &b.cv2, 1, Act::Silu, None)
     }
 
+    /// The graph a forward of this input shape runs (for inspection and profiling).
+    pub fn graph_for(&self, batch: usize, h: usize, w: usize) -> Result<Graph> {
+        self.build(batch, h, w)
+    }
+
     fn build(&self, b: usize, h: usize, w: usize) -> Result<Graph> {
         let wt = &self.w;
         let conv_at = |i: usize| {
