@@ -4,7 +4,20 @@
 
 struct Params { tokens: u32, dim: u32, row0: u32, rows: u32, total: u32, }
 
+//#default TH 0
+//#if TH == 0
 @group(0) @binding(0) var<storage, read> table: array<f32>;
+fn table_at(i: u32) -> f32 {
+    return table[i];
+}
+//#endif
+//#if TH == 1
+// f16 table: two halves per u32 (each bound range starts at an even element).
+@group(0) @binding(0) var<storage, read> table: array<u32>;
+fn table_at(i: u32) -> f32 {
+    return unpack2x16float(table[i >> 1u])[i & 1u];
+}
+//#endif
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
@@ -20,7 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let d = i % p.dim;
     let id = ids[t];
     if (id >= p.row0 && id < p.row0 + p.rows) {
-        out[i] = table[(id - p.row0) * p.dim + d];
+        out[i] = table_at((id - p.row0) * p.dim + d);
     } else if (id >= p.total && p.row0 == 0u) {
         // Out-of-range ids give zeros, never stale memory (models validate ids beforehand).
         out[i] = 0.0;

@@ -6,6 +6,8 @@
 //   A: packed per call by matmul_pack_a.wgsl: texel (q*8 + row%8, row/8) = A[row, 4q..4q+3].
 //   B: packed once at load: for column group g = blk*16 + c*8 + lane (columns 4g..4g+3) and row
 //      k, texel ((k % KT)*16 + c*8 + lane, blk*KB + k/KT) = B[k, 4g..4g+3] (zero padded).
+//   f16 B (BH = 1): rgba32uint, lane owns columns blk*64 + 8*lane .. +7 in one texel at
+//      ((k % KT)*8 + lane, blk*KB + k/KT): half the bytes, same arithmetic (f32 accumulation).
 // A workgroup is one subgroup of 8 lanes; it computes R rows x 64 columns. Each lane owns 8
 // columns (2 vec4) and reads its own B texels; the R rows of A arrive as one texel per lane per
 // 8 rows and are shared with subgroupBroadcast. The R*2 vec4 accumulators exceed the registers
@@ -19,6 +21,10 @@
 //#default ACCS
 //#default BODY
 //#default STORES
+//#default BH 0
+//#default KX 16
+//#default GL 1
+//#default GD 8
 //#include "activations.wgsl"
 
 struct Params {
@@ -27,7 +33,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var at: texture_storage_2d<rgba32float, read>;
+//#if BH == 0
 @group(0) @binding(1) var bt: texture_storage_2d<rgba32float, read>;
+//#endif
+//#if BH == 1
+// f16 B: each texel holds 8 columns as 4 u32 f16 pairs (unpacked with unpack2x16float).
+@group(0) @binding(1) var bt: texture_storage_2d<rgba32uint, read>;
+//#endif
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 //#if VEC == 1
 // N % 4 == 0: outputs and residuals move as vec4.
@@ -94,14 +106,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let ktm = (1u << kts) - 1u;
     for (var q = 0u; q < kq; q = q + 1u) {
         let k = q * 4u;
-        let bx = i32((k & ktm) * 16u + lid);
+        let bx = i32((k & ktm) * {{KX}}u + lid);
         let by = i32(by0 + (k >> kts));
         let ax = i32(q * 8u + lid);
 {{BODY}}
     }
-    let g0 = wg.y * 16u + lid;
+    let g0 = wg.y * 16u + {{GL}}u * lid;
     let bias0 = bias4(g0);
-    let bias1 = bias4(g0 + 8u);
+    let bias1 = bias4(g0 + {{GD}}u);
     // One epilogue in a loop (not R inlined copies): code size hurts the main loop's codegen.
     for (var r = 0u; r < {{R}}u; r = r + 1u) {
         var v0: vec4<f32>;
@@ -111,6 +123,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             default: {}
         }
         store(m0 + r, g0, v0 + bias0);
-        store(m0 + r, g0 + 8u, v1 + bias1);
+        store(m0 + r, g0 + {{GD}}u, v1 + bias1);
     }
 }

@@ -4,6 +4,10 @@
 // slow in-loop buffer path runs once per 32 k), and shared with subgroupBroadcast. The 8 k-steps
 // of a chunk are generated unrolled (the BODY placeholder).
 //#default BODY
+//#default BH 0
+//#default KX 16
+//#default GL 1
+//#default GD 8
 //#include "activations.wgsl"
 
 struct Params {
@@ -12,7 +16,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
+//#if BH == 0
 @group(0) @binding(1) var bt: texture_storage_2d<rgba32float, read>;
+//#endif
+//#if BH == 1
+// f16 B: each texel holds 8 columns as 4 u32 f16 pairs (unpacked with unpack2x16float).
+@group(0) @binding(1) var bt: texture_storage_2d<rgba32uint, read>;
+//#endif
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> res: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
@@ -54,7 +64,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
 {{BODY}}
     }
-    let g0 = wg.y * 16u + lid;
+    let g0 = wg.y * 16u + {{GL}}u * lid;
     store(row, g0, acc0);
-    store(row, g0 + 8u, acc1);
+    store(row, g0 + {{GD}}u, acc1);
 }

@@ -3,9 +3,11 @@
 // lavapipe loads them once and broadcasts, instead of one scalar load per lane. Each invocation
 // owns 4 adjacent columns (a vec4 of B per k) and keeps R x vec4 accumulators in registers.
 //
-// BMODE 0: B packed as vec4 [K][Np/4] (N padded to 4, zeros); 1: raw [K, N]; 2: raw [N, K].
+// BMODE 0: B packed as vec4 [K][Np/4] (N padded to 4, zeros; f16 pairs when BH = 1);
+// 1: raw [K, N]; 2: raw [N, K].
 //#default R 8
 //#default BMODE 0
+//#default BH 0
 //#default ACT 0
 //#default HAS_BIAS 0
 //#default HAS_RES 0
@@ -18,7 +20,13 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 //#if BMODE == 0
+//#if BH == 0
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+//#endif
+//#if BH == 1
+// f16 B: 4 halves per vec2<u32>.
+@group(0) @binding(1) var<storage, read> b: array<vec2<u32>>;
+//#endif
 //#endif
 //#if BMODE != 0
 @group(0) @binding(1) var<storage, read> b: array<f32>;
@@ -33,7 +41,13 @@ const R: u32 = {{R}}u;
 //#if BMODE == 0
 fn load_b(base: u32, k: u32, n: u32) -> vec4<f32> {
     let np4 = (p.n + 3u) / 4u;
+//#if BH == 0
     return b[base / 4u + k * np4 + n / 4u];
+//#endif
+//#if BH == 1
+    let h = b[base / 4u + k * np4 + n / 4u];
+    return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
+//#endif
 }
 //#endif
 //#if BMODE != 0

@@ -4,6 +4,7 @@
 // C[b, m, n_off + n] = act(sum_k A[b, m, k] * B[b, k, n] + bias[n_off + n]) + R[b, m, n_off + n]
 // B is [K, N] row-major, or [N, K] when TRANS_B = 1.
 //#default TRANS_B 0
+//#default BH 0
 //#default ACT 0
 //#default HAS_BIAS 0
 //#default HAS_RES 0
@@ -15,7 +16,19 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
+//#if BH == 0
 @group(0) @binding(1) var<storage, read> b: array<f32>;
+fn b_at(i: u32) -> f32 {
+    return b[i];
+}
+//#endif
+//#if BH == 1
+// f16 B (packed constant weights): two halves per u32.
+@group(0) @binding(1) var<storage, read> b: array<u32>;
+fn b_at(i: u32) -> f32 {
+    return unpack2x16float(b[i >> 1u])[i & 1u];
+}
+//#endif
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> res: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
@@ -58,7 +71,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 let gn = n0 + nn;
                 let gkb = k0 + kb;
                 if (gn < p.n && gkb < p.k) {
-                    bv = b[b_base + gn * p.k + gkb];
+                    bv = b_at(b_base + gn * p.k + gkb);
                 }
                 Bs[kb * TN + nn] = bv;
             } else {
@@ -67,7 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 let gn = n0 + nn;
                 let gkb = k0 + kb;
                 if (gn < p.n && gkb < p.k) {
-                    bv = b[b_base + gkb * p.n + gn];
+                    bv = b_at(b_base + gkb * p.n + gn);
                 }
                 Bs[kb * TN + nn] = bv;
             }

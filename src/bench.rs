@@ -8,6 +8,7 @@ use crate::models::bert::{Bert, BertConfig, BertInput};
 use crate::models::gpt2::{GenerateOptions, Gpt2, Gpt2Config};
 use crate::models::vit::{ImageProcessorConfig, Vit, VitConfig};
 use crate::models::yolo::{DetectOptions, Yolo};
+use crate::models::LoadOptions;
 use crate::ops::attention::Attention;
 use crate::ops::conv2d::Conv2d;
 use crate::ops::matmul::{Matmul, MatmulVariant};
@@ -428,8 +429,14 @@ fn models(
     for backend in backends(dev) {
         progress(&format!("MiniLM-L6 ({})", backend.name()));
         let t0 = Instant::now();
-        let model =
-            Bert::from_source(backend.clone(), minilm.clone(), &random_source, false, None)?;
+        let model = Bert::from_source(
+            backend.clone(),
+            minilm.clone(),
+            &random_source,
+            false,
+            None,
+            &LoadOptions::default(),
+        )?;
         let mut cold = None;
         for batch in [1usize, 32, 64] {
             let seq = 18;
@@ -469,11 +476,27 @@ fn models(
             });
         }
     }
-    // GPT-2 small sized (random weights): 16-token prompt, 32 greedy tokens with the KV cache.
-    for backend in backends(dev) {
-        progress(&format!("GPT-2 small ({})", backend.name()));
+    // GPT-2 small sized (random weights): 16-token prompt, 32 greedy tokens with the KV cache;
+    // on the GPU with f32 and with f16 weights.
+    let [gpu, cpu] = backends(dev);
+    for (backend, dtype) in [
+        (gpu.clone(), DType::F32),
+        (gpu, DType::F16),
+        (cpu, DType::F32),
+    ] {
+        let label = match dtype {
+            DType::F16 => format!("{} f16", backend.name()),
+            _ => backend.name().to_string(),
+        };
+        progress(&format!("GPT-2 small ({label})"));
         let t0 = Instant::now();
-        let model = Gpt2::from_source(backend.clone(), Gpt2Config::small(), &random_source, None)?;
+        let model = Gpt2::from_source(
+            backend.clone(),
+            Gpt2Config::small(),
+            &random_source,
+            None,
+            &LoadOptions::with_dtype(dtype),
+        )?;
         let prompt: Vec<u32> = (0..16).map(|i| (i * 3001) % 50000).collect();
         let opts = GenerateOptions {
             max_new_tokens: if quick && matches!(backend, Backend::Cpu) {
@@ -492,7 +515,7 @@ fn models(
         out.push(ModelResult {
             model: "GPT-2 small (random weights)".into(),
             workload: "prefill 16 tokens".into(),
-            backend: backend.name().into(),
+            backend: label.clone(),
             ms: g.prefill_secs * 1e3,
             rate: 16.0 / g.prefill_secs,
             unit: "tokens/s",
@@ -503,7 +526,7 @@ fn models(
         out.push(ModelResult {
             model: "GPT-2 small (random weights)".into(),
             workload: format!("decode {} tokens (KV cache)", g.tokens.len()),
-            backend: backend.name().into(),
+            backend: label.clone(),
             ms: g.decode_secs * 1e3 / decode_tokens.max(1.0),
             rate: decode_tokens / g.decode_secs.max(1e-9),
             unit: "tokens/s",
@@ -523,6 +546,7 @@ fn models(
             ImageProcessorConfig::vit_default(224),
             &random_source,
             true,
+            &LoadOptions::default(),
         )?;
         let batches: &[usize] = if quick { &[1] } else { &[1, 8] };
         let mut cold = None;

@@ -32,5 +32,6 @@ pub mod weights;
 pub use device::Device;
 pub use error::{Error, Result};
 pub use graph::{Backend, Constant, Graph, Plan, PlanCache, PlanStats, State, ValueId};
+pub use models::LoadOptions;
 pub use ops::{Act, MatmulVariant};
 pub use tensor::{DType, Tensor, ValueInfo};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use wgpu_infer::models::gpt2::{GenerateOptions, Gpt2, Gpt2Config};
 use wgpu_infer::models::sampling::Sampling;
 use wgpu_infer::weights::Weights;
-use wgpu_infer::{Backend, Tensor};
+use wgpu_infer::{Backend, LoadOptions, Tensor};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -218,7 +218,14 @@ fn gpt2_small_sized_generation_completes() {
         };
         Tensor::from_f32(shape, v)
     };
-    let gpu = Gpt2::from_source(Backend::Gpu(device()), cfg.clone(), &source, None).unwrap();
+    let gpu = Gpt2::from_source(
+        Backend::Gpu(device()),
+        cfg.clone(),
+        &source,
+        None,
+        &LoadOptions::default(),
+    )
+    .unwrap();
     let prompt: Vec<u32> = (0..16).map(|i| (i * 3001) % 50257).collect();
     let opts = GenerateOptions {
         max_new_tokens: 32,
@@ -233,7 +240,7 @@ fn gpt2_small_sized_generation_completes() {
         31.0 / g.decode_secs,
         gpu.kv_cache_bytes() >> 20
     );
-    let cpu = Gpt2::from_source(Backend::Cpu, cfg, &source, None).unwrap();
+    let cpu = Gpt2::from_source(Backend::Cpu, cfg, &source, None, &LoadOptions::default()).unwrap();
     let a = gpu.forward(&prompt[..4], 1, 4, None, false).unwrap();
     let b = cpu.forward(&prompt[..4], 1, 4, None, false).unwrap();
     compare(

@@ -321,6 +321,82 @@ fn matmul_variants() {
     }
 }
 
+/// f16 weights (matmul B and embedding tables): every variant reads the half-precision layout
+/// and accumulates in f32, so the GPU must match the CPU reference (which upcasts the same f16
+/// values) as tightly as in f32. Odd sizes put halves across u32 and texel boundaries.
+#[test]
+fn f16_weights() {
+    let mut rng = Rng::new(12);
+    let shapes = [
+        (1, 1, 1),
+        (3, 7, 17),
+        (17, 65, 63),
+        (1, 768, 129),
+        (63, 127, 129),
+        (65, 3, 1000),
+        (33, 1000, 65),
+    ];
+    for v in MatmulVariant::ALL {
+        for (i, &(m, k, n)) in shapes.iter().enumerate() {
+            let trans = i % 2 == 0;
+            let (bias, act, res) = (i % 3 == 1, [Act::None, Act::GeluErf][i % 2], i % 4 == 3);
+            let mut g = Graph::new();
+            let a = g.input("a", &[m, k], DType::F32).unwrap();
+            let bs = if trans { [n, k] } else { [k, n] };
+            let w = rng.tensor(&bs, -1.0, 1.0).to_dtype(DType::F16).unwrap();
+            let b = g.constant_tensor("w", w).unwrap();
+            let mut inputs = vec![a, b];
+            let mut feeds = vec![rng.tensor(&[m, k], -1.0, 1.0)];
+            if bias {
+                inputs.push(g.input("bias", &[n], DType::F32).unwrap());
+                feeds.push(rng.tensor(&[n], -1.0, 1.0));
+            }
+            if res {
+                inputs.push(g.input("res", &[m, n], DType::F32).unwrap());
+                feeds.push(rng.tensor(&[m, n], -1.0, 1.0));
+            }
+            let op = Matmul {
+                trans_b: trans,
+                act,
+                bias,
+                residual: res,
+                variant: Some(v),
+            };
+            let c = g.node1(op, &inputs).unwrap();
+            g.output("c", c);
+            if !v.supports(&common::device(), m, k, n, true) {
+                continue;
+            }
+            parity(
+                &format!("matmul-f16/{}", v.name()),
+                &format!("{m}x{k}x{n} trans={trans} bias={bias} act={act:?} res={res}"),
+                g,
+                &feeds,
+            );
+        }
+        report(&format!("matmul-f16/{}", v.name()));
+    }
+    for (vocab, dim, tokens) in [(1usize, 1usize, 1usize), (17, 3, 7), (1001, 65, 129)] {
+        let mut g = Graph::new();
+        let t = rng
+            .tensor(&[vocab, dim], -1.0, 1.0)
+            .to_dtype(DType::F16)
+            .unwrap();
+        let w = g.constant_tensor("t", t).unwrap();
+        let ids = g.input("ids", &[tokens], DType::U32).unwrap();
+        let y = g.embedding(w, ids).unwrap();
+        g.output("y", y);
+        let idv = (0..tokens).map(|_| rng.below(vocab as u32)).collect();
+        parity(
+            "embedding-f16",
+            &format!("{vocab}x{dim} [{tokens}]"),
+            g,
+            &[Tensor::from_u32(&[tokens], idv).unwrap()],
+        );
+    }
+    report("embedding-f16");
+}
+
 /// A weight larger than one storage binding (GPT-2's tied 50257 x 768 embedding, 154 MB) is
 /// split by columns for the matmul and bound in row ranges for the gather.
 #[test]

@@ -68,13 +68,22 @@ fn specialisations_validate() {
         ),
     ];
     let mut cases = cases;
-    for r in [8, 16, 32] {
-        cases.push(("matmul_cw.wgsl", wgpu_infer::ops::matmul_cw::cw_defines(r)));
+    for half in [false, true] {
+        for r in [8, 16, 32] {
+            cases.push((
+                "matmul_cw.wgsl",
+                wgpu_infer::ops::matmul_cw::cw_defines(r, half),
+            ));
+        }
+        cases.push((
+            "matmul_gemv.wgsl",
+            wgpu_infer::ops::matmul_cw::gemv_defines(half),
+        ));
+        let bh = s(if half { "1" } else { "0" });
+        cases.push(("matmul_tiled.wgsl", vec![("BH", bh.clone())]));
+        cases.push(("matmul_reg.wgsl", vec![("BH", bh.clone())]));
+        cases.push(("embedding.wgsl", vec![("TH", bh)]));
     }
-    cases.push((
-        "matmul_gemv.wgsl",
-        wgpu_infer::ops::matmul_cw::gemv_defines(),
-    ));
     for (name, defs) in cases {
         let src = compose(name, &defs).unwrap_or_else(|e| panic!("{e}"));
         validate(name, &src).unwrap_or_else(|e| panic!("{name} {defs:?}: {e}"));

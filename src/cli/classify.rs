@@ -1,4 +1,4 @@
-use super::{backend, BackendKind};
+use super::{backend, load_options, BackendKind, WeightDtype};
 use clap::Args;
 use std::path::PathBuf;
 use wgpu_infer::models::vit::{Prediction, Vit};
@@ -13,13 +13,20 @@ pub struct ClassifyArgs {
     top_k: usize,
     #[arg(long, value_enum, default_value = "gpu")]
     backend: BackendKind,
+    /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: WeightDtype,
     /// Image files (JPEG, PNG, WebP, ...), classified in one batch.
     #[arg(required = true)]
     images: Vec<PathBuf>,
 }
 
 pub fn run(args: ClassifyArgs) -> Result<()> {
-    let model = Vit::load(backend(args.backend)?, &args.model)?;
+    let model = Vit::load_with(
+        backend(args.backend)?,
+        &args.model,
+        &load_options(args.dtype),
+    )?;
     for w in model.warnings() {
         eprintln!("warning: {w}");
     }

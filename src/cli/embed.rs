@@ -1,4 +1,4 @@
-use super::{backend, BackendKind};
+use super::{backend, load_options, BackendKind, WeightDtype};
 use clap::Args;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -12,6 +12,9 @@ pub struct EmbedArgs {
     model: PathBuf,
     #[arg(long, value_enum, default_value = "gpu")]
     backend: BackendKind,
+    /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: WeightDtype,
     /// Overrides the folder's pooling config.
     #[arg(long)]
     pooling: Option<String>,
@@ -40,7 +43,11 @@ pub fn run(args: EmbedArgs) -> Result<()> {
             "no texts: pass them as arguments or one per line on stdin".into(),
         ));
     }
-    let mut model = Bert::load(backend(args.backend)?, &args.model)?;
+    let mut model = Bert::load_with(
+        backend(args.backend)?,
+        &args.model,
+        &load_options(args.dtype),
+    )?;
     for w in model.warnings() {
         eprintln!("warning: {w}");
     }

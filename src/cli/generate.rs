@@ -1,4 +1,4 @@
-use super::{backend, BackendKind};
+use super::{backend, load_options, BackendKind, WeightDtype};
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -26,6 +26,9 @@ pub struct GenerateArgs {
     seed: u64,
     #[arg(long, value_enum, default_value = "gpu")]
     backend: BackendKind,
+    /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: WeightDtype,
     /// Print one JSON object at the end instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -42,7 +45,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
     };
     sampling.validate()?;
-    let model = Gpt2::load(backend(args.backend)?, &args.model)?;
+    let model = Gpt2::load_with(
+        backend(args.backend)?,
+        &args.model,
+        &load_options(args.dtype),
+    )?;
     if !args.quiet {
         for w in model.warnings() {
             eprintln!("warning: {w}");

@@ -44,6 +44,21 @@ pub enum BackendKind {
     Cpu,
 }
 
+/// Storage type of the large weights (matmul weights, embedding tables).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WeightDtype {
+    F32,
+    /// Half the weight bytes; arithmetic stays f32 (within 1e-2 of f32 results).
+    F16,
+}
+
+pub fn load_options(d: WeightDtype) -> wgpu_infer::LoadOptions {
+    wgpu_infer::LoadOptions::with_dtype(match d {
+        WeightDtype::F32 => wgpu_infer::DType::F32,
+        WeightDtype::F16 => wgpu_infer::DType::F16,
+    })
+}
+
 pub fn backend(kind: BackendKind) -> Result<Backend> {
     Ok(match kind {
         BackendKind::Gpu => Backend::Gpu(Device::new()?),

@@ -67,7 +67,8 @@ impl Packed {
             chunks: vec![PackedChunk {
                 resource: Resource::Buffer {
                     buffer,
-                    size: bytes.len() as u64,
+                    // The upload pads to whole u32 (f16 data of odd length).
+                    size: (bytes.len() as u64).div_ceil(4).max(1) * 4,
                 },
                 meta: [0; 4],
             }],

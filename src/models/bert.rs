@@ -9,7 +9,7 @@
 //!               h ─ linear+GELU ─ linear(+h) ─ LN
 //! ```
 
-use super::{check_dir, load_tokenizer, read_json, require};
+use super::{check_dir, load_tokenizer, read_json, require, LoadOptions};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache, ValueId};
 use crate::ops::attention::Attention;
@@ -251,6 +251,12 @@ impl Bert {
 
     /// Loads a HuggingFace BERT folder for any backend (GPU, or the CPU reference kernels).
     pub fn load(backend: Backend, dir: impl AsRef<Path>) -> Result<Bert> {
+        Self::load_with(backend, dir, &LoadOptions::default())
+    }
+
+    /// [`Bert::load`] with options (for example f16 weight storage).
+    pub fn load_with(backend: Backend, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Bert> {
+        opts.check()?;
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
@@ -282,11 +288,13 @@ impl Bert {
         }
         let with_pooler = w.contains("pooler.dense.weight");
         let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
-        let mut model = Self::from_source(backend, config, &get, with_pooler, Some(tokenizer))
-            .map_err(|e| match e {
-                Error::InvalidArgument(msg) => cfg_err(msg),
-                other => other,
-            })?;
+        let mut model =
+            Self::from_source(backend, config, &get, with_pooler, Some(tokenizer), opts).map_err(
+                |e| match e {
+                    Error::InvalidArgument(msg) => cfg_err(msg),
+                    other => other,
+                },
+            )?;
         model.warnings = w
             .unread()
             .into_iter()
@@ -312,7 +320,9 @@ impl Bert {
         w: TensorSource,
         with_pooler: bool,
         tokenizer: Option<tokenizers::Tokenizer>,
+        opts: &LoadOptions,
     ) -> Result<Bert> {
+        opts.check()?;
         let h = config.hidden_size;
         if h == 0
             || config.num_attention_heads == 0
@@ -327,6 +337,8 @@ impl Bert {
         let c = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))
         };
+        // Matmul weights and embedding tables, in the storage dtype.
+        let cw = |name: &str, shape: &[usize]| opts.weight(name, w(name, shape)?);
         let (i_sz, v, p, t) = (
             config.intermediate_size,
             config.vocab_size,
@@ -345,20 +357,20 @@ impl Bert {
                 qb.extend(w(&format!("{p}.attention.self.{part}.bias"), &[h])?.as_f32()?);
             }
             layers.push(Layer {
-                qkv_w: Constant::new(
+                qkv_w: opts.weight(
                     format!("{p}.qkv.weight"),
                     Tensor::from_f32(&[3 * h, h], qw)?,
-                ),
+                )?,
                 qkv_b: Constant::new(format!("{p}.qkv.bias"), Tensor::from_f32(&[3 * h], qb)?),
-                o_w: c(&format!("{p}.attention.output.dense.weight"), &[h, h])?,
+                o_w: cw(&format!("{p}.attention.output.dense.weight"), &[h, h])?,
                 o_b: c(&format!("{p}.attention.output.dense.bias"), &[h])?,
                 ln1: (
                     c(&format!("{p}.attention.output.LayerNorm.weight"), &[h])?,
                     c(&format!("{p}.attention.output.LayerNorm.bias"), &[h])?,
                 ),
-                i_w: c(&format!("{p}.intermediate.dense.weight"), &[i_sz, h])?,
+                i_w: cw(&format!("{p}.intermediate.dense.weight"), &[i_sz, h])?,
                 i_b: c(&format!("{p}.intermediate.dense.bias"), &[i_sz])?,
-                out_w: c(&format!("{p}.output.dense.weight"), &[h, i_sz])?,
+                out_w: cw(&format!("{p}.output.dense.weight"), &[h, i_sz])?,
                 out_b: c(&format!("{p}.output.dense.bias"), &[h])?,
                 ln2: (
                     c(&format!("{p}.output.LayerNorm.weight"), &[h])?,
@@ -368,16 +380,16 @@ impl Bert {
         }
         let pooler = if with_pooler {
             Some((
-                c("pooler.dense.weight", &[h, h])?,
+                cw("pooler.dense.weight", &[h, h])?,
                 c("pooler.dense.bias", &[h])?,
             ))
         } else {
             None
         };
         let weights = BertWeights {
-            word: c(&format!("{e}.word_embeddings.weight"), &[v, h])?,
-            pos: c(&format!("{e}.position_embeddings.weight"), &[p, h])?,
-            typ: c(&format!("{e}.token_type_embeddings.weight"), &[t, h])?,
+            word: cw(&format!("{e}.word_embeddings.weight"), &[v, h])?,
+            pos: cw(&format!("{e}.position_embeddings.weight"), &[p, h])?,
+            typ: cw(&format!("{e}.token_type_embeddings.weight"), &[t, h])?,
             emb_ln: (
                 c(&format!("{e}.LayerNorm.weight"), &[h])?,
                 c(&format!("{e}.LayerNorm.bias"), &[h])?,

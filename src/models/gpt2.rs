@@ -12,7 +12,7 @@
 //! never re-runs the prompt and never reallocates.
 
 use super::sampling::{sample, Rng, Sampling};
-use super::{check_dir, load_tokenizer, read_json, require};
+use super::{check_dir, load_tokenizer, read_json, require, LoadOptions};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache, State, ValueId};
 use crate::ops::attention::Attention;
@@ -177,6 +177,12 @@ impl Gpt2 {
 
     /// Loads a HuggingFace GPT-2 folder (config.json, model.safetensors, tokenizer.json).
     pub fn load(backend: Backend, dir: impl AsRef<Path>) -> Result<Gpt2> {
+        Self::load_with(backend, dir, &LoadOptions::default())
+    }
+
+    /// [`Gpt2::load`] with options (for example f16 weight storage).
+    pub fn load_with(backend: Backend, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Gpt2> {
+        opts.check()?;
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
@@ -188,14 +194,15 @@ impl Gpt2 {
             w.set_prefix("transformer.");
         }
         let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
-        let mut model =
-            Self::from_source(backend, config, &get, Some(tokenizer)).map_err(|e| match e {
+        let mut model = Self::from_source(backend, config, &get, Some(tokenizer), opts).map_err(
+            |e| match e {
                 Error::InvalidArgument(msg) => Error::Config {
                     path: cfg_path.clone(),
                     msg,
                 },
                 other => other,
-            })?;
+            },
+        )?;
         model.name = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
@@ -215,10 +222,14 @@ impl Gpt2 {
         config: Gpt2Config,
         w: TensorSource,
         tokenizer: Option<tokenizers::Tokenizer>,
+        opts: &LoadOptions,
     ) -> Result<Gpt2> {
+        opts.check()?;
         let k = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))
         };
+        // Matmul weights and embedding tables, in the storage dtype.
+        let kw = |name: &str, shape: &[usize]| opts.weight(name, w(name, shape)?);
         let (e, v, p, inner) = (
             config.n_embd,
             config.vocab_size,
@@ -240,17 +251,17 @@ impl Gpt2 {
                     k(&format!("{b}.ln_1.weight"), &[e])?,
                     k(&format!("{b}.ln_1.bias"), &[e])?,
                 ),
-                attn_w: k(&format!("{b}.attn.c_attn.weight"), &[e, 3 * e])?,
+                attn_w: kw(&format!("{b}.attn.c_attn.weight"), &[e, 3 * e])?,
                 attn_b: k(&format!("{b}.attn.c_attn.bias"), &[3 * e])?,
-                proj_w: k(&format!("{b}.attn.c_proj.weight"), &[e, e])?,
+                proj_w: kw(&format!("{b}.attn.c_proj.weight"), &[e, e])?,
                 proj_b: k(&format!("{b}.attn.c_proj.bias"), &[e])?,
                 ln2: (
                     k(&format!("{b}.ln_2.weight"), &[e])?,
                     k(&format!("{b}.ln_2.bias"), &[e])?,
                 ),
-                fc_w: k(&format!("{b}.mlp.c_fc.weight"), &[e, inner])?,
+                fc_w: kw(&format!("{b}.mlp.c_fc.weight"), &[e, inner])?,
                 fc_b: k(&format!("{b}.mlp.c_fc.bias"), &[inner])?,
-                fc2_w: k(&format!("{b}.mlp.c_proj.weight"), &[inner, e])?,
+                fc2_w: kw(&format!("{b}.mlp.c_proj.weight"), &[inner, e])?,
                 fc2_b: k(&format!("{b}.mlp.c_proj.bias"), &[e])?,
             });
         }
@@ -258,11 +269,11 @@ impl Gpt2 {
             None
         } else {
             // `lm_head.weight` never carries the `transformer.` prefix.
-            Some(k("lm_head.weight", &[v, e])?)
+            Some(kw("lm_head.weight", &[v, e])?)
         };
         let weights = Gpt2Weights {
-            wte: k("wte.weight", &[v, e])?,
-            wpe: k("wpe.weight", &[p, e])?,
+            wte: kw("wte.weight", &[v, e])?,
+            wpe: kw("wpe.weight", &[p, e])?,
             blocks,
             ln_f: (k("ln_f.weight", &[e])?, k("ln_f.bias", &[e])?),
             lm_head,

@@ -12,8 +12,47 @@ pub use vit::Vit;
 pub use yolo::Yolo;
 
 use crate::error::{Error, Result};
+use crate::graph::Constant;
+use crate::tensor::{DType, Tensor};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options for loading a model.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Storage type of the large weights (matmul weights and embedding tables): `F32` (the
+    /// default) or `F16`, which halves their bytes; arithmetic stays f32 either way. Biases and
+    /// normalization parameters stay f32.
+    pub dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { dtype: DType::F32 }
+    }
+}
+
+impl LoadOptions {
+    /// Options with weights stored as `dtype`.
+    pub fn with_dtype(dtype: DType) -> Self {
+        LoadOptions { dtype }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.dtype {
+            DType::F32 | DType::F16 => Ok(()),
+            other => Err(Error::InvalidArgument(format!(
+                "weights can be stored as f32 or f16, not {other}"
+            ))),
+        }
+    }
+
+    /// A large weight (matmul B or embedding table) as a constant in the storage dtype.
+    pub(crate) fn weight(&self, name: impl Into<String>, t: Tensor) -> Result<Arc<Constant>> {
+        Ok(Constant::new(name, t.to_dtype(self.dtype)?))
+    }
+}
 
 /// Checks that `dir` is an existing directory.
 pub(crate) fn check_dir(dir: &Path) -> Result<()> {

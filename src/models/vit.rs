@@ -9,7 +9,7 @@
 //! The patch embedding is a convolution with kernel = stride = patch size, i.e. a matmul over
 //! non-overlapping patches, so it runs on the matmul kernels.
 
-use super::{check_dir, read_json, require};
+use super::{check_dir, read_json, require, LoadOptions};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache};
 use crate::imageio::{load_rgb, to_chw, Resample};
@@ -193,6 +193,12 @@ impl Vit {
     /// Loads a HuggingFace ViT folder (config.json, model.safetensors,
     /// preprocessor_config.json).
     pub fn load(backend: Backend, dir: impl AsRef<Path>) -> Result<Vit> {
+        Self::load_with(backend, dir, &LoadOptions::default())
+    }
+
+    /// [`Vit::load`] with options (for example f16 weight storage).
+    pub fn load_with(backend: Backend, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Vit> {
+        opts.check()?;
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
@@ -215,7 +221,7 @@ impl Vit {
         }
         let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
         let with_classifier = w.contains("classifier.weight");
-        let mut model = Self::from_source(backend, config, processor, &get, with_classifier)
+        let mut model = Self::from_source(backend, config, processor, &get, with_classifier, opts)
             .map_err(|e| match e {
                 Error::InvalidArgument(msg) => Error::Config {
                     path: cfg_path.clone(),
@@ -243,7 +249,9 @@ impl Vit {
         processor: ImageProcessorConfig,
         w: TensorSource,
         with_classifier: bool,
+        opts: &LoadOptions,
     ) -> Result<Vit> {
+        opts.check()?;
         let (h, c, p, s, i_sz) = (
             config.hidden_size,
             config.num_channels,
@@ -284,6 +292,8 @@ impl Vit {
         let k = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))
         };
+        // Matmul weights in the storage dtype.
+        let kw = |name: &str, shape: &[usize]| opts.weight(name, w(name, shape)?);
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let b = format!("encoder.layer.{l}");
@@ -298,20 +308,20 @@ impl Vit {
                     k(&format!("{b}.layernorm_before.weight"), &[h])?,
                     k(&format!("{b}.layernorm_before.bias"), &[h])?,
                 ),
-                qkv_w: Constant::new(
+                qkv_w: opts.weight(
                     format!("{b}.qkv.weight"),
                     Tensor::from_f32(&[3 * h, h], qw)?,
-                ),
+                )?,
                 qkv_b: Constant::new(format!("{b}.qkv.bias"), Tensor::from_f32(&[3 * h], qb)?),
-                o_w: k(&format!("{b}.attention.output.dense.weight"), &[h, h])?,
+                o_w: kw(&format!("{b}.attention.output.dense.weight"), &[h, h])?,
                 o_b: k(&format!("{b}.attention.output.dense.bias"), &[h])?,
                 ln2: (
                     k(&format!("{b}.layernorm_after.weight"), &[h])?,
                     k(&format!("{b}.layernorm_after.bias"), &[h])?,
                 ),
-                i_w: k(&format!("{b}.intermediate.dense.weight"), &[i_sz, h])?,
+                i_w: kw(&format!("{b}.intermediate.dense.weight"), &[i_sz, h])?,
                 i_b: k(&format!("{b}.intermediate.dense.bias"), &[i_sz])?,
-                out_w: k(&format!("{b}.output.dense.weight"), &[h, i_sz])?,
+                out_w: kw(&format!("{b}.output.dense.weight"), &[h, i_sz])?,
                 out_b: k(&format!("{b}.output.dense.bias"), &[h])?,
             });
         }
@@ -323,7 +333,7 @@ impl Vit {
                 ));
             }
             Some((
-                k("classifier.weight", &[n_labels, h])?,
+                kw("classifier.weight", &[n_labels, h])?,
                 k("classifier.bias", &[n_labels])?,
             ))
         } else {
@@ -335,7 +345,7 @@ impl Vit {
                 w("pooler.dense.bias", &[h]),
             ) {
                 (Ok(pw), Ok(pb)) => Some((
-                    Constant::new("pooler.dense.weight", pw),
+                    opts.weight("pooler.dense.weight", pw)?,
                     Constant::new("pooler.dense.bias", pb),
                 )),
                 _ => None,
@@ -357,7 +367,7 @@ impl Vit {
             })
             .collect::<Result<Vec<_>>>()?;
         let weights = VitWeights {
-            patch_w: Constant::new("patch.weight", patch.reshape(&[h, c * p * p])?),
+            patch_w: opts.weight("patch.weight", patch.reshape(&[h, c * p * p])?)?,
             patch_b: k("embeddings.patch_embeddings.projection.bias", &[h])?,
             cls: k("embeddings.cls_token", &[1, 1, h])?,
             pos: k("embeddings.position_embeddings", &[1, n + 1, h])?,

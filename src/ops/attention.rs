@@ -101,7 +101,12 @@ impl Attention {
             }
             let info = &infos[role];
             let (rows, w4) = (info.shape[0] * info.shape[1], info.shape[2] / 4);
-            let id = cx.scratch_texture(w4 as u32, rows as u32, TexFormat::Rgba32Float, 100 + role as u64)?;
+            let id = cx.scratch_texture(
+                w4 as u32,
+                rows as u32,
+                TexFormat::Rgba32Float,
+                100 + role as u64,
+            )?;
             let groups = groups_for(cx, rows * w4, 64);
             cx.dispatch(
                 "attention_pack.wgsl",
@@ -149,9 +154,18 @@ impl Attention {
             "attention_tex.wgsl",
             &defines,
             vec![
-                Arg::ScratchTexture { id: tex_of(inputs[0]), write: false },
-                Arg::ScratchTexture { id: tex_of(inputs[1]), write: false },
-                Arg::ScratchTexture { id: tex_of(inputs[2]), write: false },
+                Arg::ScratchTexture {
+                    id: tex_of(inputs[0]),
+                    write: false,
+                },
+                Arg::ScratchTexture {
+                    id: tex_of(inputs[1]),
+                    write: false,
+                },
+                Arg::ScratchTexture {
+                    id: tex_of(inputs[2]),
+                    write: false,
+                },
                 Arg::Read(mask),
                 Arg::Read(past),
                 Arg::Write(outputs[0]),
@@ -489,15 +503,26 @@ pub fn tex_body(d4: usize, rl: usize, mask: bool, causal: bool) -> Vec<(&'static
         }
     }
     for e in 0..e_n {
-        let _ = writeln!(setup, "    let vc{e} = vx + i32(min(L + {}u, {}u));", 8 * e, d4 - 1);
+        let _ = writeln!(
+            setup,
+            "    let vc{e} = vx + i32(min(L + {}u, {}u));",
+            8 * e,
+            d4 - 1
+        );
     }
     let mut body = String::new();
     let _ = writeln!(body, "        let kr = i32(kv0 + min(j0 + L, skv - 1u));");
     for d in 0..d4 {
-        let _ = writeln!(body, "        let k{d} = textureLoad(kt, vec2<i32>(kx + {d}, kr));");
+        let _ = writeln!(
+            body,
+            "        let k{d} = textureLoad(kt, vec2<i32>(kx + {d}, kr));"
+        );
     }
     if mask {
-        let _ = writeln!(body, "        let mk = mask[b * skv + min(j0 + L, skv - 1u)];");
+        let _ = writeln!(
+            body,
+            "        let mk = mask[b * skv + min(j0 + L, skv - 1u)];"
+        );
     }
     for k in 0..8 {
         for t in 0..rl {
@@ -542,19 +567,31 @@ pub fn tex_body(d4: usize, rl: usize, mask: bool, causal: bool) -> Vec<(&'static
         let _ = writeln!(body, "        l{t} = l{t} * corr{t}{sum};");
     }
     for k in 0..8 {
-        let _ = writeln!(body, "        let vr{k} = i32(kv0 + min(j0 + {k}u, skv - 1u));");
+        let _ = writeln!(
+            body,
+            "        let vr{k} = i32(kv0 + min(j0 + {k}u, skv - 1u));"
+        );
         for e in 0..e_n {
-            let _ = writeln!(body, "        let v{k}_{e} = textureLoad(vt, vec2<i32>(vc{e}, vr{k}));");
+            let _ = writeln!(
+                body,
+                "        let v{k}_{e} = textureLoad(vt, vec2<i32>(vc{e}, vr{k}));"
+            );
         }
     }
     for ri in 0..r {
         let (t, l) = (ri / 8, ri % 8);
-        let _ = writeln!(body, "        {{ let cr = subgroupBroadcast(corr{t}, {l}u);");
+        let _ = writeln!(
+            body,
+            "        {{ let cr = subgroupBroadcast(corr{t}, {l}u);"
+        );
         for e in 0..e_n {
             let _ = writeln!(body, "          var oo{e} = o{ri}_{e} * cr;");
         }
         for k in 0..8 {
-            let _ = writeln!(body, "          {{ let pb = vec4<f32>(subgroupBroadcast(p{t}_{k}, {l}u));");
+            let _ = writeln!(
+                body,
+                "          {{ let pb = vec4<f32>(subgroupBroadcast(p{t}_{k}, {l}u));"
+            );
             for e in 0..e_n {
                 let _ = writeln!(body, "            oo{e} = fma(pb, v{k}_{e}, oo{e});");
             }
@@ -574,7 +611,10 @@ pub fn tex_body(d4: usize, rl: usize, mask: bool, causal: bool) -> Vec<(&'static
         let _ = writeln!(store, "    {{ let inv = subgroupBroadcast(inv{t}, {l}u);");
         let _ = writeln!(store, "      let i = i0 + {ri}u;");
         let _ = writeln!(store, "      if (i < sq) {{");
-        let _ = writeln!(store, "        let ob = (b * sq + i) * p.ostride4 + h * {d4}u;");
+        let _ = writeln!(
+            store,
+            "        let ob = (b * sq + i) * p.ostride4 + h * {d4}u;"
+        );
         for e in 0..e_n {
             if (e + 1) * 8 <= d4 {
                 let _ = writeln!(store, "        out[ob + L + {}u] = o{ri}_{e} * inv;", 8 * e);

@@ -14,14 +14,14 @@ impl Op for Embedding {
         "embedding"
     }
 
-    /// Inputs: table [vocab, dim] f32, ids [...] u32. Output [..., dim].
+    /// Inputs: table [vocab, dim] f32 or f16, ids [...] u32. Output [..., dim].
     fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
         expect_inputs("embedding", inputs, 2)?;
         let (t, ids) = (inputs[0], inputs[1]);
-        if t.rank() != 2 || t.dtype != DType::F32 || ids.dtype != DType::U32 {
+        if t.rank() != 2 || !matches!(t.dtype, DType::F32 | DType::F16) || ids.dtype != DType::U32 {
             return Err(Error::shape(
                 "embedding",
-                "expects an f32 [vocab, dim] table and u32 ids",
+                "expects an f32 or f16 [vocab, dim] table and u32 ids",
                 &shapes(inputs),
             ));
         }
@@ -33,7 +33,7 @@ impl Op for Embedding {
     fn cpu(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let (t, ids) = (inputs[0], inputs[1]);
         let (vocab, dim) = (t.shape()[0], t.shape()[1]);
-        let tv = t.as_f32()?;
+        let tv = t.f32_cow();
         let mut y = Vec::with_capacity(ids.numel() * dim);
         for &id in ids.as_u32()? {
             let id = id as usize;
@@ -55,7 +55,9 @@ impl Op for Embedding {
             (s[0], s[1])
         };
         let tokens = cx.info(inputs[1]).numel();
-        let row_bytes = (dim * 4) as u64;
+        let half = cx.info(inputs[0]).dtype == DType::F16;
+        let row_bytes = (dim * cx.info(inputs[0]).dtype.size()) as u64;
+        let table_bytes = (vocab as u64 * row_bytes).div_ceil(4) * 4;
         // Chunk rows so that each range fits a binding and starts at an aligned offset.
         let align = cx.device().limits().min_storage_buffer_offset_alignment as u64;
         let mut rows_per = (cx.device().max_binding() / row_bytes).max(1);
@@ -68,15 +70,16 @@ impl Op for Embedding {
             let table = if row0 == 0 && rows == vocab as u64 {
                 Arg::Read(inputs[0])
             } else {
+                // Sizes rounded to whole u32 (the upload pads the buffer likewise).
                 Arg::ReadRange {
                     value: inputs[0],
                     offset: row0 * row_bytes,
-                    size: rows * row_bytes,
+                    size: ((rows * row_bytes).div_ceil(4) * 4).min(table_bytes - row0 * row_bytes),
                 }
             };
             cx.dispatch(
                 "embedding.wgsl",
-                &[],
+                &[("TH", u32::from(half).to_string())],
                 vec![
                     table,
                     Arg::Read(inputs[1]),
@@ -106,7 +109,7 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 impl Graph {
-    /// `table[ids]`: ids are u32, the table f32 [vocab, dim].
+    /// `table[ids]`: ids are u32, the table f32 or f16 [vocab, dim] (output f32).
     pub fn embedding(&mut self, table: ValueId, ids: ValueId) -> Result<ValueId> {
         self.node1(Embedding, &[table, ids])
     }

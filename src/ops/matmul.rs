@@ -9,7 +9,8 @@
 use super::{expect_f32, shapes, Act, Op, Params};
 use crate::error::{Error, Result};
 use crate::graph::{Arg, Graph, Lower, Packed, PackedChunk, Resource, ValueId};
-use crate::tensor::{Tensor, ValueInfo};
+use crate::tensor::{DType, Tensor, ValueInfo};
+use half::f16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulVariant {
@@ -133,7 +134,12 @@ impl Op for Matmul {
     fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
         let want = 2 + self.bias as usize + self.residual as usize;
         super::expect_inputs("matmul", inputs, want)?;
-        expect_f32("matmul", inputs)?;
+        // B may be f16 (weights stored in half precision; arithmetic stays f32).
+        let mut f32_inputs: Vec<&ValueInfo> = inputs.to_vec();
+        if inputs[1].dtype == DType::F16 {
+            f32_inputs.remove(1);
+        }
+        expect_f32("matmul", &f32_inputs)?;
         let (d, out) = self.dims(&inputs[0].shape, &inputs[1].shape)?;
         let mut i = 2;
         if self.bias {
@@ -203,6 +209,13 @@ impl Op for Matmul {
     fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
         let (d, _) = self.dims(&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape)?;
         let constant = cx.constant(inputs[1]).cloned();
+        if constant.is_none() && cx.info(inputs[1]).dtype == DType::F16 {
+            return Err(Error::shape(
+                "matmul",
+                "an f16 B must be a constant (weights); cast activations to f32",
+                &[&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape],
+            ));
+        }
         let variant = match self.variant {
             Some(v) => v,
             None => crate::tune::matmul_variant(cx.device(), d.m, d.k, d.n, constant.is_some()),
@@ -282,6 +295,8 @@ impl Op for Matmul {
                     MatmulVariant::Tiled => defines.push(("TRANS_B", "0".into())),
                     _ => defines.push(("BMODE", "0".into())),
                 }
+                let half = c.tensor().dtype() == DType::F16;
+                defines.push(("BH", u32::from(half).to_string()));
             }
             None => {
                 pieces.push((Arg::Read(inputs[1]), 0, d.n));
@@ -438,6 +453,8 @@ fn pack_weight(
         return Err(Error::shape("matmul", "weights must be 2-D", &[s]));
     }
     let (k, n) = if trans { (s[1], s[0]) } else { (s[0], s[1]) };
+    let half = t.dtype() == DType::F16;
+    let esize = if half { 2 } else { 4 };
     let w = t.f32_cow();
     let at = |kk: usize, nn: usize| {
         if trans {
@@ -447,7 +464,7 @@ fn pack_weight(
         }
     };
     // Columns per chunk: as many as fit one binding, a multiple of the kernels' column tile.
-    let max_cols = (dev.max_binding() / (k as u64 * 4)) as usize;
+    let max_cols = (dev.max_binding() / (k as u64 * esize)) as usize;
     let cols = (max_cols / 64 * 64).max(64).min(n.div_ceil(64) * 64);
     let mut chunks = Vec::new();
     let mut n0 = 0;
@@ -463,8 +480,17 @@ fn pack_weight(
                 buf[kk * width + j] = at(kk, n0 + j);
             }
         }
-        let bytes: &[u8] = bytemuck::cast_slice(&buf);
-        let buffer = dev.upload(name, bytes, wgpu::BufferUsages::empty());
+        let bytes: Vec<u8> = if half {
+            // Pairs of f16 per u32 (the kernels unpack with unpack2x16float); padded to 4 bytes.
+            let mut h: Vec<f16> = buf.iter().map(|&v| f16::from_f32(v)).collect();
+            if h.len() % 2 == 1 {
+                h.push(f16::ZERO);
+            }
+            bytemuck::cast_slice(&h).to_vec()
+        } else {
+            bytemuck::cast_slice(&buf).to_vec()
+        };
+        let buffer = dev.upload(name, &bytes, wgpu::BufferUsages::empty());
         chunks.push(PackedChunk {
             resource: Resource::Buffer {
                 buffer,

@@ -6,7 +6,8 @@ use super::{groups_for, Act, Params};
 use crate::device::{Device, TexFormat};
 use crate::error::{Error, Result};
 use crate::graph::{Arg, Lower, Packed, PackedChunk, Resource, ValueId};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
+use half::f16;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -63,7 +64,8 @@ pub fn supported(device: &Device, m: usize, k: usize, n: usize) -> bool {
         && BLayout::new(k, n, max).is_some()
 }
 
-/// Packs B ([K, N], or [N, K] when `trans`) into the tiled rgba32float texture.
+/// Packs B ([K, N], or [N, K] when `trans`) into the tiled texture: rgba32float (4 columns
+/// per texel) for f32 B; for f16 B, rgba32uint holding 8 columns as f16 pairs (half the bytes).
 pub fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Result<Packed> {
     let s = t.shape();
     let (k, n) = if trans { (s[1], s[0]) } else { (s[0], s[1]) };
@@ -74,46 +76,111 @@ pub fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Result<Packe
         limit: max as u64,
         limit_name: "max_texture_dimension_2d",
     })?;
+    let half = t.dtype() == DType::F16;
     let w = t.f32_cow();
-    let (width, height) = (l.width(), l.height());
-    let mut buf = vec![0.0f32; width * height * 4];
-    for kk in 0..k {
-        for col in 0..n {
-            let v = if trans {
-                w[col * k + kk]
-            } else {
-                w[kk * n + col]
-            };
-            let g = col / 4;
-            let (blk, c, lane) = (g / 16, (g % 16) / 8, g % 8);
-            let x = (kk % l.kt) * 16 + c * 8 + lane;
-            let y = blk * l.kb + kk / l.kt;
-            buf[(y * width + x) * 4 + col % 4] = v;
+    let at = |kk: usize, col: usize| {
+        if col >= n {
+            0.0
+        } else if trans {
+            w[col * k + kk]
+        } else {
+            w[kk * n + col]
         }
-    }
-    let (texture, view) = dev.upload_texture(
-        name,
-        width as u32,
-        height as u32,
-        TexFormat::Rgba32Float,
-        bytemuck::cast_slice(&buf),
-    )?;
+    };
+    let height = l.height();
+    let (width, format, bytes): (usize, TexFormat, Vec<u8>) = if half {
+        // Lane `lane` of column block `blk` owns columns blk*64 + lane*8 .. +8: one texel.
+        let width = l.kt * 8;
+        let mut buf = vec![0u32; width * height * 4];
+        for kk in 0..k {
+            for blk in 0..l.nb {
+                for lane in 0..8 {
+                    let c0 = blk * BLOCK_COLS + lane * 8;
+                    if c0 >= n {
+                        break;
+                    }
+                    let x = (kk % l.kt) * 8 + lane;
+                    let y = blk * l.kb + kk / l.kt;
+                    for i in 0..4 {
+                        let lo = f16::from_f32(at(kk, c0 + 2 * i)).to_bits() as u32;
+                        let hi = f16::from_f32(at(kk, c0 + 2 * i + 1)).to_bits() as u32;
+                        buf[(y * width + x) * 4 + i] = lo | (hi << 16);
+                    }
+                }
+            }
+        }
+        (
+            width,
+            TexFormat::Rgba32Uint,
+            bytemuck::cast_slice(&buf).to_vec(),
+        )
+    } else {
+        let width = l.width();
+        let mut buf = vec![0.0f32; width * height * 4];
+        for kk in 0..k {
+            for col in 0..n {
+                let g = col / 4;
+                let (blk, c, lane) = (g / 16, (g % 16) / 8, g % 8);
+                let x = (kk % l.kt) * 16 + c * 8 + lane;
+                let y = blk * l.kb + kk / l.kt;
+                buf[(y * width + x) * 4 + col % 4] = at(kk, col);
+            }
+        }
+        (
+            width,
+            TexFormat::Rgba32Float,
+            bytemuck::cast_slice(&buf).to_vec(),
+        )
+    };
+    let (texture, view) = dev.upload_texture(name, width as u32, height as u32, format, &bytes)?;
     Ok(Packed {
         chunks: vec![PackedChunk {
             resource: Resource::Texture {
                 texture,
                 view,
-                format: TexFormat::Rgba32Float,
+                format,
             },
-            meta: [l.kt as u32, l.kb as u32, l.nb as u32, 0],
+            meta: [l.kt as u32, l.kb as u32, l.nb as u32, half as u32],
         }],
     })
+}
+
+/// WGSL that loads the two B vec4s of step `kk` into `b{kk}_0`, `b{kk}_1` (texture `bt`, x
+/// offset `bx`, row `by`); `half` selects the f16-pair texture.
+fn b_loads(kk: usize, half: bool, indent: &str) -> String {
+    if half {
+        format!(
+            "{indent}let t{kk} = textureLoad(bt, vec2<i32>(bx + {}, by));\n\
+             {indent}let b{kk}_0 = vec4<f32>(unpack2x16float(t{kk}.x), unpack2x16float(t{kk}.y));\n\
+             {indent}let b{kk}_1 = vec4<f32>(unpack2x16float(t{kk}.z), unpack2x16float(t{kk}.w));\n",
+            kk * 8
+        )
+    } else {
+        format!(
+            "{indent}let b{kk}_0 = textureLoad(bt, vec2<i32>(bx + {}, by));\n\
+             {indent}let b{kk}_1 = textureLoad(bt, vec2<i32>(bx + {}, by));\n",
+            kk * 16,
+            kk * 16 + 8
+        )
+    }
+}
+
+/// Defines shared by matmul_cw.wgsl and matmul_gemv.wgsl for f32 or f16 B: the texture type,
+/// texels per k row, and which column groups (of 4) a lane owns.
+fn b_defines(half: bool) -> Vec<(&'static str, String)> {
+    vec![
+        ("BH", u32::from(half).to_string()),
+        ("KX", if half { "8" } else { "16" }.to_string()),
+        // Lane l owns groups g0 and g1: f32 {16*blk + l, +8}; f16 {16*blk + 2l, +1}.
+        ("GL", if half { "2" } else { "1" }.to_string()),
+        ("GD", if half { "1" } else { "8" }.to_string()),
+    ]
 }
 
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
 
 /// Generated parts of matmul_cw.wgsl for `r` rows per workgroup (a multiple of 8).
-pub fn cw_defines(r: usize) -> Vec<(&'static str, String)> {
+pub fn cw_defines(r: usize, half: bool) -> Vec<(&'static str, String)> {
     let groups = r / 8;
     let mut setup = String::new();
     for g in 0..groups {
@@ -128,13 +195,7 @@ pub fn cw_defines(r: usize) -> Vec<(&'static str, String)> {
     }
     let mut body = String::new();
     for kk in 0..4 {
-        for c in 0..2 {
-            let _ = writeln!(
-                body,
-                "        let b{kk}_{c} = textureLoad(bt, vec2<i32>(bx + {}, by));",
-                kk * 16 + c * 8
-            );
-        }
+        body.push_str(&b_loads(kk, half, "        "));
     }
     for g in 0..groups {
         let _ = writeln!(
@@ -158,39 +219,42 @@ pub fn cw_defines(r: usize) -> Vec<(&'static str, String)> {
             "            case {row}u: {{ v0 = acc{row}_0; v1 = acc{row}_1; }}"
         );
     }
-    vec![
+    let mut d = vec![
         ("R", r.to_string()),
         ("SETUP", setup),
         ("ACCS", accs),
         ("BODY", body),
         ("STORES", stores),
-    ]
+    ];
+    d.extend(b_defines(half));
+    d
 }
 
 /// Generated loop body of matmul_gemv.wgsl: 8 chunks of 4 k.
-pub fn gemv_defines() -> Vec<(&'static str, String)> {
+pub fn gemv_defines(half: bool) -> Vec<(&'static str, String)> {
     let mut body = String::new();
     for j in 0..8 {
         let _ = writeln!(body, "        if (q0 + {j}u < kq) {{");
         let _ = writeln!(body, "            let k = (q0 + {j}u) * 4u;");
         let _ = writeln!(
             body,
-            "            let bx = i32((k & ((1u << p.kt_shift) - 1u)) * 16u + lid);"
+            "            let bx = i32((k & ((1u << p.kt_shift) - 1u)) * {}u + lid);",
+            if half { 8 } else { 16 }
         );
         let _ = writeln!(body, "            let by = i32(by0 + (k >> p.kt_shift));");
         for (kk, lane) in LANES.iter().enumerate() {
+            body.push_str(&b_loads(kk, half, "            "));
             let _ = writeln!(
                 body,
                 "            {{ let a = vec4<f32>(subgroupBroadcast(al.{lane}, {j}u)); \
-                 acc0 = fma(a, textureLoad(bt, vec2<i32>(bx + {}, by)), acc0); \
-                 acc1 = fma(a, textureLoad(bt, vec2<i32>(bx + {}, by)), acc1); }}",
-                kk * 16,
-                kk * 16 + 8
+                 acc0 = fma(a, b{kk}_0, acc0); acc1 = fma(a, b{kk}_1, acc1); }}"
             );
         }
         let _ = writeln!(body, "        }}");
     }
-    vec![("BODY", body)]
+    let mut d = vec![("BODY", body)];
+    d.extend(b_defines(half));
+    d
 }
 
 /// Rows per workgroup for `m` rows.
@@ -217,7 +281,7 @@ pub fn lower(
     (m, k, n): (usize, usize, usize),
 ) -> Result<()> {
     let meta = packed.chunks[0].meta;
-    let (kt, kb, nb) = (meta[0], meta[1], meta[2]);
+    let (kt, kb, nb, half) = (meta[0], meta[1], meta[2], meta[3] == 1);
     let params = Params::new()
         .u32(m as u32)
         .u32(n as u32)
@@ -232,7 +296,7 @@ pub fn lower(
     if m == 1 {
         return cx.dispatch(
             "matmul_gemv.wgsl",
-            &gemv_defines(),
+            &gemv_defines(half),
             vec![
                 Arg::Read(a),
                 Arg::Packed(packed, 0),
@@ -272,7 +336,7 @@ pub fn lower(
         groups,
     )?;
     let r = rows_for(m);
-    let mut defines = cw_defines(r);
+    let mut defines = cw_defines(r, half);
     defines.push(("VEC", u32::from(n.is_multiple_of(4)).to_string()));
     defines.push(("ACT", act.code().to_string()));
     cx.dispatch(
