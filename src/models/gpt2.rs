@@ -421,6 +421,12 @@ impl Gpt2 {
         Ok(g)
     }
 
+    /// The graph of one cached generation step over `s` new tokens (for inspection and
+    /// profiling): inputs input_ids, position_ids, past; states k.{l}, v.{l}.
+    pub fn step_graph(&self, s: usize) -> Result<Graph> {
+        self.build_step(s)
+    }
+
     /// One cached step over `s` new tokens at run-time offset `past`: logits of the last one.
     fn build_step(&self, s: usize) -> Result<Graph> {
         let c = &self.config;
