@@ -33,6 +33,7 @@ shaders!(
     "copy.wgsl",
     "softmax.wgsl",
     "layernorm.wgsl",
+    "layernorm_v4.wgsl",
     "reduce_mean.wgsl",
     "embedding.wgsl",
     "matmul_tiled.wgsl",

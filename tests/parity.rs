@@ -155,6 +155,25 @@ fn softmax_layernorm_mean() {
             &[rng.tensor(&shape, -1.0, 1.0)],
         );
     }
+    // Widths of the vec4 register kernel (N % 4 == 0, up to 1536) and just past it.
+    for n in [4usize, 32, 36, 384, 768, 1532, 1536, 1540] {
+        let mut g = Graph::new();
+        let x = g.input("x", &[5, n], DType::F32).unwrap();
+        let gm = g.input("g", &[n], DType::F32).unwrap();
+        let bt = g.input("b", &[n], DType::F32).unwrap();
+        let y = g.layernorm(x, gm, bt, 1e-12).unwrap();
+        g.output("y", y);
+        parity(
+            "layernorm",
+            &format!("[5, {n}]"),
+            g,
+            &[
+                rng.tensor(&[5, n], -3.0, 5.0),
+                rng.tensor(&[n], 0.5, 1.5),
+                rng.tensor(&[n], -1.0, 1.0),
+            ],
+        );
+    }
     report("softmax");
     report("layernorm");
     report("mean");

@@ -68,6 +68,13 @@ fn specialisations_validate() {
         ),
     ];
     let mut cases = cases;
+    cases.push(("matmul_pack_a.wgsl", vec![("VEC", s("1"))]));
+    for nv in [1, 8, 9, 96, 384] {
+        cases.push((
+            "layernorm_v4.wgsl",
+            wgpu_infer::ops::layernorm::v4_defines(nv),
+        ));
+    }
     for half in [false, true] {
         for r in [8, 16, 32] {
             cases.push((

@@ -4,6 +4,7 @@ use super::{expect_f32, expect_inputs, groups_for, row_reduce, shapes, Op, Param
 use crate::error::{Error, Result};
 use crate::graph::{Arg, Graph, Lower, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
+use std::fmt::Write;
 
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
@@ -51,10 +52,22 @@ impl Op for LayerNorm {
         let info = cx.info(inputs[0]).clone();
         let n = *info.shape.last().unwrap();
         let rows = info.numel() / n;
-        let defs = row_reduce(cx);
         let groups = groups_for(cx, rows, 1);
+        let dev = cx.device();
+        // The register-resident vec4 kernel for CPU-backed adapters with 8-lane subgroups.
+        let v4 = dev.is_cpu()
+            && dev.has_subgroups()
+            && dev.adapter_info().subgroup_min_size == 8
+            && dev.adapter_info().subgroup_max_size == 8
+            && n.is_multiple_of(4)
+            && n <= V4_MAX_N;
+        let (shader, defs) = if v4 {
+            ("layernorm_v4.wgsl", v4_defines(n / 4))
+        } else {
+            ("layernorm.wgsl", row_reduce(cx))
+        };
         cx.dispatch(
-            "layernorm.wgsl",
+            shader,
             &defs,
             vec![
                 Arg::Read(inputs[0]),
@@ -70,6 +83,47 @@ impl Op for LayerNorm {
             groups,
         )
     }
+}
+
+/// Widest row for layernorm_v4.wgsl (48 vec4 registers per lane).
+const V4_MAX_N: usize = 1536;
+
+/// Generated parts of layernorm_v4.wgsl for rows of `nv` vec4.
+pub fn v4_defines(nv: usize) -> Vec<(&'static str, String)> {
+    let per_lane = nv.div_ceil(8);
+    let (mut loads, mut sums, mut vars, mut stores) =
+        (String::new(), String::new(), String::new(), String::new());
+    for j in 0..per_lane {
+        let c = format!("c{j}");
+        let _ = writeln!(loads, "    let {c} = {}u + li;", 8 * j);
+        if 8 * (j + 1) <= nv {
+            let _ = writeln!(loads, "    let x{j} = x[base + {c}];");
+        } else {
+            // The last vec4s of the row: clamp the address, zero the value.
+            let _ = writeln!(
+                loads,
+                "    let x{j} = select(vec4<f32>(0.0), x[base + min({c}, NV - 1u)], {c} < NV);"
+            );
+        }
+        let _ = writeln!(sums, "    s = s + dot(x{j}, vec4<f32>(1.0));");
+        if 8 * (j + 1) <= nv {
+            let _ = writeln!(vars, "    let d{j} = x{j} - mean;");
+        } else {
+            let _ = writeln!(
+                vars,
+                "    let d{j} = select(vec4<f32>(0.0), x{j} - mean, {c} < NV);"
+            );
+        }
+        let _ = writeln!(vars, "    v = v + dot(d{j}, d{j});");
+        let _ = writeln!(stores, "    put(base, {c}, d{j}, rstd);");
+    }
+    vec![
+        ("NV", nv.to_string()),
+        ("LOADS", loads),
+        ("SUMS", sums),
+        ("VARS", vars),
+        ("STORES", stores),
+    ]
 }
 
 impl Graph {

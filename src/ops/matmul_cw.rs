@@ -319,7 +319,7 @@ pub fn lower(
     let groups = groups_for(cx, kq * rows8, 64);
     cx.dispatch(
         "matmul_pack_a.wgsl",
-        &[],
+        &[("VEC", u32::from(k.is_multiple_of(4)).to_string())],
         vec![
             Arg::Read(a),
             Arg::ScratchTexture {
