@@ -10,10 +10,26 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// The bytes of a safetensors file: memory-mapped, or owned (for in-memory data).
+enum Bytes {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mmap(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 /// An open safetensors file.
 pub struct Weights {
     path: PathBuf,
-    mmap: memmap2::Mmap,
+    mmap: Bytes,
     data_start: usize,
     meta: Metadata,
     /// Prefix every lookup tries first (e.g. `bert.`), detected by the model.
@@ -43,6 +59,15 @@ impl Weights {
         // SAFETY: the map is read-only; a file truncated underneath us is outside our contract,
         // like for every mmap-based loader.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        Self::from_storage(path, Bytes::Mmap(mmap))
+    }
+
+    /// Parses safetensors data held in memory; `label` names it in errors.
+    pub fn from_bytes(label: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<Weights> {
+        Self::from_storage(label.into(), Bytes::Owned(bytes))
+    }
+
+    fn from_storage(path: PathBuf, mmap: Bytes) -> Result<Weights> {
         let (n, meta) =
             safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| Error::Weights {
                 path: path.clone(),
@@ -56,6 +81,29 @@ impl Weights {
             prefix: String::new(),
             read: Mutex::default(),
         })
+    }
+
+    /// Total bytes of tensor data.
+    pub fn data_bytes(&self) -> usize {
+        self.mmap.len() - self.data_start
+    }
+
+    /// The model family these tensor names belong to, if recognizable.
+    pub fn detect_kind(&self) -> Option<crate::models::ModelKind> {
+        use crate::models::ModelKind;
+        let names = self.names();
+        let has = |suffix: &str| names.iter().any(|n| n.ends_with(suffix));
+        if has("embeddings.patch_embeddings.projection.weight") {
+            Some(ModelKind::Vit)
+        } else if has("embeddings.word_embeddings.weight") {
+            Some(ModelKind::Bert)
+        } else if has("wte.weight") {
+            Some(ModelKind::Gpt2)
+        } else if has("model.0.conv.weight") && has(".dfl.conv.weight") {
+            Some(ModelKind::Yolo)
+        } else {
+            None
+        }
     }
 
     pub fn path(&self) -> &Path {

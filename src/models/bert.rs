@@ -260,20 +260,11 @@ impl Bert {
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
-        let config: BertConfig = read_json(&cfg_path)?;
+        let config: BertConfig = super::config::load(&cfg_path, super::config::check_bert)?;
         let cfg_err = |msg: String| Error::Config {
             path: cfg_path.clone(),
             msg,
         };
-        if let Some(t) = &config.position_embedding_type {
-            if t != "absolute" {
-                return Err(cfg_err(format!(
-                    "position_embedding_type '{t}' is not supported"
-                )));
-            }
-        }
-        // Config errors before touching the (large) weights file.
-        Act::from_hf(&config.hidden_act).map_err(|e| cfg_err(e.to_string()))?;
         let tokenizer = load_tokenizer(dir)?;
         let (st_pooling, normalize, max_seq) = sentence_transformers_config(dir)?;
 
@@ -323,16 +314,8 @@ impl Bert {
         opts: &LoadOptions,
     ) -> Result<Bert> {
         opts.check()?;
+        super::config::check_bert(&config).map_err(Error::InvalidArgument)?;
         let h = config.hidden_size;
-        if h == 0
-            || config.num_attention_heads == 0
-            || !h.is_multiple_of(config.num_attention_heads)
-        {
-            return Err(Error::InvalidArgument(format!(
-                "hidden_size {h} is not divisible by num_attention_heads {}",
-                config.num_attention_heads
-            )));
-        }
         let act = Act::from_hf(&config.hidden_act)?;
         let c = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))

@@ -12,7 +12,7 @@
 //! never re-runs the prompt and never reallocates.
 
 use super::sampling::{sample, Rng, Sampling};
-use super::{check_dir, load_tokenizer, read_json, require, LoadOptions};
+use super::{check_dir, load_tokenizer, require, LoadOptions};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache, State, ValueId};
 use crate::ops::attention::Attention;
@@ -186,7 +186,7 @@ impl Gpt2 {
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
-        let config: Gpt2Config = read_json(&cfg_path)?;
+        let config: Gpt2Config = super::config::load(&cfg_path, super::config::check_gpt2)?;
         let tokenizer = load_tokenizer(dir)?;
         let wpath = require(dir, "model.safetensors", "weights (model.safetensors)")?;
         let mut w = Weights::open(&wpath)?;
@@ -225,6 +225,7 @@ impl Gpt2 {
         opts: &LoadOptions,
     ) -> Result<Gpt2> {
         opts.check()?;
+        super::config::check_gpt2(&config).map_err(Error::InvalidArgument)?;
         let k = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))
         };
@@ -236,12 +237,6 @@ impl Gpt2 {
             config.n_positions,
             config.inner(),
         );
-        if config.n_head == 0 || e % config.n_head != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "n_embd {e} is not divisible by n_head {}",
-                config.n_head
-            )));
-        }
         let act = Act::from_hf(&config.activation_function)?;
         let mut blocks = Vec::with_capacity(config.n_layer);
         for l in 0..config.n_layer {

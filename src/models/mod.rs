@@ -1,12 +1,14 @@
 //! Models built from HuggingFace-format folders.
 
 pub mod bert;
+pub mod config;
 pub mod gpt2;
 pub mod sampling;
 pub mod vit;
 pub mod yolo;
 
 pub use bert::Bert;
+pub use config::{parse_config, ModelConfig, ModelKind};
 pub use gpt2::Gpt2;
 pub use vit::Vit;
 pub use yolo::Yolo;

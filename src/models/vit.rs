@@ -202,7 +202,7 @@ impl Vit {
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
-        let config: VitConfig = read_json(&cfg_path)?;
+        let config: VitConfig = super::config::load(&cfg_path, super::config::check_vit)?;
         let pp_path = dir.join("preprocessor_config.json");
         let mut warnings = Vec::new();
         let processor = if pp_path.is_file() {
@@ -252,6 +252,7 @@ impl Vit {
         opts: &LoadOptions,
     ) -> Result<Vit> {
         opts.check()?;
+        super::config::check_vit(&config).map_err(Error::InvalidArgument)?;
         let (h, c, p, s, i_sz) = (
             config.hidden_size,
             config.num_channels,

@@ -13,7 +13,7 @@
 //! Width and depth (n/s/m/l/x) come from the tensor shapes. BatchNorm is folded into the conv
 //! weights at load; every Conv is conv2d + bias + SiLU in one kernel.
 
-use super::{check_dir, read_json, require};
+use super::{check_dir, require};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache, ValueId};
 use crate::imageio::{load_rgb, resize_bilinear_cv2};
@@ -224,13 +224,7 @@ impl Yolo {
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
-        let cfg: YoloConfig = read_json(&cfg_path)?;
-        if cfg.model_type != "yolov8" {
-            return Err(Error::Config {
-                path: cfg_path,
-                msg: format!("model_type is '{}', expected 'yolov8'", cfg.model_type),
-            });
-        }
+        let cfg: YoloConfig = super::config::load(&cfg_path, super::config::check_yolo)?;
         let wpath = require(dir, "model.safetensors", "weights (model.safetensors)")?;
         let w = Weights::open(&wpath)?;
         let nc = cfg.names.len();
