@@ -40,6 +40,16 @@ impl TexFormat {
     }
 }
 
+/// Live GPU objects and bytes (see [`Device::memory`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuMemory {
+    pub buffers: isize,
+    pub textures: isize,
+    pub bind_groups: isize,
+    pub buffer_bytes: isize,
+    pub texture_bytes: isize,
+}
+
 /// A compiled compute pipeline and its bind group layout.
 #[derive(Debug)]
 pub struct Kernel {
@@ -80,6 +90,8 @@ struct Inner {
     kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
     errors: Arc<Mutex<Vec<String>>>,
     pub(crate) tuning: Mutex<crate::tune::TuneCache>,
+    /// Bytes of weights uploaded so far (every packed form of every constant).
+    uploaded: AtomicU64,
 }
 
 static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
@@ -207,6 +219,7 @@ impl Device {
                 kernels: Mutex::default(),
                 errors,
                 tuning: Mutex::new(tuning),
+                uploaded: AtomicU64::new(0),
             }),
         })
     }
@@ -239,6 +252,26 @@ impl Device {
         self.features().contains(wgpu::Features::TIMESTAMP_QUERY)
     }
     /// True for software rasterisers such as lavapipe/llvmpipe/SwiftShader/WARP.
+    /// Live GPU objects and memory on this device, from wgpu's internal counters.
+    pub fn memory(&self) -> GpuMemory {
+        let c = self.inner.device.get_internal_counters().hal;
+        GpuMemory {
+            buffers: c.buffers.read(),
+            textures: c.textures.read(),
+            bind_groups: c.bind_groups.read(),
+            buffer_bytes: c.buffer_memory.read(),
+            texture_bytes: c.texture_memory.read(),
+        }
+    }
+
+    /// Total bytes of weights uploaded to this device so far (a model opened twice from the
+    /// same folder uploads once).
+    pub fn weight_bytes_uploaded(&self) -> u64 {
+        self.inner.uploaded.load(Ordering::Relaxed)
+    }
+    pub(crate) fn count_upload(&self, bytes: u64) {
+        self.inner.uploaded.fetch_add(bytes, Ordering::Relaxed);
+    }
     pub fn is_cpu(&self) -> bool {
         self.inner.info.device_type == wgpu::DeviceType::Cpu
     }

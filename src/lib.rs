@@ -29,7 +29,7 @@ pub mod tensor;
 pub mod tune;
 pub mod weights;
 
-pub use device::Device;
+pub use device::{Device, GpuMemory};
 pub use error::{Error, Result};
 pub use graph::{Backend, Constant, Graph, Plan, PlanCache, PlanStats, State, ValueId};
 pub use models::LoadOptions;

@@ -100,6 +100,7 @@ impl Constant {
             return Ok(p.clone());
         }
         let p = Arc::new(make(&self.tensor)?);
+        device.count_upload(p.bytes());
         map.insert(k, p.clone());
         Ok(p)
     }

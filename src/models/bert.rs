@@ -9,7 +9,9 @@
 //!               h ─ linear+GELU ─ linear(+h) ─ LN
 //! ```
 
-use super::{check_dir, load_tokenizer, read_json, require, LoadOptions};
+use super::{
+    check_dir, load_tokenizer, read_json, require, shared, LoadOptions, Loaded, WeightsKey,
+};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache, ValueId};
 use crate::ops::attention::Attention;
@@ -144,7 +146,7 @@ pub struct Bert {
     normalize: bool,
     max_len: usize,
     max_batch: usize,
-    w: BertWeights,
+    w: Arc<Loaded<BertWeights>>,
     plans: Mutex<PlanCache<(usize, usize, bool)>>,
     warnings: Vec<String>,
 }
@@ -278,20 +280,23 @@ impl Bert {
             w.set_prefix("bert.");
         }
         let with_pooler = w.contains("pooler.dense.weight");
-        let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
-        let mut model =
-            Self::from_source(backend, config, &get, with_pooler, Some(tokenizer), opts).map_err(
-                |e| match e {
-                    Error::InvalidArgument(msg) => cfg_err(msg),
-                    other => other,
-                },
-            )?;
-        model.warnings = w
-            .unread()
-            .into_iter()
-            .filter(|n| !n.ends_with("position_ids"))
-            .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
-            .collect();
+        let key = WeightsKey::new("bert", &wpath, &cfg_path, opts)?;
+        let weights = shared(key, || {
+            let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
+            let weights = Self::build_weights(&config, &get, with_pooler, opts)?;
+            let warnings = w
+                .unread()
+                .into_iter()
+                .filter(|n| !n.ends_with("position_ids"))
+                .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
+                .collect();
+            Ok(Loaded { weights, warnings })
+        })
+        .map_err(|e| match e {
+            Error::InvalidArgument(msg) => cfg_err(msg),
+            other => other,
+        })?;
+        let mut model = Self::from_parts(backend, config, weights, Some(tokenizer))?;
         let p = model.config.max_position_embeddings;
         model.max_len = max_seq.map_or(p, |m| m.min(p));
         model.pooling = st_pooling.unwrap_or(Pooling::Mean);
@@ -315,8 +320,22 @@ impl Bert {
     ) -> Result<Bert> {
         opts.check()?;
         super::config::check_bert(&config).map_err(Error::InvalidArgument)?;
+        let weights = Self::build_weights(&config, w, with_pooler, opts)?;
+        let loaded = Loaded {
+            weights,
+            warnings: Vec::new(),
+        };
+        Self::from_parts(backend, config, Arc::new(loaded), tokenizer)
+    }
+
+    /// The constants of a model of `config`, read from `w`.
+    fn build_weights(
+        config: &BertConfig,
+        w: TensorSource,
+        with_pooler: bool,
+        opts: &LoadOptions,
+    ) -> Result<BertWeights> {
         let h = config.hidden_size;
-        let act = Act::from_hf(&config.hidden_act)?;
         let c = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))
         };
@@ -380,6 +399,16 @@ impl Bert {
             layers,
             pooler,
         };
+        Ok(weights)
+    }
+
+    fn from_parts(
+        backend: Backend,
+        config: BertConfig,
+        weights: Arc<Loaded<BertWeights>>,
+        tokenizer: Option<tokenizers::Tokenizer>,
+    ) -> Result<Bert> {
+        let act = Act::from_hf(&config.hidden_act)?;
         Ok(Bert {
             name: String::new(),
             act,
@@ -389,9 +418,9 @@ impl Bert {
             normalize: false,
             max_len: config.max_position_embeddings,
             max_batch: 64,
+            warnings: weights.warnings.clone(),
             w: weights,
             plans: Mutex::new(PlanCache::new(16)),
-            warnings: Vec::new(),
             config,
         })
     }

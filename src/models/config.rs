@@ -117,7 +117,9 @@ fn positive(fields: &[(&str, usize)]) -> std::result::Result<(), String> {
             return Err(format!("'{name}' must be positive"));
         }
         if v > MAX_DIM {
-            return Err(format!("'{name}' = {v} is larger than supported ({MAX_DIM})"));
+            return Err(format!(
+                "'{name}' = {v} is larger than supported ({MAX_DIM})"
+            ));
         }
     }
     Ok(())
@@ -132,7 +134,9 @@ fn eps_ok(name: &str, v: f64) -> std::result::Result<(), String> {
 }
 
 fn act_ok(name: &str, v: &str) -> std::result::Result<(), String> {
-    Act::from_hf(v).map(|_| ()).map_err(|e| format!("'{name}': {e}"))
+    Act::from_hf(v)
+        .map(|_| ())
+        .map_err(|e| format!("'{name}': {e}"))
 }
 
 fn heads_ok(width: (&str, usize), heads: (&str, usize)) -> std::result::Result<(), String> {

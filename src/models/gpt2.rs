@@ -12,7 +12,7 @@
 //! never re-runs the prompt and never reallocates.
 
 use super::sampling::{sample, Rng, Sampling};
-use super::{check_dir, load_tokenizer, require, LoadOptions};
+use super::{check_dir, load_tokenizer, require, shared, LoadOptions, Loaded, WeightsKey};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache, State, ValueId};
 use crate::ops::attention::Attention;
@@ -161,7 +161,7 @@ pub struct Gpt2 {
     act: Act,
     backend: Backend,
     tokenizer: Option<tokenizers::Tokenizer>,
-    w: Gpt2Weights,
+    w: Arc<Loaded<Gpt2Weights>>,
     forward_plans: Mutex<PlanCache<(usize, usize, bool)>>,
     session: Mutex<Option<Session>>,
     warnings: Vec<String>,
@@ -193,26 +193,30 @@ impl Gpt2 {
         if !w.contains("wte.weight") && w.names().iter().any(|n| n == "transformer.wte.weight") {
             w.set_prefix("transformer.");
         }
-        let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
-        let mut model = Self::from_source(backend, config, &get, Some(tokenizer), opts).map_err(
-            |e| match e {
-                Error::InvalidArgument(msg) => Error::Config {
-                    path: cfg_path.clone(),
-                    msg,
-                },
-                other => other,
+        let key = WeightsKey::new("gpt2", &wpath, &cfg_path, opts)?;
+        let weights = shared(key, || {
+            let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
+            let weights = Self::build_weights(&config, &get, opts)?;
+            let warnings = w
+                .unread()
+                .into_iter()
+                .filter(|n| !n.ends_with(".attn.bias") && !n.ends_with(".attn.masked_bias"))
+                .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
+                .collect();
+            Ok(Loaded { weights, warnings })
+        })
+        .map_err(|e| match e {
+            Error::InvalidArgument(msg) => Error::Config {
+                path: cfg_path.clone(),
+                msg,
             },
-        )?;
+            other => other,
+        })?;
+        let mut model = Self::from_parts(backend, config, weights, Some(tokenizer))?;
         model.name = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        model.warnings = w
-            .unread()
-            .into_iter()
-            .filter(|n| !n.ends_with(".attn.bias") && !n.ends_with(".attn.masked_bias"))
-            .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
-            .collect();
         Ok(model)
     }
 
@@ -226,6 +230,20 @@ impl Gpt2 {
     ) -> Result<Gpt2> {
         opts.check()?;
         super::config::check_gpt2(&config).map_err(Error::InvalidArgument)?;
+        let weights = Self::build_weights(&config, w, opts)?;
+        let loaded = Loaded {
+            weights,
+            warnings: Vec::new(),
+        };
+        Self::from_parts(backend, config, Arc::new(loaded), tokenizer)
+    }
+
+    /// The constants of a model of `config`, read from `w`.
+    fn build_weights(
+        config: &Gpt2Config,
+        w: TensorSource,
+        opts: &LoadOptions,
+    ) -> Result<Gpt2Weights> {
         let k = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))
         };
@@ -237,7 +255,6 @@ impl Gpt2 {
             config.n_positions,
             config.inner(),
         );
-        let act = Act::from_hf(&config.activation_function)?;
         let mut blocks = Vec::with_capacity(config.n_layer);
         for l in 0..config.n_layer {
             let b = format!("h.{l}");
@@ -273,16 +290,26 @@ impl Gpt2 {
             ln_f: (k("ln_f.weight", &[e])?, k("ln_f.bias", &[e])?),
             lm_head,
         };
+        Ok(weights)
+    }
+
+    fn from_parts(
+        backend: Backend,
+        config: Gpt2Config,
+        weights: Arc<Loaded<Gpt2Weights>>,
+        tokenizer: Option<tokenizers::Tokenizer>,
+    ) -> Result<Gpt2> {
+        let act = Act::from_hf(&config.activation_function)?;
         Ok(Gpt2 {
             name: String::new(),
             config,
             act,
             backend,
             tokenizer,
+            warnings: weights.warnings.clone(),
             w: weights,
             forward_plans: Mutex::new(PlanCache::new(8)),
             session: Mutex::new(None),
-            warnings: Vec::new(),
         })
     }
 

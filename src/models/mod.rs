@@ -17,8 +17,10 @@ use crate::error::{Error, Result};
 use crate::graph::Constant;
 use crate::tensor::{DType, Tensor};
 use serde::de::DeserializeOwned;
+use std::any::Any;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Options for loading a model.
 #[derive(Clone, Debug)]
@@ -107,4 +109,89 @@ pub(crate) fn load_tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer> {
     tok.with_truncation(None)
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
     Ok(tok)
+}
+
+/// A model's weights as loaded from a file, with the loader's warnings; shared by every model
+/// opened from the same file with the same options (see [`shared`]).
+pub(crate) struct Loaded<T> {
+    pub weights: T,
+    pub warnings: Vec<String>,
+}
+
+impl<T> std::ops::Deref for Loaded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.weights
+    }
+}
+
+/// Identity of loaded weights: the weights file (canonical path, size, modification time), the
+/// config text and the load options.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct WeightsKey {
+    family: &'static str,
+    path: PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    config: String,
+    dtype: DType,
+}
+
+impl WeightsKey {
+    pub(crate) fn new(
+        family: &'static str,
+        weights: &Path,
+        config: &Path,
+        opts: &LoadOptions,
+    ) -> Result<WeightsKey> {
+        let meta = std::fs::metadata(weights).map_err(|e| Error::io(weights, e))?;
+        let path = weights.canonicalize().map_err(|e| Error::io(weights, e))?;
+        let config = std::fs::read_to_string(config).map_err(|e| Error::io(config, e))?;
+        Ok(WeightsKey {
+            family,
+            path,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            config,
+            dtype: opts.dtype,
+        })
+    }
+}
+
+type LoadedMap = HashMap<WeightsKey, Weak<dyn Any + Send + Sync>>;
+
+fn loaded_map() -> &'static Mutex<LoadedMap> {
+    static MAP: OnceLock<Mutex<LoadedMap>> = OnceLock::new();
+    MAP.get_or_init(Mutex::default)
+}
+
+/// The weights for `key`: the ones already loaded by a live model, or new ones from `make`.
+/// Opening the same folder twice therefore reads and uploads the weights once (device copies
+/// live on the shared constants). Entries die with the last model using them.
+pub(crate) fn shared<T: Send + Sync + 'static>(
+    key: WeightsKey,
+    make: impl FnOnce() -> Result<Loaded<T>>,
+) -> Result<Arc<Loaded<T>>> {
+    if let Some(hit) = loaded_map()
+        .lock()
+        .unwrap()
+        .get(&key)
+        .and_then(|w| w.upgrade())
+    {
+        if let Ok(t) = hit.downcast::<Loaded<T>>() {
+            return Ok(t);
+        }
+    }
+    // Built outside the lock: loading can take seconds and other models may load meanwhile.
+    let fresh = Arc::new(make()?);
+    let mut map = loaded_map().lock().unwrap();
+    map.retain(|_, w| w.strong_count() > 0);
+    if let Some(hit) = map.get(&key).and_then(|w| w.upgrade()) {
+        if let Ok(t) = hit.downcast::<Loaded<T>>() {
+            return Ok(t);
+        }
+    }
+    let any: Arc<dyn Any + Send + Sync> = fresh.clone();
+    map.insert(key, Arc::downgrade(&any));
+    Ok(fresh)
 }

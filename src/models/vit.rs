@@ -9,7 +9,7 @@
 //! The patch embedding is a convolution with kernel = stride = patch size, i.e. a matmul over
 //! non-overlapping patches, so it runs on the matmul kernels.
 
-use super::{check_dir, read_json, require, LoadOptions};
+use super::{check_dir, read_json, require, shared, LoadOptions, Loaded, WeightsKey};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache};
 use crate::imageio::{load_rgb, to_chw, Resample};
@@ -176,7 +176,7 @@ pub struct Vit {
     processor: ImageProcessorConfig,
     labels: Vec<String>,
     backend: Backend,
-    w: VitWeights,
+    w: Arc<Loaded<VitWeights>>,
     max_batch: usize,
     plans: Mutex<PlanCache<usize>>,
     warnings: Vec<String>,
@@ -219,25 +219,34 @@ impl Vit {
         if w.names().iter().any(|n| n == "vit.embeddings.cls_token") {
             w.set_prefix("vit.");
         }
-        let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
         let with_classifier = w.contains("classifier.weight");
-        let mut model = Self::from_source(backend, config, processor, &get, with_classifier, opts)
-            .map_err(|e| match e {
-                Error::InvalidArgument(msg) => Error::Config {
-                    path: cfg_path.clone(),
-                    msg,
-                },
-                other => other,
-            })?;
+        let cfg_err = |e: Error| match e {
+            Error::InvalidArgument(msg) => Error::Config {
+                path: cfg_path.clone(),
+                msg,
+            },
+            other => other,
+        };
+        // Processor checks before reading weights.
+        Self::check_processor(&config, &processor).map_err(cfg_err)?;
+        let key = WeightsKey::new("vit", &wpath, &cfg_path, opts)?;
+        let weights = shared(key, || {
+            let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
+            let weights = Self::build_weights(&config, &get, with_classifier, opts)?;
+            let warnings = w
+                .unread()
+                .into_iter()
+                .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
+                .collect();
+            Ok(Loaded { weights, warnings })
+        })
+        .map_err(cfg_err)?;
+        let mut model = Self::from_parts(backend, config, processor, weights).map_err(cfg_err)?;
         model.name = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        warnings.extend(
-            w.unread()
-                .into_iter()
-                .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display())),
-        );
+        warnings.extend(model.warnings.iter().cloned());
         model.warnings = warnings;
         Ok(model)
     }
@@ -253,24 +262,18 @@ impl Vit {
     ) -> Result<Vit> {
         opts.check()?;
         super::config::check_vit(&config).map_err(Error::InvalidArgument)?;
-        let (h, c, p, s, i_sz) = (
-            config.hidden_size,
-            config.num_channels,
-            config.patch_size,
-            config.image_size,
-            config.intermediate_size,
-        );
-        if p == 0 || s % p != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "image_size {s} is not a multiple of patch_size {p}"
-            )));
-        }
-        if config.num_attention_heads == 0 || h % config.num_attention_heads != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "hidden_size {h} is not divisible by num_attention_heads {}",
-                config.num_attention_heads
-            )));
-        }
+        Self::check_processor(&config, &processor)?;
+        let weights = Self::build_weights(&config, w, with_classifier, opts)?;
+        let loaded = Loaded {
+            weights,
+            warnings: Vec::new(),
+        };
+        Self::from_parts(backend, config, processor, Arc::new(loaded))
+    }
+
+    /// The image processor must produce what the model takes.
+    fn check_processor(config: &VitConfig, processor: &ImageProcessorConfig) -> Result<()> {
+        let (c, s) = (config.num_channels, config.image_size);
         let size = processor.size.as_ref();
         let (ph, pw) = (
             size.and_then(|m| m.get("height")).copied(),
@@ -288,7 +291,23 @@ impl Vit {
             ));
         }
         Resample::from_pil(processor.resample)?;
-        let act = Act::from_hf(&config.hidden_act)?;
+        Ok(())
+    }
+
+    /// The constants of a model of `config`, read from `w`.
+    fn build_weights(
+        config: &VitConfig,
+        w: TensorSource,
+        with_classifier: bool,
+        opts: &LoadOptions,
+    ) -> Result<VitWeights> {
+        let (h, c, p, s, i_sz) = (
+            config.hidden_size,
+            config.num_channels,
+            config.patch_size,
+            config.image_size,
+            config.intermediate_size,
+        );
         let n = (s / p) * (s / p);
         let k = |name: &str, shape: &[usize]| -> Result<Arc<Constant>> {
             Ok(Constant::new(name, w(name, shape)?))
@@ -358,15 +377,6 @@ impl Vit {
             "embeddings.patch_embeddings.projection.weight",
             &[h, c, p, p],
         )?;
-        let labels = (0..n_labels)
-            .map(|i| {
-                config
-                    .id2label
-                    .get(&i.to_string())
-                    .cloned()
-                    .ok_or_else(|| Error::InvalidArgument(format!("id2label lacks index {i}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let weights = VitWeights {
             patch_w: opts.weight("patch.weight", patch.reshape(&[h, c * p * p])?)?,
             patch_b: k("embeddings.patch_embeddings.projection.bias", &[h])?,
@@ -377,6 +387,30 @@ impl Vit {
             classifier,
             pooler,
         };
+        Ok(weights)
+    }
+
+    fn from_parts(
+        backend: Backend,
+        config: VitConfig,
+        processor: ImageProcessorConfig,
+        weights: Arc<Loaded<VitWeights>>,
+    ) -> Result<Vit> {
+        let act = Act::from_hf(&config.hidden_act)?;
+        let n_labels = if weights.classifier.is_some() {
+            config.id2label.len()
+        } else {
+            0
+        };
+        let labels = (0..n_labels)
+            .map(|i| {
+                config
+                    .id2label
+                    .get(&i.to_string())
+                    .cloned()
+                    .ok_or_else(|| Error::InvalidArgument(format!("id2label lacks index {i}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Vit {
             name: String::new(),
             config,
@@ -384,10 +418,10 @@ impl Vit {
             processor,
             labels,
             backend,
+            warnings: weights.warnings.clone(),
             w: weights,
             max_batch: 32,
             plans: Mutex::new(PlanCache::new(8)),
-            warnings: Vec::new(),
         })
     }
 

@@ -13,7 +13,7 @@
 //! Width and depth (n/s/m/l/x) come from the tensor shapes. BatchNorm is folded into the conv
 //! weights at load; every Conv is conv2d + bias + SiLU in one kernel.
 
-use super::{check_dir, require};
+use super::{check_dir, require, shared, LoadOptions, Loaded, WeightsKey};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, PlanCache, ValueId};
 use crate::imageio::{load_rgb, resize_bilinear_cv2};
@@ -134,7 +134,7 @@ pub struct Yolo {
     name: String,
     names: Vec<String>,
     backend: Backend,
-    w: YoloWeights,
+    w: Arc<Loaded<YoloWeights>>,
     plans: Mutex<PlanCache<(usize, usize, usize)>>,
     warnings: Vec<String>,
 }
@@ -227,60 +227,75 @@ impl Yolo {
         let cfg: YoloConfig = super::config::load(&cfg_path, super::config::check_yolo)?;
         let wpath = require(dir, "model.safetensors", "weights (model.safetensors)")?;
         let w = Weights::open(&wpath)?;
-        let nc = cfg.names.len();
-        let convs = CONV_LAYERS
-            .iter()
-            .map(|&i| Ok((i, conv_bn(&w, &format!("model.{i}"))?)))
-            .collect::<Result<Vec<_>>>()?;
-        let c2fs = C2F_LAYERS
-            .iter()
-            .map(|&i| Ok((i, c2f(&w, i)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let sppf = (conv_bn(&w, "model.9.cv1")?, conv_bn(&w, "model.9.cv2")?);
-        let mut box_convs = Vec::new();
-        let mut cls_convs = Vec::new();
-        for l in 0..3 {
-            let b = format!("model.22.cv2.{l}");
-            let c = format!("model.22.cv3.{l}");
-            box_convs.push([
-                conv_bn(&w, &format!("{b}.0"))?,
-                conv_bn(&w, &format!("{b}.1"))?,
-                conv_plain(&w, &format!("{b}.2"))?,
-            ]);
-            cls_convs.push([
-                conv_bn(&w, &format!("{c}.0"))?,
-                conv_bn(&w, &format!("{c}.1"))?,
-                conv_plain(&w, &format!("{c}.2"))?,
-            ]);
-            let nb = box_convs[l][2].w.tensor().shape()[0];
-            let ncls = cls_convs[l][2].w.tensor().shape()[0];
-            if nb != 4 * REG_MAX || ncls != nc {
-                return Err(Error::Config {
-                    path: cfg_path.clone(),
+        let key = WeightsKey::new("yolov8", &wpath, &cfg_path, &LoadOptions::default())?;
+        let w = shared(key, || {
+            let nc = cfg.names.len();
+            let convs = CONV_LAYERS
+                .iter()
+                .map(|&i| Ok((i, conv_bn(&w, &format!("model.{i}"))?)))
+                .collect::<Result<Vec<_>>>()?;
+            let c2fs = C2F_LAYERS
+                .iter()
+                .map(|&i| Ok((i, c2f(&w, i)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let sppf = (conv_bn(&w, "model.9.cv1")?, conv_bn(&w, "model.9.cv2")?);
+            let mut box_convs = Vec::new();
+            let mut cls_convs = Vec::new();
+            for l in 0..3 {
+                let b = format!("model.22.cv2.{l}");
+                let c = format!("model.22.cv3.{l}");
+                box_convs.push([
+                    conv_bn(&w, &format!("{b}.0"))?,
+                    conv_bn(&w, &format!("{b}.1"))?,
+                    conv_plain(&w, &format!("{b}.2"))?,
+                ]);
+                cls_convs.push([
+                    conv_bn(&w, &format!("{c}.0"))?,
+                    conv_bn(&w, &format!("{c}.1"))?,
+                    conv_plain(&w, &format!("{c}.2"))?,
+                ]);
+                let nb = box_convs[l][2].w.tensor().shape()[0];
+                let ncls = cls_convs[l][2].w.tensor().shape()[0];
+                if nb != 4 * REG_MAX || ncls != nc {
+                    return Err(Error::Config {
+                        path: cfg_path.clone(),
+                        msg: format!(
+                            "Detect level {l} has {nb} box and {ncls} class channels; expected {} and {nc} (len(names))",
+                            4 * REG_MAX
+                        ),
+                    });
+                }
+            }
+            // The DFL conv is fixed (arange(16)); read it so it is not reported as unexpected.
+            let dfl = w.get("model.22.dfl.conv.weight")?;
+            if dfl.numel() != REG_MAX {
+                return Err(Error::Weights {
+                    path: wpath.clone(),
                     msg: format!(
-                        "Detect level {l} has {nb} box and {ncls} class channels; expected {} and {nc} (len(names))",
-                        4 * REG_MAX
+                        "model.22.dfl.conv.weight has {} values, expected {REG_MAX}",
+                        dfl.numel()
                     ),
                 });
             }
-        }
-        // The DFL conv is fixed (arange(16)); read it so it is not reported as unexpected.
-        let dfl = w.get("model.22.dfl.conv.weight")?;
-        if dfl.numel() != REG_MAX {
-            return Err(Error::Weights {
-                path: wpath.clone(),
-                msg: format!(
-                    "model.22.dfl.conv.weight has {} values, expected {REG_MAX}",
-                    dfl.numel()
-                ),
-            });
-        }
-        let warnings = w
-            .unread()
-            .into_iter()
-            .filter(|n| !n.ends_with("num_batches_tracked"))
-            .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
-            .collect();
+            let warnings: Vec<String> = w
+                .unread()
+                .into_iter()
+                .filter(|n| !n.ends_with("num_batches_tracked"))
+                .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
+                .collect();
+            Ok(Loaded {
+                weights: YoloWeights {
+                    convs,
+                    c2f: c2fs,
+                    sppf,
+                    detect: DetectHead {
+                        box_convs,
+                        cls_convs,
+                    },
+                },
+                warnings,
+            })
+        })?;
         Ok(Yolo {
             name: dir
                 .file_name()
@@ -288,17 +303,9 @@ impl Yolo {
                 .unwrap_or_default(),
             names: cfg.names,
             backend,
-            w: YoloWeights {
-                convs,
-                c2f: c2fs,
-                sppf,
-                detect: DetectHead {
-                    box_convs,
-                    cls_convs,
-                },
-            },
+            warnings: w.warnings.clone(),
+            w,
             plans: Mutex::new(PlanCache::new(8)),
-            warnings,
         })
     }
 
