@@ -69,6 +69,10 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// A model named by a hub id could not be found or fetched.
+    #[error("model '{spec}': {msg}")]
+    Model { spec: String, msg: String },
+
     /// Image decoding / preprocessing failure.
     #[error("image {path}: {msg}")]
     Image { path: PathBuf, msg: String },

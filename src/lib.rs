@@ -20,6 +20,7 @@ pub mod bench;
 pub mod device;
 pub mod error;
 pub mod graph;
+pub mod hub;
 pub mod imageio;
 pub mod models;
 pub mod ops;

@@ -1,4 +1,4 @@
-use super::{backend, load_options, BackendKind, WeightDtype};
+use super::{backend, load_options, resolve_model, BackendKind, WeightDtype};
 use clap::Args;
 use std::path::PathBuf;
 use wgpu_infer::models::vit::{Prediction, Vit};
@@ -6,13 +6,16 @@ use wgpu_infer::Result;
 
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
-    /// HuggingFace ViT folder (config.json, model.safetensors, preprocessor_config.json).
+    /// HuggingFace ViT folder (config.json, model.safetensors, preprocessor_config.json), or a hub id (org/name).
     #[arg(long)]
-    model: PathBuf,
+    model: String,
     #[arg(long, default_value_t = 5)]
     top_k: usize,
     #[arg(long, value_enum, default_value = "gpu")]
     backend: BackendKind,
+    /// No progress bars or warnings on stderr.
+    #[arg(long)]
+    quiet: bool,
     /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
     #[arg(long, value_enum, default_value = "f32")]
     dtype: WeightDtype,
@@ -22,13 +25,16 @@ pub struct ClassifyArgs {
 }
 
 pub fn run(args: ClassifyArgs) -> Result<()> {
+    let dir = resolve_model(&args.model, args.quiet)?;
     let model = Vit::load_with(
         backend(args.backend)?,
-        &args.model,
-        &load_options(args.dtype),
+        &dir,
+        &load_options(args.dtype, args.quiet),
     )?;
-    for w in model.warnings() {
-        eprintln!("warning: {w}");
+    if !args.quiet {
+        for w in model.warnings() {
+            eprintln!("warning: {w}");
+        }
     }
     let top = model.classify(&args.images, args.top_k.min(model.labels().len().max(1)))?;
     #[derive(serde::Serialize)]

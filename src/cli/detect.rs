@@ -1,4 +1,4 @@
-use super::{backend, BackendKind};
+use super::{backend, resolve_model, BackendKind};
 use clap::Args;
 use std::path::PathBuf;
 use wgpu_infer::models::yolo::{annotate, DetectOptions, Yolo};
@@ -9,7 +9,7 @@ pub struct DetectArgs {
     /// Folder with model.safetensors (ultralytics YOLOv8 state_dict) and config.json
     /// (`tools/yolo_to_safetensors.py` writes both).
     #[arg(long)]
-    model: PathBuf,
+    model: String,
     #[arg(long, default_value_t = 0.25)]
     conf: f32,
     #[arg(long, default_value_t = 0.7)]
@@ -20,6 +20,9 @@ pub struct DetectArgs {
     max_det: usize,
     #[arg(long, value_enum, default_value = "gpu")]
     backend: BackendKind,
+    /// No progress bars or warnings on stderr.
+    #[arg(long)]
+    quiet: bool,
     /// Also write the image with labelled boxes (PNG, JPEG, ... by extension).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -41,9 +44,12 @@ pub fn run(args: DetectArgs) -> Result<()> {
             msg: format!("unsupported output format: {e}"),
         })?;
     }
-    let model = Yolo::load(backend(args.backend)?, &args.model)?;
-    for w in model.warnings() {
-        eprintln!("warning: {w}");
+    let dir = resolve_model(&args.model, args.quiet)?;
+    let model = Yolo::load(backend(args.backend)?, dir)?;
+    if !args.quiet {
+        for w in model.warnings() {
+            eprintln!("warning: {w}");
+        }
     }
     let img = wgpu_infer::imageio::load_rgb(&args.image)?;
     let dets = model.detect_image(&img, &opts)?;

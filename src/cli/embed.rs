@@ -1,17 +1,19 @@
-use super::{backend, load_options, BackendKind, WeightDtype};
+use super::{backend, load_options, resolve_model, BackendKind, WeightDtype};
 use clap::Args;
 use std::io::BufRead;
-use std::path::PathBuf;
 use wgpu_infer::models::bert::{Bert, Pooling};
 use wgpu_infer::{Error, Result};
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
-    /// HuggingFace BERT / sentence-transformers folder.
+    /// HuggingFace BERT / sentence-transformers folder, or a hub id (org/name).
     #[arg(long)]
-    model: PathBuf,
+    model: String,
     #[arg(long, value_enum, default_value = "gpu")]
     backend: BackendKind,
+    /// No progress bars or warnings on stderr.
+    #[arg(long)]
+    quiet: bool,
     /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
     #[arg(long, value_enum, default_value = "f32")]
     dtype: WeightDtype,
@@ -43,13 +45,16 @@ pub fn run(args: EmbedArgs) -> Result<()> {
             "no texts: pass them as arguments or one per line on stdin".into(),
         ));
     }
+    let dir = resolve_model(&args.model, args.quiet)?;
     let mut model = Bert::load_with(
         backend(args.backend)?,
-        &args.model,
-        &load_options(args.dtype),
+        &dir,
+        &load_options(args.dtype, args.quiet),
     )?;
-    for w in model.warnings() {
-        eprintln!("warning: {w}");
+    if !args.quiet {
+        for w in model.warnings() {
+            eprintln!("warning: {w}");
+        }
     }
     if let Some(p) = &args.pooling {
         model.set_pooling(p.parse::<Pooling>()?);

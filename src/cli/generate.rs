@@ -1,16 +1,15 @@
-use super::{backend, load_options, BackendKind, WeightDtype};
+use super::{backend, load_options, resolve_model, BackendKind, WeightDtype};
 use clap::Args;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use wgpu_infer::models::gpt2::{GenerateOptions, Gpt2};
 use wgpu_infer::models::sampling::Sampling;
 use wgpu_infer::{Error, Result};
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// HuggingFace GPT-2 folder (config.json, model.safetensors, tokenizer.json).
+    /// HuggingFace GPT-2 folder (config.json, model.safetensors, tokenizer.json), or a hub id (org/name).
     #[arg(long)]
-    model: PathBuf,
+    model: String,
     #[arg(long)]
     prompt: String,
     #[arg(long, default_value_t = 64)]
@@ -45,10 +44,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
     };
     sampling.validate()?;
+    let dir = resolve_model(&args.model, args.quiet)?;
     let model = Gpt2::load_with(
         backend(args.backend)?,
-        &args.model,
-        &load_options(args.dtype),
+        &dir,
+        &load_options(args.dtype, args.quiet),
     )?;
     if !args.quiet {
         for w in model.warnings() {

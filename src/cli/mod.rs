@@ -6,6 +6,7 @@ mod detect;
 mod embed;
 mod generate;
 mod info;
+mod inspect;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use wgpu_infer::{Backend, Device, Result};
@@ -35,6 +36,8 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// Object detection with a YOLOv8 folder: boxes as JSON, optionally an annotated image.
     Detect(detect::DetectArgs),
+    /// List a safetensors file's tensors (dtype, shape, bytes) and the detected model type.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Where to run: the GPU (wgpu adapter) or the CPU reference kernels.
@@ -52,11 +55,23 @@ pub enum WeightDtype {
     F16,
 }
 
-pub fn load_options(d: WeightDtype) -> wgpu_infer::LoadOptions {
+/// Load options from the CLI flags; the loading bar shows unless `quiet` (and only on a
+/// terminal).
+pub fn load_options(d: WeightDtype, quiet: bool) -> wgpu_infer::LoadOptions {
     wgpu_infer::LoadOptions::with_dtype(match d {
         WeightDtype::F32 => wgpu_infer::DType::F32,
         WeightDtype::F16 => wgpu_infer::DType::F16,
     })
+    .with_progress(!quiet)
+}
+
+/// `--model`: a local folder, or a hub id (org/name) from the Hugging Face cache, downloaded
+/// when missing and online (progress on stderr unless `quiet`).
+pub fn resolve_model(spec: &str, quiet: bool) -> Result<std::path::PathBuf> {
+    use std::io::IsTerminal;
+    let mut opts = wgpu_infer::hub::HubOptions::from_env();
+    opts.progress = !quiet && std::io::stderr().is_terminal();
+    wgpu_infer::hub::resolve(spec, &opts)
 }
 
 pub fn backend(kind: BackendKind) -> Result<Backend> {
@@ -74,5 +89,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
         Command::Detect(a) => detect::run(a),
+        Command::Inspect(a) => inspect::run(a),
     }
 }

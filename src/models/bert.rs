@@ -282,7 +282,11 @@ impl Bert {
         let with_pooler = w.contains("pooler.dense.weight");
         let key = WeightsKey::new("bert", &wpath, &cfg_path, opts)?;
         let weights = shared(key, || {
-            let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
+            let bar = opts.bar(&w);
+            let get = |name: &str, shape: &[usize]| {
+                bar.inc(1);
+                w.get_shaped(name, shape)
+            };
             let weights = Self::build_weights(&config, &get, with_pooler, opts)?;
             let warnings = w
                 .unread()
@@ -290,6 +294,7 @@ impl Bert {
                 .filter(|n| !n.ends_with("position_ids"))
                 .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
                 .collect();
+            bar.finish_and_clear();
             Ok(Loaded { weights, warnings })
         })
         .map_err(|e| match e {

@@ -195,7 +195,11 @@ impl Gpt2 {
         }
         let key = WeightsKey::new("gpt2", &wpath, &cfg_path, opts)?;
         let weights = shared(key, || {
-            let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
+            let bar = opts.bar(&w);
+            let get = |name: &str, shape: &[usize]| {
+                bar.inc(1);
+                w.get_shaped(name, shape)
+            };
             let weights = Self::build_weights(&config, &get, opts)?;
             let warnings = w
                 .unread()
@@ -203,6 +207,7 @@ impl Gpt2 {
                 .filter(|n| !n.ends_with(".attn.bias") && !n.ends_with(".attn.masked_bias"))
                 .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
                 .collect();
+            bar.finish_and_clear();
             Ok(Loaded { weights, warnings })
         })
         .map_err(|e| match e {

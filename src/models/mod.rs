@@ -29,18 +29,55 @@ pub struct LoadOptions {
     /// default) or `F16`, which halves their bytes; arithmetic stays f32 either way. Biases and
     /// normalization parameters stay f32.
     pub dtype: DType,
+    /// A progress bar on stderr while weights load (only when stderr is a terminal).
+    pub progress: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { dtype: DType::F32 }
+        LoadOptions {
+            dtype: DType::F32,
+            progress: false,
+        }
     }
 }
 
 impl LoadOptions {
     /// Options with weights stored as `dtype`.
     pub fn with_dtype(dtype: DType) -> Self {
-        LoadOptions { dtype }
+        LoadOptions {
+            dtype,
+            ..Default::default()
+        }
+    }
+
+    /// These options with a loading progress bar on or off.
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// A bar counting the tensors of `w` as they are read, if enabled and stderr is a terminal.
+    pub(crate) fn bar(&self, w: &crate::weights::Weights) -> indicatif::ProgressBar {
+        use std::io::IsTerminal;
+        if !self.progress || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(w.list().len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "loading {msg} [{bar:30}] {pos}/{len} tensors",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(
+            w.path()
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        bar
     }
 
     pub(crate) fn check(&self) -> Result<()> {

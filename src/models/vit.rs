@@ -231,13 +231,18 @@ impl Vit {
         Self::check_processor(&config, &processor).map_err(cfg_err)?;
         let key = WeightsKey::new("vit", &wpath, &cfg_path, opts)?;
         let weights = shared(key, || {
-            let get = |name: &str, shape: &[usize]| w.get_shaped(name, shape);
+            let bar = opts.bar(&w);
+            let get = |name: &str, shape: &[usize]| {
+                bar.inc(1);
+                w.get_shaped(name, shape)
+            };
             let weights = Self::build_weights(&config, &get, with_classifier, opts)?;
             let warnings = w
                 .unread()
                 .into_iter()
                 .map(|n| format!("{}: unexpected tensor '{n}' ignored", wpath.display()))
                 .collect();
+            bar.finish_and_clear();
             Ok(Loaded { weights, warnings })
         })
         .map_err(cfg_err)?;
