@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use image::imageops::FilterType;
 use image::RgbImage;
+use std::io::Read;
 use std::path::Path;
 
 /// Largest accepted side, and decoded bytes, of an input image.
@@ -17,15 +18,17 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         path: path.to_path_buf(),
         msg,
     };
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
+    // The format comes from the content alone: a text file named .jpg is "not an image",
+    // not "a broken JPEG".
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::take(f, 64).read_to_end(&mut head))
         .map_err(|e| Error::io(path, e))?;
-    if reader.format().is_none() {
-        return Err(err(
-            "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, ...)".into(),
-        ));
-    }
+    let format = image::guess_format(&head).map_err(|_| {
+        err("not a recognised image format (JPEG, PNG, WebP, GIF, BMP, ...)".into())
+    })?;
+    let mut reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    reader.set_format(format);
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

@@ -20,6 +20,10 @@ pub struct EmbedArgs {
     /// Overrides the folder's pooling config.
     #[arg(long)]
     pooling: Option<String>,
+    /// Cut texts longer than the model's maximum length (as sentence-transformers does)
+    /// instead of refusing them.
+    #[arg(long)]
+    truncate: bool,
     /// Do not L2-normalise the embeddings.
     #[arg(long)]
     no_normalize: bool,
@@ -63,6 +67,14 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         model.set_normalize(false);
     }
     let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+    if !args.truncate {
+        model.check_lengths(&refs).map_err(|e| match e {
+            Error::InvalidArgument(m) => {
+                Error::InvalidArgument(format!("{m}; pass --truncate to cut it"))
+            }
+            e => e,
+        })?;
+    }
     let emb = model.embed(&refs)?;
     #[derive(serde::Serialize)]
     struct Out<'a> {

@@ -124,7 +124,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
     for w in &report.warnings {
         println!("warning: {w}");
     }
-    println!("{:<width$}  {:<5}  {:<18}  {:>12}", "name", "dtype", "shape", "bytes");
+    println!(
+        "{:<width$}  {:<5}  {:<18}  {:>12}",
+        "name", "dtype", "shape", "bytes"
+    );
     for t in &report.tensor_list {
         println!(
             "{:<width$}  {:<5}  {:<18}  {:>12}",

@@ -262,7 +262,8 @@ impl Bert {
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
-        let config: BertConfig = super::config::load(&cfg_path, super::config::check_bert)?;
+        let config: BertConfig =
+            super::config::load(&cfg_path, super::ModelKind::Bert, super::config::check_bert)?;
         let cfg_err = |msg: String| Error::Config {
             path: cfg_path.clone(),
             msg,
@@ -306,10 +307,7 @@ impl Bert {
         model.max_len = max_seq.map_or(p, |m| m.min(p));
         model.pooling = st_pooling.unwrap_or(Pooling::Mean);
         model.normalize = normalize;
-        model.name = dir
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| dir.display().to_string());
+        model.name = super::name_of(dir);
         Ok(model)
     }
 
@@ -534,6 +532,22 @@ impl Bert {
         self.tokenizer_for()?
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Fails for the first text longer than `max_len` tokens. `embed` and `encode` truncate
+    /// such texts silently, as sentence-transformers does; call this first to refuse them.
+    pub fn check_lengths(&self, texts: &[&str]) -> Result<()> {
+        for (i, e) in self.encodings(texts)?.iter().enumerate() {
+            if !e.get_overflowing().is_empty() {
+                let chars = texts[i].chars().count();
+                return Err(Error::InvalidArgument(format!(
+                    "text {i} ({chars} characters) is longer than the model's maximum of {} \
+                     tokens; it would be truncated",
+                    self.max_len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Tokenises texts (truncated to `max_len`) into a padded batch.

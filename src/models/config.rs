@@ -97,6 +97,7 @@ fn typed<T: DeserializeOwned>(v: serde_json::Value) -> std::result::Result<T, St
 /// `check`; errors name the file.
 pub(crate) fn load<T: DeserializeOwned>(
     path: &std::path::Path,
+    family: ModelKind,
     check: fn(&T) -> std::result::Result<(), String>,
 ) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -106,6 +107,22 @@ pub(crate) fn load<T: DeserializeOwned>(
     };
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    // A folder of another family says so, rather than "missing field ...".
+    if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
+        if mt != family.name() {
+            let hint = match mt {
+                "bert" => " (`wgpu-infer embed` runs BERT)",
+                "gpt2" => " (`wgpu-infer generate` runs GPT-2)",
+                "vit" => " (`wgpu-infer classify` runs ViT)",
+                "yolov8" => " (`wgpu-infer detect` runs YOLOv8)",
+                _ => "",
+            };
+            return Err(err(format!(
+                "model_type is '{mt}' but this loader needs a '{}' model{hint}",
+                family.name()
+            )));
+        }
+    }
     let c: T = typed(v).map_err(err)?;
     check(&c).map_err(err)?;
     Ok(c)

@@ -186,7 +186,8 @@ impl Gpt2 {
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
-        let config: Gpt2Config = super::config::load(&cfg_path, super::config::check_gpt2)?;
+        let config: Gpt2Config =
+            super::config::load(&cfg_path, super::ModelKind::Gpt2, super::config::check_gpt2)?;
         let tokenizer = load_tokenizer(dir)?;
         let wpath = require(dir, "model.safetensors", "weights (model.safetensors)")?;
         let mut w = Weights::open(&wpath)?;
@@ -218,10 +219,7 @@ impl Gpt2 {
             other => other,
         })?;
         let mut model = Self::from_parts(backend, config, weights, Some(tokenizer))?;
-        model.name = dir
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        model.name = super::name_of(dir);
         Ok(model)
     }
 

@@ -65,11 +65,9 @@ impl LoadOptions {
         }
         let bar = indicatif::ProgressBar::new(w.list().len() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "loading {msg} [{bar:30}] {pos}/{len} tensors",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template("loading {msg} [{bar:30}] {pos}/{len} tensors")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         bar.set_message(
             w.path()
@@ -231,4 +229,26 @@ pub(crate) fn shared<T: Send + Sync + 'static>(
     let any: Arc<dyn Any + Send + Sync> = fresh.clone();
     map.insert(key, Arc::downgrade(&any));
     Ok(fresh)
+}
+
+/// A model's display name: the folder name, or `org/name` for a Hugging Face cache snapshot
+/// (`.../models--org--name/snapshots/<commit>`).
+pub fn name_of(dir: &std::path::Path) -> String {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let parts: Vec<String> = dir
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if let [.., repo, snaps, _commit] = parts.as_slice() {
+        if snaps == "snapshots" {
+            if let Some(id) = repo.strip_prefix("models--") {
+                if let Some((org, name)) = id.split_once("--") {
+                    return format!("{org}/{name}");
+                }
+            }
+        }
+    }
+    dir.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
 }

@@ -202,7 +202,8 @@ impl Vit {
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
-        let config: VitConfig = super::config::load(&cfg_path, super::config::check_vit)?;
+        let config: VitConfig =
+            super::config::load(&cfg_path, super::ModelKind::Vit, super::config::check_vit)?;
         let pp_path = dir.join("preprocessor_config.json");
         let mut warnings = Vec::new();
         let processor = if pp_path.is_file() {
@@ -247,10 +248,7 @@ impl Vit {
         })
         .map_err(cfg_err)?;
         let mut model = Self::from_parts(backend, config, processor, weights).map_err(cfg_err)?;
-        model.name = dir
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        model.name = super::name_of(dir);
         warnings.extend(model.warnings.iter().cloned());
         model.warnings = warnings;
         Ok(model)

@@ -224,7 +224,8 @@ impl Yolo {
         let dir = dir.as_ref();
         check_dir(dir)?;
         let cfg_path = require(dir, "config.json", "model config (config.json)")?;
-        let cfg: YoloConfig = super::config::load(&cfg_path, super::config::check_yolo)?;
+        let cfg: YoloConfig =
+            super::config::load(&cfg_path, super::ModelKind::Yolo, super::config::check_yolo)?;
         let wpath = require(dir, "model.safetensors", "weights (model.safetensors)")?;
         let w = Weights::open(&wpath)?;
         let key = WeightsKey::new("yolov8", &wpath, &cfg_path, &LoadOptions::default())?;
@@ -297,10 +298,7 @@ impl Yolo {
             })
         })?;
         Ok(Yolo {
-            name: dir
-                .file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            name: super::name_of(dir),
             names: cfg.names,
             backend,
             warnings: w.warnings.clone(),
