@@ -250,7 +250,17 @@ impl Tensor {
         }
         let data = match (dtype, &*self.data) {
             (DType::F32, _) => Data::F32(self.to_f32_vec()),
-            (DType::F16, Data::F32(v)) => Data::F16(v.iter().map(|&x| f16::from_f32(x)).collect()),
+            (DType::F16, Data::F32(v)) => {
+                // Beyond f16's range a value would become inf: refuse instead.
+                let max = f16::MAX.to_f32();
+                if let Some(i) = v.iter().position(|x| x.abs() > max) {
+                    return Err(Error::InvalidArgument(format!(
+                        "element {i} ({}) does not fit in f16 (|x| <= {max}); keep it in f32",
+                        v[i]
+                    )));
+                }
+                Data::F16(v.iter().map(|&x| f16::from_f32(x)).collect())
+            }
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "cannot convert {} to {dtype}",

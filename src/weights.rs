@@ -231,6 +231,9 @@ impl Weights {
             Dtype::F16 => {
                 let h: Vec<f16> = bytemuck::pod_collect_to_vec(bytes);
                 if dtype == DType::F16 {
+                    if let Some(i) = h.iter().position(|v| !v.is_finite()) {
+                        return Err(err(format!("element {i} is not finite ({})", h[i])));
+                    }
                     self.read.lock().unwrap().insert(stored.clone());
                     return Tensor::from_f16(&shape, h);
                 }
@@ -253,7 +256,8 @@ impl Weights {
         let t = Tensor::from_f32(&shape, f32s)?;
         match dtype {
             DType::F32 => Ok(t),
-            DType::F16 => t.to_dtype(DType::F16),
+            // Found by fuzzing: values beyond f16's range became inf silently.
+            DType::F16 => t.to_dtype(DType::F16).map_err(|e| err(e.to_string())),
             DType::U32 => Err(err("cannot load weights as u32".into())),
         }
     }

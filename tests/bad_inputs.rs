@@ -1136,3 +1136,42 @@ fn c34_inspect_lists_tensors_and_refuses_bad_files() {
         &["model.safetensors", "truncated"],
     );
 }
+
+#[test]
+fn c35_weight_out_of_f16_range() {
+    // Found by cargo-fuzz (safetensors_weights): 1e6 stored as f32 became inf when loaded as
+    // f16. Now a typed error naming the tensor and element.
+    let crash: &[u8] =
+        b"8\0\0\0\0\0\0\0{\"big\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}\0$tI";
+    let w = wgpu_infer::weights::Weights::from_bytes("crash.safetensors", crash.to_vec()).unwrap();
+    assert_eq!(w.get("big").unwrap().to_f32_vec(), vec![1e6]);
+    let e = w.get_as("big", DType::F16).unwrap_err();
+    assert!(is_weights(&e), "{e:?}");
+    assert!(e.to_string().contains("does not fit in f16"), "{e}");
+
+    let d = bert_with("f16range", |e| {
+        let t = entry(e, "encoder.layer.1.attention.self.key.weight");
+        t.data[8..12].copy_from_slice(&1e6f32.to_le_bytes());
+    });
+    let f16 = wgpu_infer::LoadOptions::with_dtype(DType::F16);
+    // K is fused into the [3H, H] QKV weight: row 0 of key is row H of qkv.
+    lib_fails(
+        "f16 overflow",
+        is_weights,
+        &[
+            "model.safetensors",
+            "layer.1.qkv.weight",
+            "element 9218",
+            "does not fit in f16",
+        ],
+        |b| Bert::load_with(b, &d, &f16),
+    );
+    cli_fails(
+        "f16 overflow",
+        "embed",
+        &[os("--dtype"), os("f16"), os("--model"), os(&d), os("hi")],
+        &["does not fit in f16"],
+    );
+    // The same folder loads in f32.
+    assert!(Bert::load(Backend::Cpu, &d).is_ok());
+}

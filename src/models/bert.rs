@@ -288,7 +288,8 @@ impl Bert {
                 bar.inc(1);
                 w.get_shaped(name, shape)
             };
-            let weights = Self::build_weights(&config, &get, with_pooler, opts)?;
+            let weights = Self::build_weights(&config, &get, with_pooler, opts)
+                .map_err(|e| LoadOptions::in_file(&wpath, e))?;
             let warnings = w
                 .unread()
                 .into_iter()

@@ -201,7 +201,8 @@ impl Gpt2 {
                 bar.inc(1);
                 w.get_shaped(name, shape)
             };
-            let weights = Self::build_weights(&config, &get, opts)?;
+            let weights = Self::build_weights(&config, &get, opts)
+                .map_err(|e| LoadOptions::in_file(&wpath, e))?;
             let warnings = w
                 .unread()
                 .into_iter()

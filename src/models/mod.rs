@@ -87,11 +87,31 @@ impl LoadOptions {
         }
     }
 
+    /// Points a storage-dtype failure from [`LoadOptions::weight`] at the weights file.
+    pub(crate) fn in_file(path: &std::path::Path, e: Error) -> Error {
+        match e {
+            Error::InvalidArgument(msg) if msg.starts_with(WEIGHT_ERR) => Error::Weights {
+                path: path.to_path_buf(),
+                msg,
+            },
+            e => e,
+        }
+    }
+
     /// A large weight (matmul B or embedding table) as a constant in the storage dtype.
     pub(crate) fn weight(&self, name: impl Into<String>, t: Tensor) -> Result<Arc<Constant>> {
-        Ok(Constant::new(name, t.to_dtype(self.dtype)?))
+        let name = name.into();
+        let t = t.to_dtype(self.dtype).map_err(|e| match e {
+            Error::InvalidArgument(m) => {
+                Error::InvalidArgument(format!("{WEIGHT_ERR}'{name}' as {}: {m}", self.dtype))
+            }
+            e => e,
+        })?;
+        Ok(Constant::new(name, t))
     }
 }
+
+const WEIGHT_ERR: &str = "weight ";
 
 /// Checks that `dir` is an existing directory.
 pub(crate) fn check_dir(dir: &Path) -> Result<()> {

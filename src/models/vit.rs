@@ -237,7 +237,8 @@ impl Vit {
                 bar.inc(1);
                 w.get_shaped(name, shape)
             };
-            let weights = Self::build_weights(&config, &get, with_classifier, opts)?;
+            let weights = Self::build_weights(&config, &get, with_classifier, opts)
+                .map_err(|e| LoadOptions::in_file(&wpath, e))?;
             let warnings = w
                 .unread()
                 .into_iter()
