@@ -103,7 +103,11 @@ fn thousand_forwards_keep_memory_flat() {
     let dev = Device::new().unwrap();
     let model = Bert::load(Backend::Gpu(dev.clone()), fixture("bert/tiny_a")).unwrap();
     let run = |i: usize| {
-        let texts = if i % 2 == 0 { &TEXTS[..3] } else { &TEXTS[..8] };
+        let texts = if i.is_multiple_of(2) {
+            &TEXTS[..3]
+        } else {
+            &TEXTS[..8]
+        };
         model.embed(texts).unwrap();
     };
     for i in 0..20 {

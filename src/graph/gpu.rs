@@ -299,8 +299,8 @@ impl GpuPlan {
             ..
         } = lower;
         // Scratch textures: one per distinct size and format.
-        let mut tex_pool: Vec<((u32, u32, TexFormat, u64), wgpu::Texture, wgpu::TextureView)> =
-            Vec::new();
+        type TexKey = (u32, u32, TexFormat, u64);
+        let mut tex_pool: Vec<(TexKey, wgpu::Texture, wgpu::TextureView)> = Vec::new();
         let mut tex_of = Vec::with_capacity(scratch_tex.len());
         for &key in &scratch_tex {
             let i = match tex_pool.iter().position(|(k, _, _)| *k == key) {
