@@ -198,17 +198,18 @@ impl Weights {
     }
 
     pub fn get_shaped_as(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let t = self.get_as(name, dtype)?;
-        if t.shape() != shape {
+        // The shape is checked before any data is converted.
+        let stored = self.shape(name).ok_or_else(|| self.missing(name))?;
+        let loaded: &[usize] = if stored.is_empty() { &[1] } else { &stored };
+        if loaded != shape {
             return Err(Error::Weights {
                 path: self.path.clone(),
                 msg: format!(
-                    "tensor '{name}' has shape {:?}, but the config implies {shape:?}",
-                    t.shape()
+                    "tensor '{name}' has shape {loaded:?}, but the config implies {shape:?}"
                 ),
             });
         }
-        Ok(t)
+        self.get_as(name, dtype)
     }
 
     /// A float tensor converted to `dtype` (F32 or F16).
