@@ -1,6 +1,9 @@
 // Strided copy of a rank <= 8 region: dst[dst_base + idx . dst_strides] =
 // src[src_base + idx . src_strides] for every index idx of `shape`. Used by permute, slice,
-// concat and split. Moves 32-bit words.
+// concat and split. Moves 32-bit words (T = u32), or 4 at a time (T = vec4<u32>) when every
+// base and stride is a multiple of 4 and the innermost run is contiguous: lavapipe turns each
+// storage access into a per-lane loop, so one vec4 access costs about what one word does.
+//#default T u32
 //#include "common.wgsl"
 
 struct Params {
@@ -13,8 +16,8 @@ struct Params {
     ds: array<vec4<u32>, 2>,
 }
 
-@group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(0) var<storage, read> src: array<{{T}}>;
+@group(0) @binding(1) var<storage, read_write> dst: array<{{T}}>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)

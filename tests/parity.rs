@@ -486,6 +486,7 @@ fn embedding_copy_ops() {
         (vec![3, 7, 63], vec![2, 0, 1]),
         (vec![2, 17, 3, 5], vec![0, 2, 1, 3]),
         (vec![2, 3, 1, 7, 5], vec![4, 3, 2, 1, 0]),
+        (vec![2, 3, 4, 8], vec![0, 2, 1, 3]), // contiguous rows of 8: vec4 copies
     ] {
         let mut g = Graph::new();
         let x = g.input("x", &shape, DType::F32).unwrap();
@@ -503,6 +504,8 @@ fn embedding_copy_ops() {
         (vec![17, 65], 1, 3, 64, 2),
         (vec![3, 129, 7], -2, 0, 127, 3),
         (vec![2, 3, 17], 0, 1, 2, 1),
+        (vec![1, 64, 5, 4], 1, 16, 48, 1), // a channel block: one vec4 run
+        (vec![2, 12, 5, 4], 1, 4, 12, 1),  // vec4 runs per batch item
     ] {
         let mut g = Graph::new();
         let x = g.input("x", &shape, DType::F32).unwrap();
@@ -537,6 +540,10 @@ fn embedding_copy_ops() {
             vec![vec![1, 17, 3, 3], vec![1, 1, 3, 3], vec![1, 129, 3, 3]],
             1,
         ),
+        // YOLO-style channel concats: vec4 runs (one per batch item).
+        (vec![vec![1, 16, 5, 4], vec![1, 8, 5, 4], vec![1, 4, 5, 4]], 1),
+        (vec![vec![2, 4, 6], vec![2, 8, 6]], 1),
+        (vec![vec![2, 4, 6], vec![2, 7, 6]], 1), // 42-word runs: offsets not all aligned
     ] {
         let mut g = Graph::new();
         let mut feeds = vec![];

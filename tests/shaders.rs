@@ -18,6 +18,7 @@ fn every_kernel_validates_with_defaults() {
 fn specialisations_validate() {
     let s = |v: &str| v.to_string();
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("copy.wgsl", vec![("T", s("vec4<u32>"))]),
         ("elementwise.wgsl", vec![("ACT", s("1"))]),
         ("elementwise.wgsl", vec![("ACT", s("2"))]),
         ("elementwise.wgsl", vec![("ACT", s("3"))]),

@@ -154,8 +154,28 @@ pub(crate) fn strided_copy(
     dst_strides: &[usize],
     dst_base: usize,
 ) -> Result<()> {
+    let (mut shape, mut ss, mut ds) = coalesce(shape, src_strides, dst_strides);
+    let (mut src_base, mut dst_base) = (src_base, dst_base);
+    let last = shape.len() - 1;
+    let vec4 = ss[last] == 1
+        && ds[last] == 1
+        && shape[last] % 4 == 0
+        && [src_base, dst_base]
+            .iter()
+            .chain(&ss[..last])
+            .chain(&ds[..last])
+            .all(|v| v % 4 == 0);
+    if vec4 {
+        shape[last] /= 4;
+        for v in ss[..last].iter_mut().chain(ds[..last].iter_mut()) {
+            *v /= 4;
+        }
+        src_base /= 4;
+        dst_base /= 4;
+    }
     let n: usize = shape.iter().product();
     let u = |v: &[usize]| v.iter().map(|&x| x as u32).collect::<Vec<u32>>();
+    let (shape, src_strides, dst_strides) = (&shape, &ss, &ds);
     let params = Params::new()
         .u32(n as u32)
         .u32(shape.len() as u32)
@@ -165,12 +185,39 @@ pub(crate) fn strided_copy(
         .u32s(&u(src_strides), 2)
         .u32s(&u(dst_strides), 2);
     let groups = groups_for(cx, n, 256);
+    let t = if vec4 { "vec4<u32>" } else { "u32" };
     cx.dispatch(
         "copy.wgsl",
-        &[],
+        &[("T", t.to_string())],
         vec![Arg::Read(src), Arg::Write(dst), params.arg()],
         groups,
     )
+}
+
+/// Drops size-1 dims and merges neighbours that are contiguous in both source and
+/// destination (a channel concat of NCHW tensors becomes one run per batch item).
+fn coalesce(shape: &[usize], ss: &[usize], ds: &[usize]) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let (mut sh, mut s, mut d): (Vec<usize>, Vec<usize>, Vec<usize>) = (vec![], vec![], vec![]);
+    for i in 0..shape.len() {
+        if shape[i] == 1 {
+            continue;
+        }
+        if let Some(k) = sh.len().checked_sub(1) {
+            if s[k] == ss[i] * shape[i] && d[k] == ds[i] * shape[i] {
+                sh[k] *= shape[i];
+                s[k] = ss[i];
+                d[k] = ds[i];
+                continue;
+            }
+        }
+        sh.push(shape[i]);
+        s.push(ss[i]);
+        d.push(ds[i]);
+    }
+    if sh.is_empty() {
+        return (vec![1], vec![1], vec![1]);
+    }
+    (sh, s, d)
 }
 
 /// Reference strided copy (same contract as [`strided_copy`]).
