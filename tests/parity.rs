@@ -541,7 +541,10 @@ fn embedding_copy_ops() {
             1,
         ),
         // YOLO-style channel concats: vec4 runs (one per batch item).
-        (vec![vec![1, 16, 5, 4], vec![1, 8, 5, 4], vec![1, 4, 5, 4]], 1),
+        (
+            vec![vec![1, 16, 5, 4], vec![1, 8, 5, 4], vec![1, 4, 5, 4]],
+            1,
+        ),
         (vec![vec![2, 4, 6], vec![2, 8, 6]], 1),
         (vec![vec![2, 4, 6], vec![2, 7, 6]], 1), // 42-word runs: offsets not all aligned
     ] {
@@ -731,6 +734,38 @@ fn conv_case(
 #[test]
 fn conv_pool_upsample() {
     let mut rng = Rng::new(8);
+    // Widths that are multiples of 4 take the vec4 packing path; 7 and 3 channels leave a
+    // partial channel quad, batch 2 checks image boundaries.
+    conv_case(
+        2,
+        7,
+        (6, 8),
+        5,
+        (3, 3),
+        1,
+        1,
+        1,
+        1,
+        Act::None,
+        true,
+        false,
+        &mut rng,
+    );
+    conv_case(
+        1,
+        3,
+        (16, 16),
+        16,
+        (3, 3),
+        2,
+        1,
+        1,
+        1,
+        Act::Silu,
+        true,
+        false,
+        &mut rng,
+    );
     conv_case(
         1,
         1,

@@ -197,10 +197,11 @@ pub fn lower(
         TexFormat::Rgba32Float,
         layout,
     )?;
-    let groups = groups_for(cx, g.n * c4 * g.h * g.w, 64);
+    let v4 = g.w % 4 == 0;
+    let groups = groups_for(cx, g.n * c4 * g.h * g.w / if v4 { 4 } else { 1 }, 64);
     cx.dispatch(
         "conv2d_pack.wgsl",
-        &[],
+        &[("V4", (v4 as u32).to_string())],
         vec![
             Arg::Read(x),
             Arg::ScratchTexture {
