@@ -922,6 +922,8 @@ fn conv_pool_upsample() {
         (vec![1usize, 1, 1, 1], 2usize),
         (vec![2, 3, 7, 5], 2),
         (vec![1, 17, 3, 4], 3),
+        (vec![2, 3, 7, 6], 2), // even widths: the vec4 path
+        (vec![1, 5, 1, 2], 2),
     ] {
         let mut g = Graph::new();
         let x = g.input("x", &shape, DType::F32).unwrap();

@@ -20,6 +20,7 @@ fn specialisations_validate() {
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("copy.wgsl", vec![("T", s("vec4<u32>"))]),
         ("conv2d_pack.wgsl", vec![("V4", s("1"))]),
+        ("upsample.wgsl", vec![("W2", s("1"))]),
         ("elementwise.wgsl", vec![("ACT", s("1"))]),
         ("elementwise.wgsl", vec![("ACT", s("2"))]),
         ("elementwise.wgsl", vec![("ACT", s("3"))]),

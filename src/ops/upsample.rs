@@ -59,10 +59,11 @@ impl Op for Upsample {
             .u32(s[3] as u32)
             .u32(self.scale[0] as u32)
             .u32(self.scale[1] as u32);
-        let groups = groups_for(cx, n, 64);
+        let w2 = self.scale[1] == 2 && s[3] % 2 == 0;
+        let groups = groups_for(cx, if w2 { n / 4 } else { n }, 64);
         cx.dispatch(
             "upsample.wgsl",
-            &[],
+            &[("W2", (w2 as u32).to_string())],
             vec![Arg::Read(inputs[0]), Arg::Write(outputs[0]), params.arg()],
             groups,
         )
