@@ -197,7 +197,7 @@ pub fn lower(
         TexFormat::Rgba32Float,
         layout,
     )?;
-    let v4 = g.w % 4 == 0;
+    let v4 = g.w.is_multiple_of(4);
     let groups = groups_for(cx, g.n * c4 * g.h * g.w / if v4 { 4 } else { 1 }, 64);
     cx.dispatch(
         "conv2d_pack.wgsl",

@@ -59,7 +59,7 @@ impl Op for Upsample {
             .u32(s[3] as u32)
             .u32(self.scale[0] as u32)
             .u32(self.scale[1] as u32);
-        let w2 = self.scale[1] == 2 && s[3] % 2 == 0;
+        let w2 = self.scale[1] == 2 && s[3].is_multiple_of(2);
         let groups = groups_for(cx, if w2 { n / 4 } else { n }, 64);
         cx.dispatch(
             "upsample.wgsl",
