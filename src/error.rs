@@ -57,6 +57,11 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Weights { path: PathBuf, msg: String },
 
+    /// A weight cannot be held in the requested storage dtype (e.g. a value beyond f16's range).
+    /// Model loaders report it as [`Error::Weights`] on the weights file.
+    #[error("weight '{tensor}': {msg}")]
+    Storage { tensor: String, msg: String },
+
     /// A config file is malformed or inconsistent with the weights.
     #[error("{path}: {msg}")]
     Config { path: PathBuf, msg: String },

@@ -258,7 +258,10 @@ impl Weights {
         match dtype {
             DType::F32 => Ok(t),
             // Found by fuzzing: values beyond f16's range became inf silently.
-            DType::F16 => t.to_dtype(DType::F16).map_err(|e| err(e.to_string())),
+            DType::F16 => t.to_dtype(DType::F16).map_err(|e| match e {
+                Error::InvalidArgument(m) => err(m),
+                e => e,
+            }),
             DType::U32 => Err(err("cannot load weights as u32".into())),
         }
     }

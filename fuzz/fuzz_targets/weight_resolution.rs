@@ -32,6 +32,7 @@ fn check_err(e: &Error) {
         matches!(
             e,
             Error::Weights { .. }
+                | Error::Storage { .. }
                 | Error::Config { .. }
                 | Error::InvalidArgument(_)
                 | Error::Shape { .. }

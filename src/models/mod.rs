@@ -90,9 +90,9 @@ impl LoadOptions {
     /// Points a storage-dtype failure from [`LoadOptions::weight`] at the weights file.
     pub(crate) fn in_file(path: &std::path::Path, e: Error) -> Error {
         match e {
-            Error::InvalidArgument(msg) if msg.starts_with(WEIGHT_ERR) => Error::Weights {
+            Error::Storage { .. } => Error::Weights {
                 path: path.to_path_buf(),
-                msg,
+                msg: e.to_string(),
             },
             e => e,
         }
@@ -101,17 +101,16 @@ impl LoadOptions {
     /// A large weight (matmul B or embedding table) as a constant in the storage dtype.
     pub(crate) fn weight(&self, name: impl Into<String>, t: Tensor) -> Result<Arc<Constant>> {
         let name = name.into();
-        let t = t.to_dtype(self.dtype).map_err(|e| match e {
-            Error::InvalidArgument(m) => {
-                Error::InvalidArgument(format!("{WEIGHT_ERR}'{name}' as {}: {m}", self.dtype))
-            }
-            e => e,
+        let t = t.to_dtype(self.dtype).map_err(|e| Error::Storage {
+            tensor: name.clone(),
+            msg: match e {
+                Error::InvalidArgument(m) => format!("cannot be stored as {}: {m}", self.dtype),
+                e => e.to_string(),
+            },
         })?;
         Ok(Constant::new(name, t))
     }
 }
-
-const WEIGHT_ERR: &str = "weight ";
 
 /// Checks that `dir` is an existing directory.
 pub(crate) fn check_dir(dir: &Path) -> Result<()> {
