@@ -5,7 +5,7 @@
 //! tensor warns, a 1x1 image classifies); those cases assert the warning or the result.
 //! Hub-id resolution from an on-disk cache and `inspect` are covered at the end.
 mod common;
-use common::device;
+use common::{copy_dir, device, png_declaring};
 use image::ImageEncoder;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -49,19 +49,6 @@ fn copy_fixture(rel: &str, tag: &str) -> PathBuf {
         let _ = std::fs::remove_file(dst.join(f));
     }
     dst
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
 }
 
 /// `f` must fail on both backends with an error of the expected kind whose message contains
@@ -684,35 +671,6 @@ fn jpeg_bytes() -> Vec<u8> {
         .write_image(img.as_raw(), 96, 64, image::ExtendedColorType::Rgb8)
         .unwrap();
     out
-}
-
-/// A PNG whose header declares `w` x `h` pixels (with a valid IHDR checksum) and whose data
-/// is one pixel.
-fn png_declaring(w: u32, h: u32) -> Vec<u8> {
-    let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&[0u8; 3], 1, 1, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    png[16..20].copy_from_slice(&w.to_be_bytes());
-    png[20..24].copy_from_slice(&h.to_be_bytes());
-    let crc = crc32(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
-    png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 /// An image that must be refused by `classify` (ViT) and `detect` (YOLO, with `--out`: the

@@ -1,7 +1,7 @@
 //! BERT vs transformers / sentence-transformers on the committed fixtures (GPU and CPU).
 
 mod common;
-use common::{compare, device, record};
+use common::{compare, copy_dir, device, record};
 use std::path::{Path, PathBuf};
 use wgpu_infer::models::bert::{pool, Bert, BertInput, Pooling};
 use wgpu_infer::weights::Weights;
@@ -235,19 +235,6 @@ fn scratch_copy(name: &str, tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dst);
     copy_dir(&fixture(name), &dst);
     dst
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
 }
 
 fn load_err(dir: &Path) -> String {

@@ -2,8 +2,7 @@
 //! image processor, and image decoding errors.
 
 mod common;
-use common::{compare, device, record};
-use image::ImageEncoder;
+use common::{assets, compare, device, record};
 use std::path::{Path, PathBuf};
 use wgpu_infer::imageio::{load_rgb, resize_bilinear_aa};
 use wgpu_infer::models::vit::Vit;
@@ -14,21 +13,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/vit")
         .join(name)
-}
-
-fn assets() -> PathBuf {
-    let base = std::env::var_os("WGPU_INFER_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
-        });
-    let a = base.join("assets");
-    assert!(
-        a.join("bus.jpg").is_file(),
-        "sample images not found in {}: run `bash tools/fetch_assets.sh`",
-        a.display()
-    );
-    a
 }
 
 fn scratch(tag: &str) -> PathBuf {
@@ -228,34 +212,11 @@ fn decodes_png_webp_jpeg_and_rejects_bad_images() {
 
     // A PNG header declaring 50000 x 50000 pixels: refused from the header, nothing allocated.
     let huge = dir.join("huge.png");
-    let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&[0u8; 3], 1, 1, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    png[16..20].copy_from_slice(&50000u32.to_be_bytes());
-    png[20..24].copy_from_slice(&50000u32.to_be_bytes());
-    let crc = crc32(&png[12..29]); // IHDR chunk type + data
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let png = common::png_declaring(50000, 50000);
     std::fs::write(&huge, &png).unwrap();
     let e = load_rgb(&huge).unwrap_err().to_string();
     assert!(e.contains("too large"), "{e}");
 
     let e = load_rgb(&dir.join("missing.jpg")).unwrap_err().to_string();
     assert!(e.contains("missing.jpg"), "{e}");
-}
-
-/// CRC-32 (IEEE) as PNG chunks use it.
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }

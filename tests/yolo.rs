@@ -2,7 +2,7 @@
 //! `predict` detections on bus.jpg, letterboxing, and bad inputs.
 
 mod common;
-use common::{compare, device, record};
+use common::{assets, compare, device, record};
 use std::path::{Path, PathBuf};
 use wgpu_infer::models::yolo::{to_tensor, DetectOptions, Detection, Letterbox, Yolo};
 use wgpu_infer::weights::Weights;
@@ -10,21 +10,6 @@ use wgpu_infer::{Backend, Tensor};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/yolo/yolov8n")
-}
-
-fn assets() -> PathBuf {
-    let base = std::env::var_os("WGPU_INFER_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
-        });
-    let a = base.join("assets");
-    assert!(
-        a.join("bus.jpg").is_file(),
-        "sample images not found in {}: run `bash tools/fetch_assets.sh`",
-        a.display()
-    );
-    a
 }
 
 fn levels_image(t: &Tensor) -> image::RgbImage {

@@ -153,3 +153,65 @@ pub fn print_table_for(op: &str) {
         );
     }
 }
+
+/// The downloaded sample images (`tools/fetch_assets.sh`), or a failure saying how to get them.
+pub fn assets() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let base = std::env::var_os("WGPU_INFER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/wgpu-infer/models")
+        });
+    let a = base.join("assets");
+    assert!(
+        a.join("bus.jpg").is_file(),
+        "sample images not found in {}: run `bash tools/fetch_assets.sh`",
+        a.display()
+    );
+    a
+}
+
+/// Recursive copy of a fixture folder.
+pub fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+}
+
+/// A PNG whose header declares `w` x `h` pixels (with a valid IHDR checksum) and whose data
+/// is one pixel.
+pub fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&[0u8; 3], 1, 1, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    png[16..20].copy_from_slice(&w.to_be_bytes());
+    png[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&png[12..29]); // IHDR chunk type + data
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+/// CRC-32 (IEEE) as PNG chunks use it.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
