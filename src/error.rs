@@ -66,6 +66,14 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Config { path: PathBuf, msg: String },
 
+    /// A model folder of another family than the loader's (its config.json `model_type`).
+    #[error("{path}: model_type is '{found}' but this loader needs a '{expected}' model")]
+    WrongModel {
+        path: PathBuf,
+        found: String,
+        expected: &'static str,
+    },
+
     /// Invalid argument to a public API (empty batch, bad sampling parameter, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

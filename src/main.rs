@@ -13,7 +13,7 @@ fn main() {
     }
     let args = cli::Cli::parse();
     if let Err(e) = cli::run(args) {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", cli::describe(&e));
         std::process::exit(1);
     }
 }

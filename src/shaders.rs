@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 
 /// A top-level kernel source.
-pub struct ShaderDef {
+pub(crate) struct ShaderDef {
     pub name: &'static str,
     pub source: &'static str,
 }
@@ -17,7 +17,7 @@ pub struct ShaderDef {
 macro_rules! shaders {
     ($($name:literal),* $(,)?) => {
         /// Every shader file, kernels and includes.
-        pub const SHADERS: &[ShaderDef] = &[
+        pub(crate) const SHADERS: &[ShaderDef] = &[
             $(ShaderDef { name: $name, source: include_str!(concat!("../shaders/", $name)) },)*
         ];
     };
@@ -56,6 +56,7 @@ shaders!(
 );
 
 /// Files that are only included by others (not validated on their own).
+#[cfg(test)]
 const INCLUDE_ONLY: &[&str] = &[
     "common.wgsl",
     "activations.wgsl",
@@ -63,7 +64,7 @@ const INCLUDE_ONLY: &[&str] = &[
     "reduce_subgroup.wgsl",
 ];
 
-pub fn source(name: &str) -> Result<&'static str> {
+pub(crate) fn source(name: &str) -> Result<&'static str> {
     SHADERS
         .iter()
         .find(|s| s.name == name)
@@ -75,14 +76,15 @@ pub fn source(name: &str) -> Result<&'static str> {
 }
 
 /// Names of kernels (shaders that are not include-only).
-pub fn kernels() -> impl Iterator<Item = &'static ShaderDef> {
+#[cfg(test)]
+pub(crate) fn kernels() -> impl Iterator<Item = &'static ShaderDef> {
     SHADERS.iter().filter(|s| !INCLUDE_ONLY.contains(&s.name))
 }
 
 /// Expands includes and placeholders. `defines` override the `//#default` values. Lines are
 /// substituted before directives run, so an include name may itself use a placeholder; a default
 /// must be declared before its first use.
-pub fn compose(name: &str, defines: &[(&str, String)]) -> Result<String> {
+pub(crate) fn compose(name: &str, defines: &[(&str, String)]) -> Result<String> {
     let mut vars: Vec<(String, String)> = defines
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -186,24 +188,38 @@ fn expand(
     Ok(())
 }
 
-/// Validates WGSL with naga (no adapter needed). Errors carry naga's annotated message.
-pub fn validate(name: &str, src: &str) -> Result<naga::Module> {
-    use naga::valid::{Capabilities, ValidationFlags, Validator};
+/// Validates WGSL with naga (no adapter needed) with every capability our kernels may use.
+/// Errors carry naga's annotated message.
+#[cfg(test)]
+pub(crate) fn validate(name: &str, src: &str) -> Result<naga::Module> {
+    use naga::valid::Capabilities as C;
+    validate_with(
+        name,
+        src,
+        C::SUBGROUP | C::SUBGROUP_BARRIER | C::SHADER_FLOAT16 | C::SHADER_FLOAT16_IN_FLOAT32,
+    )
+}
+
+/// Validates WGSL with naga for a device with capabilities `caps`: a kernel that needs more
+/// (subgroups on a device without them) is refused here, with naga's annotated message.
+pub(crate) fn validate_with(
+    name: &str,
+    src: &str,
+    caps: naga::valid::Capabilities,
+) -> Result<naga::Module> {
+    use naga::valid::{ValidationFlags, Validator};
     let module = naga::front::wgsl::parse_str(src).map_err(|e| Error::Shader {
         name: name.into(),
         msg: e.emit_to_string(src),
     })?;
-    let caps = Capabilities::SUBGROUP
-        | Capabilities::SUBGROUP_BARRIER
-        | Capabilities::SHADER_FLOAT16
-        | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-    Validator::new(ValidationFlags::all(), caps)
-        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
-        .validate(&module)
-        .map_err(|e| Error::Shader {
-            name: name.into(),
-            msg: e.emit_to_string(src),
-        })?;
+    let mut v = Validator::new(ValidationFlags::all(), caps);
+    if caps.contains(naga::valid::Capabilities::SUBGROUP) {
+        v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
+    v.validate(&module).map_err(|e| Error::Shader {
+        name: name.into(),
+        msg: e.emit_to_string(src),
+    })?;
     Ok(module)
 }

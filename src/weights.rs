@@ -1,30 +1,14 @@
-//! safetensors loading: the file is memory-mapped, the header validated by the `safetensors`
-//! crate, and tensors converted to f32 (or kept as f16) on request. Every error names the file
-//! and the tensor.
+//! safetensors from bytes: the header validated by the `safetensors` crate, and tensors
+//! converted to f32 (or kept as f16) on request. Every error names the file and the tensor.
 
 use crate::error::{Error, Result};
+use crate::files::Bytes;
 use crate::tensor::{DType, Tensor};
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, Metadata};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-/// The bytes of a safetensors file: memory-mapped, or owned (for in-memory data).
-enum Bytes {
-    Mmap(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Mmap(m) => m,
-            Bytes::Owned(v) => v,
-        }
-    }
-}
 
 /// An open safetensors file.
 pub struct Weights {
@@ -53,21 +37,17 @@ pub struct TensorMeta {
 }
 
 impl Weights {
+    /// Opens a safetensors file (memory-mapped with the `mmap` feature).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: impl AsRef<Path>) -> Result<Weights> {
         let path = path.as_ref().to_path_buf();
-        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        // SAFETY: the map is read-only; a file truncated underneath us is outside our contract,
-        // like for every mmap-based loader.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-        Self::from_storage(path, Bytes::Mmap(mmap))
+        let bytes = crate::files::read(&path)?;
+        Self::from_bytes(path, bytes)
     }
 
     /// Parses safetensors data held in memory; `label` names it in errors.
-    pub fn from_bytes(label: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<Weights> {
-        Self::from_storage(label.into(), Bytes::Owned(bytes))
-    }
-
-    fn from_storage(path: PathBuf, mmap: Bytes) -> Result<Weights> {
+    pub fn from_bytes(label: impl Into<PathBuf>, bytes: impl Into<Bytes>) -> Result<Weights> {
+        let (path, mmap) = (label.into(), bytes.into());
         let (n, meta) =
             safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| Error::Weights {
                 path: path.clone(),
@@ -88,22 +68,9 @@ impl Weights {
         self.mmap.len() - self.data_start
     }
 
-    /// The model family these tensor names belong to, if recognizable.
-    pub fn detect_kind(&self) -> Option<crate::models::ModelKind> {
-        use crate::models::ModelKind;
-        let names = self.names();
-        let has = |suffix: &str| names.iter().any(|n| n.ends_with(suffix));
-        if has("embeddings.patch_embeddings.projection.weight") {
-            Some(ModelKind::Vit)
-        } else if has("embeddings.word_embeddings.weight") {
-            Some(ModelKind::Bert)
-        } else if has("wte.weight") {
-            Some(ModelKind::Gpt2)
-        } else if has("model.0.conv.weight") && has(".dfl.conv.weight") {
-            Some(ModelKind::Yolo)
-        } else {
-            None
-        }
+    /// The bytes this file was parsed from.
+    pub fn bytes(&self) -> &Bytes {
+        &self.mmap
     }
 
     pub fn path(&self) -> &Path {
@@ -235,7 +202,7 @@ impl Weights {
                     if let Some(i) = h.iter().position(|v| !v.is_finite()) {
                         return Err(err(format!("element {i} is not finite ({})", h[i])));
                     }
-                    self.read.lock().unwrap().insert(stored.clone());
+                    self.read.lock().unwrap_or_else(|p| p.into_inner()).insert(stored.clone());
                     return Tensor::from_f16(&shape, h);
                 }
                 h.iter().map(|x| x.to_f32()).collect()
@@ -253,7 +220,7 @@ impl Weights {
         if let Some(i) = f32s.iter().position(|v| !v.is_finite()) {
             return Err(err(format!("element {i} is not finite ({})", f32s[i])));
         }
-        self.read.lock().unwrap().insert(stored.clone());
+        self.read.lock().unwrap_or_else(|p| p.into_inner()).insert(stored.clone());
         let t = Tensor::from_f32(&shape, f32s)?;
         match dtype {
             DType::F32 => Ok(t),
@@ -298,7 +265,7 @@ impl Weights {
                 path: self.path.clone(),
                 msg: format!("tensor '{stored}' holds values outside u32"),
             })?;
-        self.read.lock().unwrap().insert(stored);
+        self.read.lock().unwrap_or_else(|p| p.into_inner()).insert(stored);
         let shape = if info.shape.is_empty() {
             vec![1]
         } else {
@@ -309,7 +276,7 @@ impl Weights {
 
     /// Tensors never read so far (for "unexpected tensor" warnings).
     pub fn unread(&self) -> Vec<String> {
-        let read = self.read.lock().unwrap();
+        let read = self.read.lock().unwrap_or_else(|p| p.into_inner());
         self.names()
             .into_iter()
             .filter(|n| !read.contains(n))

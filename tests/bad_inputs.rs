@@ -119,6 +119,9 @@ fn is_weights(e: &Error) -> bool {
 fn is_config(e: &Error) -> bool {
     matches!(e, Error::Config { .. })
 }
+fn is_wrong_model(e: &Error) -> bool {
+    matches!(e, Error::WrongModel { .. })
+}
 fn is_arg(e: &Error) -> bool {
     matches!(e, Error::InvalidArgument(_))
 }
@@ -484,10 +487,13 @@ fn c15_config_inconsistent_in_itself() {
 #[test]
 fn c16_folder_of_another_model_family() {
     let d = copy_fixture("gpt2/tiny_a", "family");
-    bert_load_fails(
+    // The library names the family; the CLI also says which command runs it.
+    let needles = ["config.json", "model_type is 'gpt2'"];
+    lib_fails("wrong family", is_wrong_model, &needles, |b| Bert::load(b, &d));
+    cli_fails(
         "wrong family",
-        &d,
-        is_config,
+        "embed",
+        &[os("--model"), os(&d), os("hello world")],
         &["config.json", "model_type is 'gpt2'", "wgpu-infer generate"],
     );
 }

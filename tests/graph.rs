@@ -45,7 +45,7 @@ fn reused_buffers_do_not_corrupt_results() {
     let mut gpu = Backend::Gpu(device()).compile(g, &[]).unwrap();
     for _ in 0..3 {
         let got = gpu.run(&[&x]).unwrap();
-        common::compare("chain", &got[0], &want[0], 1e-4, 1e-5);
+        common::compare("chain", &got["y"], &want["y"], 1e-4, 1e-5);
     }
 }
 
@@ -88,7 +88,7 @@ fn bad_shapes_name_the_op_and_shapes() {
     let mut g = Graph::new();
     let a = g.input("a", &[3, 4], DType::F32).unwrap();
     let b = g.input("b", &[5, 6], DType::F32).unwrap();
-    let e = g.matmul(a, b, false).unwrap_err();
+    let e = g.matmul(a, b, wgpu_infer::Layout::KxN).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::Shape { .. }), "{msg}");
     assert!(
@@ -173,7 +173,7 @@ fn plan_cache_builds_once_per_shape_and_reuses_kernels() {
             })
             .unwrap();
         let out = plan.run(&[&rng.tensor(&[m, 64], -1.0, 1.0)]).unwrap();
-        assert_eq!(out[0].shape(), &[m, 96]);
+        assert_eq!(out["z"].shape(), &[m, 96]);
         if i == 0 {
             kernels_after_first = dev.kernel_count();
         }

@@ -1,7 +1,7 @@
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use wgpu_infer::bench::{BenchOptions, TorchResult};
+use super::bench_harness::{self, BenchOptions, TorchResult};
 use wgpu_infer::{Device, Error, Result};
 
 #[derive(Args, Debug)]
@@ -74,7 +74,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let verbose = !args.quiet && std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let report = wgpu_infer::bench::run(&dev, &opts, |what| {
+    let report = bench_harness::run(&dev, &opts, |what| {
         if verbose {
             eprintln!("[{:>5.1}s] {what}", started.elapsed().as_secs_f64());
         }
@@ -98,7 +98,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         #[derive(serde::Serialize)]
         struct Out<'a> {
             #[serde(flatten)]
-            report: &'a wgpu_infer::bench::Report,
+            report: &'a bench_harness::Report,
             torch: &'a [TorchResult],
         }
         let text = serde_json::to_string_pretty(&Out {

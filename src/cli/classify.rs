@@ -1,41 +1,24 @@
-use super::{backend, load_options, resolve_model, BackendKind, WeightDtype};
+use super::ModelArgs;
 use clap::Args;
 use std::path::PathBuf;
-use wgpu_infer::models::vit::{Prediction, Vit};
+use wgpu_infer::models::vision::Prediction;
+use wgpu_infer::models::vit::Vit;
 use wgpu_infer::Result;
 
+/// `--model`: a ViT folder (config.json, model.safetensors, preprocessor_config.json).
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
-    /// HuggingFace ViT folder (config.json, model.safetensors, preprocessor_config.json), or a hub id (org/name).
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(long, default_value_t = 5)]
     top_k: usize,
-    #[arg(long, value_enum, default_value = "gpu")]
-    backend: BackendKind,
-    /// No progress bars or warnings on stderr.
-    #[arg(long)]
-    quiet: bool,
-    /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
-    #[arg(long, value_enum, default_value = "f32")]
-    dtype: WeightDtype,
     /// Image files (JPEG, PNG, WebP, ...), classified in one batch.
     #[arg(required = true)]
     images: Vec<PathBuf>,
 }
 
 pub fn run(args: ClassifyArgs) -> Result<()> {
-    let dir = resolve_model(&args.model, args.quiet)?;
-    let model = Vit::load_with(
-        backend(args.backend)?,
-        &dir,
-        &load_options(args.dtype, args.quiet),
-    )?;
-    if !args.quiet {
-        for w in model.warnings() {
-            eprintln!("warning: {w}");
-        }
-    }
+    let model = super::load(&args.model, |b, d, o| Vit::load_with(b, d, o), Vit::warnings)?;
     let top = model.classify(&args.images, args.top_k.min(model.labels().len().max(1)))?;
     #[derive(serde::Serialize)]
     struct Out<'a> {

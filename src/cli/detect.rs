@@ -1,15 +1,15 @@
-use super::{backend, resolve_model, BackendKind};
+use super::{ModelArgs, WeightDtype};
 use clap::Args;
 use std::path::PathBuf;
 use wgpu_infer::models::yolo::{annotate, DetectOptions, Yolo};
 use wgpu_infer::{Error, Result};
 
+/// `--model`: a folder with model.safetensors (ultralytics YOLOv8 state_dict) and config.json
+/// (`tools/yolo_to_safetensors.py` writes both).
 #[derive(Args, Debug)]
 pub struct DetectArgs {
-    /// Folder with model.safetensors (ultralytics YOLOv8 state_dict) and config.json
-    /// (`tools/yolo_to_safetensors.py` writes both).
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(long, default_value_t = 0.25)]
     conf: f32,
     #[arg(long, default_value_t = 0.7)]
@@ -18,11 +18,6 @@ pub struct DetectArgs {
     imgsz: usize,
     #[arg(long, default_value_t = 300)]
     max_det: usize,
-    #[arg(long, value_enum, default_value = "gpu")]
-    backend: BackendKind,
-    /// No progress bars or warnings on stderr.
-    #[arg(long)]
-    quiet: bool,
     /// Also write the image with labelled boxes (PNG, JPEG, ... by extension).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -38,19 +33,18 @@ pub fn run(args: DetectArgs) -> Result<()> {
         rect: true,
     };
     opts.validate()?;
+    if args.model.dtype != WeightDtype::F32 {
+        return Err(Error::InvalidArgument(
+            "YOLO weights load as f32 only (--dtype f32)".into(),
+        ));
+    }
     if let Some(out) = &args.out {
         image::ImageFormat::from_path(out).map_err(|e| Error::Image {
             path: out.clone(),
             msg: format!("unsupported output format: {e}"),
         })?;
     }
-    let dir = resolve_model(&args.model, args.quiet)?;
-    let model = Yolo::load(backend(args.backend)?, dir)?;
-    if !args.quiet {
-        for w in model.warnings() {
-            eprintln!("warning: {w}");
-        }
-    }
+    let model = super::load(&args.model, |b, dir, _| Yolo::load(b, dir), Yolo::warnings)?;
     let img = wgpu_infer::imageio::load_rgb(&args.image)?;
     let dets = model.detect_image(&img, &opts)?;
     if let Some(out) = &args.out {

@@ -1,22 +1,15 @@
-use super::{backend, load_options, resolve_model, BackendKind, WeightDtype};
+use super::ModelArgs;
 use clap::Args;
 use std::io::BufRead;
-use wgpu_infer::models::bert::{Bert, Pooling};
+use wgpu_infer::models::bert::Bert;
+use wgpu_infer::models::sentence::Pooling;
 use wgpu_infer::{Error, Result};
 
+/// `--model`: a BERT / sentence-transformers folder.
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
-    /// HuggingFace BERT / sentence-transformers folder, or a hub id (org/name).
-    #[arg(long)]
-    model: String,
-    #[arg(long, value_enum, default_value = "gpu")]
-    backend: BackendKind,
-    /// No progress bars or warnings on stderr.
-    #[arg(long)]
-    quiet: bool,
-    /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
-    #[arg(long, value_enum, default_value = "f32")]
-    dtype: WeightDtype,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Overrides the folder's pooling config.
     #[arg(long)]
     pooling: Option<String>,
@@ -49,17 +42,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
             "no texts: pass them as arguments or one per line on stdin".into(),
         ));
     }
-    let dir = resolve_model(&args.model, args.quiet)?;
-    let mut model = Bert::load_with(
-        backend(args.backend)?,
-        &dir,
-        &load_options(args.dtype, args.quiet),
-    )?;
-    if !args.quiet {
-        for w in model.warnings() {
-            eprintln!("warning: {w}");
-        }
-    }
+    let mut model = super::load(&args.model, |b, d, o| Bert::load_with(b, d, o), Bert::warnings)?;
     if let Some(p) = &args.pooling {
         model.set_pooling(p.parse::<Pooling>()?);
     }

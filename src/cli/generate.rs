@@ -1,15 +1,16 @@
-use super::{backend, load_options, resolve_model, BackendKind, WeightDtype};
+use super::ModelArgs;
 use clap::Args;
 use std::io::{IsTerminal, Write};
-use wgpu_infer::models::gpt2::{GenerateOptions, Gpt2};
+use wgpu_infer::models::generate::GenerateOptions;
+use wgpu_infer::models::gpt2::Gpt2;
 use wgpu_infer::models::sampling::Sampling;
 use wgpu_infer::{Error, Result};
 
+/// `--model`: a GPT-2 folder (config.json, model.safetensors, tokenizer.json).
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// HuggingFace GPT-2 folder (config.json, model.safetensors, tokenizer.json), or a hub id (org/name).
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(long)]
     prompt: String,
     #[arg(long, default_value_t = 64)]
@@ -23,17 +24,9 @@ pub struct GenerateArgs {
     top_p: Option<f32>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, value_enum, default_value = "gpu")]
-    backend: BackendKind,
-    /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
-    #[arg(long, value_enum, default_value = "f32")]
-    dtype: WeightDtype,
     /// Print one JSON object at the end instead of streaming text.
     #[arg(long)]
     json: bool,
-    /// No progress bar or timing on stderr.
-    #[arg(long)]
-    quiet: bool,
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
@@ -44,17 +37,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
     };
     sampling.validate()?;
-    let dir = resolve_model(&args.model, args.quiet)?;
-    let model = Gpt2::load_with(
-        backend(args.backend)?,
-        &dir,
-        &load_options(args.dtype, args.quiet),
-    )?;
-    if !args.quiet {
-        for w in model.warnings() {
-            eprintln!("warning: {w}");
-        }
-    }
+    let model = super::load(&args.model, |b, d, o| Gpt2::load_with(b, d, o), Gpt2::warnings)?;
+    let quiet = args.model.quiet;
     let opts = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         sampling,
@@ -62,7 +46,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     // Streamed text shows progress on a terminal; otherwise a bar on stderr does.
     let stream = !args.json;
-    let bar = if args.quiet || (stream && std::io::stdout().is_terminal()) {
+    let bar = if quiet || (stream && std::io::stdout().is_terminal()) {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::new(args.max_new_tokens as u64);
@@ -112,7 +96,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     } else {
         writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
     }
-    if !args.quiet {
+    if !quiet {
         let decode_tokens = gen.tokens.len().saturating_sub(1);
         eprintln!(
             "{} prompt tokens in {:.2}s, {} new tokens; decode {:.1} tokens/s{}",

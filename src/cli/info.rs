@@ -20,18 +20,15 @@ pub fn run(args: InfoArgs) -> Result<()> {
     let dev = Device::new()?;
     println!("\nchosen:");
     print!("{}", dev.describe());
-    let tuned = wgpu_infer::tune::tuned_choices(&dev);
+    let (tuned, location) = dev.tuned_choices();
     if !tuned.is_empty() {
-        println!(
-            "kernel choices (cached in {}):",
-            wgpu_infer::tune::cache_path_display()
-        );
+        println!("kernel choices (cached in {location}):");
         for (k, v) in tuned {
             println!("  {k:<30} {v}");
         }
     }
     if args.peak {
-        let g = wgpu_infer::peak::fma_peak_gflops(&dev, 5)?;
+        let g = dev.measure_fma_peak(5)?;
         println!("fma peak:  {g:.1} GFLOP/s");
     }
     Ok(())

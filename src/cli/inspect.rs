@@ -1,6 +1,6 @@
 use clap::Args;
 use std::path::{Path, PathBuf};
-use wgpu_infer::models::{parse_config, ModelKind};
+use wgpu_infer::models::{detect_kind, parse_config, ModelKind};
 use wgpu_infer::weights::Weights;
 use wgpu_infer::{Error, Result};
 
@@ -44,7 +44,8 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let path = if given.exists() {
         given.to_path_buf()
     } else {
-        super::resolve_model(&args.path, false)?
+        let opts = wgpu_infer::hub::HubOptions::from_env();
+        wgpu_infer::hub::resolve(&args.path, &opts)?
     };
     let (file, config) = if path.is_dir() {
         let cfg = path.join("config.json");
@@ -69,7 +70,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
     }
     let w = Weights::open(&file)?;
     let list = w.list();
-    let by_names = w.detect_kind();
+    let by_names = detect_kind(&w);
     let mut warnings = Vec::new();
     let (kind, from): (Option<ModelKind>, Option<&'static str>) = match (&config, by_names) {
         (Some(c), names) => {

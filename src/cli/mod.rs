@@ -1,6 +1,8 @@
-//! Subcommands of the `wgpu-infer` binary.
+//! Subcommands of the `wgpu-infer` binary. User-facing text (hints, progress bars) lives here,
+//! not in the library.
 
 mod bench;
+mod bench_harness;
 mod classify;
 mod detect;
 mod embed;
@@ -8,8 +10,9 @@ mod generate;
 mod info;
 mod inspect;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use wgpu_infer::{Backend, Device, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use wgpu_infer::{Backend, DType, Device, Error, LoadOptions, Result};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,37 +51,97 @@ pub enum BackendKind {
 }
 
 /// Storage type of the large weights (matmul weights, embedding tables).
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum WeightDtype {
     F32,
     /// Half the weight bytes; arithmetic stays f32 (within 1e-2 of f32 results).
     F16,
 }
 
-/// Load options from the CLI flags; the loading bar shows unless `quiet` (and only on a
-/// terminal).
-pub fn load_options(d: WeightDtype, quiet: bool) -> wgpu_infer::LoadOptions {
-    wgpu_infer::LoadOptions::with_dtype(match d {
-        WeightDtype::F32 => wgpu_infer::DType::F32,
-        WeightDtype::F16 => wgpu_infer::DType::F16,
-    })
-    .with_progress(!quiet)
+/// The flags every model command shares.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// Model folder (config.json, model.safetensors, ...), or a Hugging Face hub id (org/name)
+    /// from the hub cache, downloaded when missing and online.
+    #[arg(long)]
+    pub model: String,
+    #[arg(long, value_enum, default_value = "gpu")]
+    pub backend: BackendKind,
+    /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: WeightDtype,
+    /// No progress bars or warnings on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
-/// `--model`: a local folder, or a hub id (org/name) from the Hugging Face cache, downloaded
-/// when missing and online (progress on stderr unless `quiet`).
-pub fn resolve_model(spec: &str, quiet: bool) -> Result<std::path::PathBuf> {
-    use std::io::IsTerminal;
-    let mut opts = wgpu_infer::hub::HubOptions::from_env();
-    opts.progress = !quiet && std::io::stderr().is_terminal();
-    wgpu_infer::hub::resolve(spec, &opts)
+impl ModelArgs {
+    /// `--model` as a folder: a local one as is, a hub id through the hub cache.
+    pub fn dir(&self) -> Result<PathBuf> {
+        use std::io::IsTerminal;
+        let mut opts = wgpu_infer::hub::HubOptions::from_env();
+        opts.progress = !self.quiet && std::io::stderr().is_terminal();
+        wgpu_infer::hub::resolve(&self.model, &opts)
+    }
+
+    pub fn backend(&self) -> Result<Backend> {
+        Ok(match self.backend {
+            BackendKind::Gpu => Backend::Gpu(Device::new()?),
+            BackendKind::Cpu => Backend::Cpu,
+        })
+    }
+
+    /// Load options from the flags, with a loading bar on a terminal unless `--quiet`; clear
+    /// the returned bar once loaded.
+    pub fn load_options(&self) -> (LoadOptions, indicatif::ProgressBar) {
+        use std::io::IsTerminal;
+        let dtype = match self.dtype {
+            WeightDtype::F32 => DType::F32,
+            WeightDtype::F16 => DType::F16,
+        };
+        let opts = LoadOptions::with_dtype(dtype);
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return (opts, indicatif::ProgressBar::hidden());
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("loading [{bar:30}] {pos}/{len} tensors")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let b = bar.clone();
+        let opts = opts.with_progress(move |done, total| {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        });
+        (opts, bar)
+    }
+
+    /// Prints load warnings unless `--quiet`.
+    pub fn warn(&self, warnings: &[String]) {
+        if !self.quiet {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
 }
 
-pub fn backend(kind: BackendKind) -> Result<Backend> {
-    Ok(match kind {
-        BackendKind::Gpu => Backend::Gpu(Device::new()?),
-        BackendKind::Cpu => Backend::Cpu,
-    })
+/// Loads a model with `load(backend, dir, options)`, with the loading bar and warnings of the
+/// shared flags.
+pub fn load<M>(
+    args: &ModelArgs,
+    load: impl FnOnce(Backend, &std::path::Path, &LoadOptions) -> Result<M>,
+    warnings: impl Fn(&M) -> &[String],
+) -> Result<M> {
+    let dir = args.dir()?;
+    let backend = args.backend()?;
+    let (opts, bar) = args.load_options();
+    let model = load(backend, &dir, &opts);
+    bar.finish_and_clear();
+    let model = model?;
+    args.warn(warnings(&model));
+    Ok(model)
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -90,5 +153,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Classify(a) => classify::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Inspect(a) => inspect::run(a),
+    }
+}
+
+/// An error as the CLI prints it: the library's message, plus which command runs a folder of
+/// another model family.
+pub fn describe(e: &Error) -> String {
+    match e {
+        Error::WrongModel { found, .. } => {
+            let hint = match found.as_str() {
+                "bert" => " (`wgpu-infer embed` runs BERT)",
+                "gpt2" => " (`wgpu-infer generate` runs GPT-2)",
+                "vit" => " (`wgpu-infer classify` runs ViT)",
+                "yolov8" => " (`wgpu-infer detect` runs YOLOv8)",
+                _ => "",
+            };
+            format!("{e}{hint}")
+        }
+        e => e.to_string(),
     }
 }

@@ -1,6 +1,6 @@
 //! CPU executor: runs every node's reference kernel in order. This is the oracle, not a fast path.
 
-use super::{Graph, Plan, PlanStats, Source, State};
+use super::{Graph, Outputs, PlanStats, Source, State};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::sync::{Arc, Mutex};
@@ -40,8 +40,8 @@ impl CpuPlan {
     }
 }
 
-impl Plan for CpuPlan {
-    fn run(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+impl CpuPlan {
+    pub(crate) fn run(&mut self, inputs: &[&Tensor]) -> Result<Outputs> {
         let g = self.graph.clone();
         g.check_feeds(inputs)?;
         // Computed tensors, by root value. Aliases are materialised on read.
@@ -58,9 +58,9 @@ impl Plan for CpuPlan {
             let root = g.root(v);
             let t = match &g.values[root.index()].source {
                 Source::Constant(c) => c.tensor().clone(),
-                Source::State => states[state_of(root.index()).unwrap()]
+                Source::State => states[state_of(root.index()).expect("a graph state")]
                     .lock()
-                    .unwrap()
+                    .unwrap_or_else(|p| p.into_inner())
                     .clone(),
                 _ => vals[root.index()].clone().ok_or_else(|| {
                     Error::Graph(format!(
@@ -87,8 +87,8 @@ impl Plan for CpuPlan {
                 .collect::<Result<_>>()?;
             if let Some(w) = w {
                 let root = g.root(node.inputs[w]);
-                let st = self.states[state_of(root.index()).unwrap()].clone();
-                let mut target = st.lock().unwrap();
+                let st = self.states[state_of(root.index()).expect("a graph state")].clone();
+                let mut target = st.lock().unwrap_or_else(|p| p.into_inner());
                 let others: Vec<&Tensor> = ins.iter().collect();
                 node.op.cpu_write(&mut target, &others)?;
             } else {
@@ -123,20 +123,23 @@ impl Plan for CpuPlan {
                 }
             }
         }
-        g.outputs
+        let tensors = g
+            .outputs
             .iter()
             .map(|(_, o)| fetch(&vals, &self.states, *o))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let names = g.outputs.iter().map(|(n, _)| n.clone()).collect();
+        Ok(Outputs::new(names, tensors))
     }
 
-    fn stats(&self) -> PlanStats {
+    pub(crate) fn stats(&self) -> PlanStats {
         PlanStats {
             dispatches: self.graph.nodes.len(),
             ..Default::default()
         }
     }
 
-    fn graph(&self) -> &Arc<Graph> {
+    pub(crate) fn graph(&self) -> &Arc<Graph> {
         &self.graph
     }
 }

@@ -3,239 +3,12 @@
 //! writes the inputs, records all dispatches into one compute pass, submits once and reads back
 //! only the graph outputs.
 
-use super::{plan_memory, Graph, Interval, Plan, PlanStats, Source, State, ValueId};
-use crate::device::{map_read, BindingKind, Device, Kernel, TexFormat};
+use super::lower::{Arg, Lower, Packed, Resource};
+use super::{plan_memory, DispatchTime, Graph, Interval, Outputs, PlanStats, Source, State, ValueId};
+use crate::device::{map_read, Device, Kernel, TexFormat};
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, ValueInfo};
 use std::sync::Arc;
-
-/// A device resource holding (part of) a constant.
-#[derive(Debug)]
-pub enum Resource {
-    Buffer {
-        buffer: wgpu::Buffer,
-        size: u64,
-    },
-    Texture {
-        texture: wgpu::Texture,
-        view: wgpu::TextureView,
-        format: TexFormat,
-    },
-}
-
-/// One piece of a packed constant. `meta` is op-defined (e.g. the row range it covers).
-#[derive(Debug)]
-pub struct PackedChunk {
-    pub resource: Resource,
-    pub meta: [u32; 4],
-}
-
-/// A constant in a device layout chosen by a kernel, possibly split into chunks (each within
-/// the adapter's binding limit).
-#[derive(Debug, Default)]
-pub struct Packed {
-    pub chunks: Vec<PackedChunk>,
-}
-
-impl Packed {
-    pub fn bytes(&self) -> u64 {
-        self.chunks
-            .iter()
-            .map(|c| match &c.resource {
-                Resource::Buffer { size, .. } => *size,
-                Resource::Texture { texture, .. } => {
-                    let s = texture.size();
-                    s.width as u64 * s.height as u64 * 16
-                }
-            })
-            .sum()
-    }
-
-    /// A single storage buffer holding `bytes`.
-    pub fn buffer(device: &Device, label: &str, bytes: &[u8]) -> Result<Packed> {
-        let max = device.limits().max_buffer_size;
-        if bytes.len() as u64 > max {
-            return Err(Error::Limit {
-                what: format!("constant '{label}'"),
-                needed: bytes.len() as u64,
-                limit: max,
-                limit_name: "max_buffer_size",
-            });
-        }
-        let buffer = device.upload(label, bytes, wgpu::BufferUsages::COPY_SRC);
-        Ok(Packed {
-            chunks: vec![PackedChunk {
-                resource: Resource::Buffer {
-                    buffer,
-                    // The upload pads to whole u32 (f16 data of odd length).
-                    size: (bytes.len() as u64).div_ceil(4).max(1) * 4,
-                },
-                meta: [0; 4],
-            }],
-        })
-    }
-}
-
-/// A kernel argument, bound in order at @binding(0), (1), ...
-#[derive(Debug)]
-pub enum Arg {
-    /// Whole value, read-only storage.
-    Read(ValueId),
-    /// Whole value, read-write storage (the op's output).
-    Write(ValueId),
-    /// Byte range of a value, read-only (for values larger than one binding).
-    ReadRange {
-        value: ValueId,
-        offset: u64,
-        size: u64,
-    },
-    /// Byte range of a value, read-write.
-    WriteRange {
-        value: ValueId,
-        offset: u64,
-        size: u64,
-    },
-    /// Op-private temporary created with [`Lower::scratch`].
-    Scratch { id: usize, write: bool },
-    /// Chunk `k` of a packed constant (storage buffer, or read-only storage texture).
-    Packed(Arc<Packed>, usize),
-    /// Op-private storage texture created with [`Lower::scratch_texture`].
-    ScratchTexture { id: usize, write: bool },
-    /// A small uniform block (shape parameters).
-    Uniform(Vec<u8>),
-}
-
-pub(crate) struct DispatchDesc {
-    kernel: Arc<Kernel>,
-    args: Vec<Arg>,
-    groups: [u32; 3],
-    node: usize,
-}
-
-/// Lowering context handed to [`crate::ops::Op::gpu`].
-pub struct Lower<'a> {
-    device: &'a Device,
-    graph: &'a Graph,
-    node: usize,
-    dispatches: Vec<DispatchDesc>,
-    /// (node, bytes) of each scratch buffer.
-    scratch: Vec<(usize, u64)>,
-    /// (width, height, format, layout tag) of each scratch texture.
-    scratch_tex: Vec<(u32, u32, TexFormat, u64)>,
-}
-
-impl<'a> Lower<'a> {
-    pub fn device(&self) -> &Device {
-        self.device
-    }
-    pub fn info(&self, v: ValueId) -> &ValueInfo {
-        self.graph.info(v)
-    }
-    pub fn graph(&self) -> &Graph {
-        self.graph
-    }
-    /// The constant behind `v`, if it is one.
-    pub fn constant(&self, v: ValueId) -> Option<&Arc<super::Constant>> {
-        self.graph.as_constant(v)
-    }
-
-    /// A temporary buffer live only during this node.
-    pub fn scratch(&mut self, bytes: u64) -> usize {
-        self.scratch.push((self.node, bytes.max(4)));
-        self.scratch.len() - 1
-    }
-
-    /// A temporary storage texture live only during this node. Textures of equal size, format
-    /// and `layout` tag are shared across nodes (each node writes before it reads); give
-    /// layouts whose never-written texels must stay zero their own tag.
-    pub fn scratch_texture(
-        &mut self,
-        width: u32,
-        height: u32,
-        format: TexFormat,
-        layout: u64,
-    ) -> Result<usize> {
-        let max = self.device.limits().max_texture_dimension_2d;
-        if width > max || height > max || width == 0 || height == 0 {
-            return Err(Error::Limit {
-                what: format!("scratch texture of {width}x{height} texels"),
-                needed: width.max(height) as u64,
-                limit: max as u64,
-                limit_name: "max_texture_dimension_2d",
-            });
-        }
-        self.scratch_tex.push((width, height, format, layout));
-        Ok(self.scratch_tex.len() - 1)
-    }
-
-    /// Records a dispatch of `shader` (specialised by `defines`) over `groups` workgroups.
-    pub fn dispatch(
-        &mut self,
-        shader: &str,
-        defines: &[(&str, String)],
-        args: Vec<Arg>,
-        groups: [u32; 3],
-    ) -> Result<()> {
-        let max = self.device.limits().max_compute_workgroups_per_dimension;
-        if groups.iter().any(|&g| g > max) {
-            return Err(Error::Limit {
-                what: format!("{shader} dispatch {groups:?}"),
-                needed: *groups.iter().max().unwrap() as u64,
-                limit: max as u64,
-                limit_name: "max_compute_workgroups_per_dimension",
-            });
-        }
-        if groups.contains(&0) {
-            return Ok(());
-        }
-        let kinds: Vec<BindingKind> = args
-            .iter()
-            .map(|a| match a {
-                Arg::Read(_) | Arg::ReadRange { .. } => BindingKind::StorageRead,
-                Arg::Write(_) | Arg::WriteRange { .. } => BindingKind::StorageWrite,
-                Arg::Scratch { write, .. } => {
-                    if *write {
-                        BindingKind::StorageWrite
-                    } else {
-                        BindingKind::StorageRead
-                    }
-                }
-                Arg::Packed(p, k) => match p.chunks.get(*k).map(|c| &c.resource) {
-                    Some(Resource::Texture { format, .. }) => BindingKind::TextureRead(*format),
-                    _ => BindingKind::StorageRead,
-                },
-                Arg::ScratchTexture { id, write } => {
-                    let f = self.scratch_tex[*id].2;
-                    if *write {
-                        BindingKind::TextureWrite(f)
-                    } else {
-                        BindingKind::TextureRead(f)
-                    }
-                }
-                Arg::Uniform(_) => BindingKind::Uniform,
-            })
-            .collect();
-        let kernel = self.device.kernel(shader, defines, &kinds)?;
-        self.dispatches.push(DispatchDesc {
-            kernel,
-            args,
-            groups,
-            node: self.node,
-        });
-        Ok(())
-    }
-}
-
-/// Splits `n` workgroups into a 2-D grid within the per-dimension limit. Kernels recover the
-/// linear id as `wg.x + wg.y * num_workgroups.x` and return when it is `>= n`.
-pub fn grid(device: &Device, n: u32) -> [u32; 3] {
-    let max = device.limits().max_compute_workgroups_per_dimension.max(1);
-    if n <= max {
-        [n, 1, 1]
-    } else {
-        [max, n.div_ceil(max), 1]
-    }
-}
 
 /// Where a value's bytes live.
 #[derive(Clone, Debug)]
@@ -252,6 +25,9 @@ pub struct GpuPlan {
     inputs: Vec<wgpu::Buffer>,
     dispatches: Vec<(Arc<Kernel>, wgpu::BindGroup, [u32; 3], usize)>,
     outputs: Vec<(wgpu::Buffer, u64, u64, ValueInfo, wgpu::Buffer)>,
+    /// Set while readbacks are in flight: a run whose future was dropped mid-way leaves the
+    /// staging buffers mapping, and the next run must unmap them first.
+    maps_pending: bool,
     stats: PlanStats,
     // Keeps pooled buffers alive (bind groups hold references too).
     _pool: Vec<wgpu::Buffer>,
@@ -264,34 +40,40 @@ fn pad4(n: u64) -> u64 {
 }
 
 impl GpuPlan {
-    pub(crate) fn new(device: &Device, graph: Arc<Graph>, states: &[&State]) -> Result<Self> {
+    pub(crate) async fn new(device: &Device, graph: Arc<Graph>, states: &[&State]) -> Result<Self> {
         let dev = device.wgpu();
+        // The guards never cross an await (they are per thread): push, build, pop, then wait.
         let scope_v = dev.push_error_scope(wgpu::ErrorFilter::Validation);
         let scope_m = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let result = Self::build(device, graph, states);
-        let oom = pollster::block_on(scope_m.pop());
-        let val = pollster::block_on(scope_v.pop());
-        if let Some(e) = oom.or(val) {
+        let mut new_kernels = Vec::new();
+        let result = Self::build(device, graph, states, &mut new_kernels);
+        let (oom, val) = (scope_m.pop(), scope_v.pop());
+        if let Some(e) = oom.await.or(val.await) {
+            // A kernel the driver rejected must not be served from the cache again.
+            device.forget_kernels(&new_kernels);
             return Err(Error::gpu("compiling graph", e));
         }
         result
     }
 
-    fn build(device: &Device, graph: Arc<Graph>, states: &[&State]) -> Result<Self> {
+    fn build(
+        device: &Device,
+        graph: Arc<Graph>,
+        states: &[&State],
+        new_kernels: &mut Vec<crate::device::KernelKey>,
+    ) -> Result<Self> {
         let g = &*graph;
         // 1. Lower nodes to dispatches.
-        let mut lower = Lower {
-            device,
-            graph: g,
-            node: 0,
-            dispatches: Vec::new(),
-            scratch: Vec::new(),
-            scratch_tex: Vec::new(),
-        };
-        for (n, node) in g.nodes.iter().enumerate() {
-            lower.node = n;
-            node.op.gpu(&mut lower, &node.inputs, &node.outputs)?;
-        }
+        let mut lower = Lower::new(device, g);
+        let lowered = (|| {
+            for (n, node) in g.nodes.iter().enumerate() {
+                lower.node = n;
+                node.op.gpu(&mut lower, &node.inputs, &node.outputs)?;
+            }
+            Ok::<(), Error>(())
+        })();
+        new_kernels.append(&mut lower.new_kernels);
+        lowered?;
         let Lower {
             dispatches,
             scratch,
@@ -607,6 +389,12 @@ impl GpuPlan {
                 _ => None,
             })
             .sum();
+        let mut kernels: Vec<String> = Vec::new();
+        for (k, ..) in &bound {
+            if !kernels.contains(&k.name) {
+                kernels.push(k.name.clone());
+            }
+        }
         let stats = PlanStats {
             dispatches: bound.len(),
             intermediate_bytes: mplan.total_bytes(),
@@ -614,6 +402,7 @@ impl GpuPlan {
             buffers: pool.len(),
             io_bytes,
             constant_bytes,
+            kernels,
         };
         Ok(GpuPlan {
             device: device.clone(),
@@ -621,6 +410,7 @@ impl GpuPlan {
             inputs,
             dispatches: bound,
             outputs,
+            maps_pending: false,
             stats,
             _pool: pool,
             _uniforms: uniforms,
@@ -671,39 +461,67 @@ impl GpuPlan {
         Ok(())
     }
 
-    fn read_outputs(&self) -> Result<Vec<Tensor>> {
-        if self.outputs.is_empty() {
-            self.device.wait()?;
+    /// Writes the inputs and submits `cmds` under error scopes; errors of either are returned.
+    async fn submit(
+        &mut self,
+        inputs: &[&Tensor],
+        cmds: impl FnOnce(&Self) -> Vec<wgpu::CommandBuffer>,
+    ) -> Result<()> {
+        if self.maps_pending {
+            for (.., staging) in &self.outputs {
+                staging.unmap();
+            }
+            self.maps_pending = false;
         }
-        let mut out = Vec::with_capacity(self.outputs.len());
-        for (_, _, size, info, staging) in &self.outputs {
-            let bytes = map_read(&self.device, staging, *size)?;
-            out.push(Tensor::from_bytes(
-                &info.shape,
-                info.dtype,
-                &bytes[..info.bytes()],
-            )?);
-        }
-        Ok(out)
-    }
-
-    fn guarded<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let dev = self.device.wgpu();
         let scope_v = dev.push_error_scope(wgpu::ErrorFilter::Validation);
         let scope_m = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let r = f();
-        let oom = pollster::block_on(scope_m.pop());
-        let val = pollster::block_on(scope_v.pop());
-        if let Some(e) = oom.or(val) {
-            return Err(Error::gpu("run", e));
-        }
-        if let Some(e) = self.device.take_errors() {
+        let r = self.write_inputs(inputs).map(|()| {
+            let c = cmds(self);
+            self.device.queue().submit(c);
+        });
+        let (oom, val) = (scope_m.pop(), scope_v.pop());
+        if let Some(e) = oom.await.or(val.await) {
             return Err(Error::gpu("run", e));
         }
         r
     }
 
-    fn profile_impl(&mut self, inputs: &[&Tensor]) -> Result<Option<Vec<(String, String, f64)>>> {
+    /// Reads every output back (all maps requested at once, then awaited).
+    async fn read_outputs(&mut self) -> Result<Outputs> {
+        if self.outputs.is_empty() {
+            self.device.flush().await?;
+        }
+        self.maps_pending = true;
+        let device = &self.device;
+        let pending: Vec<_> = self
+            .outputs
+            .iter()
+            .map(|(_, _, size, _, staging)| map_read(device, staging, *size))
+            .collect();
+        let mut tensors = Vec::with_capacity(pending.len());
+        for (p, (_, _, _, info, _)) in pending.into_iter().zip(&self.outputs) {
+            let bytes = p.await?;
+            tensors.push(Tensor::from_bytes(
+                &info.shape,
+                info.dtype,
+                &bytes[..info.bytes()],
+            )?);
+        }
+        self.maps_pending = false;
+        if let Some(e) = self.device.take_errors() {
+            return Err(Error::gpu("run", e));
+        }
+        let names = self.graph.outputs.iter().map(|(n, _)| n.clone()).collect();
+        Ok(Outputs::new(names, tensors))
+    }
+
+    pub(crate) async fn run(&mut self, inputs: &[&Tensor]) -> Result<Outputs> {
+        self.submit(inputs, |p| vec![p.encode(None)]).await?;
+        self.read_outputs().await
+    }
+
+    pub(crate) async fn profile(&mut self, inputs: &[&Tensor]) -> Result<Option<Vec<DispatchTime>>> {
         if !self
             .device
             .features()
@@ -712,74 +530,56 @@ impl GpuPlan {
         {
             return Ok(None);
         }
-        self.guarded(|| {
-            self.write_inputs(inputs)?;
-            let n = (self.dispatches.len() * 2) as u32;
-            let dev = self.device.wgpu();
-            let qs = dev.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("profile"),
-                ty: wgpu::QueryType::Timestamp,
-                count: n,
-            });
-            let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("ts"),
-                size: n as u64 * 8,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("ts-staging"),
-                size: n as u64 * 8,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let cmd = self.encode(Some(&qs));
+        let n = (self.dispatches.len() * 2) as u32;
+        let dev = self.device.wgpu().clone();
+        let qs = dev.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count: n,
+        });
+        let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ts"),
+            size: n as u64 * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ts-staging"),
+            size: n as u64 * 8,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.submit(inputs, |p| {
+            let cmd = p.encode(Some(&qs));
             let mut enc =
                 dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
             enc.resolve_query_set(&qs, 0..n, &resolve, 0);
             enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, n as u64 * 8);
-            self.device.queue().submit([cmd, enc.finish()]);
-            let _ = self.read_outputs()?;
-            let raw = map_read(&self.device, &staging, n as u64 * 8)?;
-            let ts: &[u64] = bytemuck::cast_slice(&raw);
-            let period = self.device.queue().get_timestamp_period() as f64;
-            Ok(Some(
-                self.dispatches
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (k, _, _, node))| {
-                        let dt = ts[2 * i + 1].saturating_sub(ts[2 * i]) as f64 * period;
-                        (
-                            self.graph.nodes[*node].op.name().to_string(),
-                            k.name.clone(),
-                            dt,
-                        )
-                    })
-                    .collect(),
-            ))
+            vec![cmd, enc.finish()]
         })
-    }
-}
-
-impl Plan for GpuPlan {
-    fn run(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-        self.guarded(|| {
-            self.write_inputs(inputs)?;
-            let cmd = self.encode(None);
-            self.device.queue().submit([cmd]);
-            self.read_outputs()
-        })
+        .await?;
+        let _ = self.read_outputs().await?;
+        let raw = map_read(&self.device, &staging, n as u64 * 8).await?;
+        let ts: &[u64] = bytemuck::cast_slice(&raw);
+        let period = self.device.queue().get_timestamp_period() as f64;
+        Ok(Some(
+            self.dispatches
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _, _, node))| DispatchTime {
+                    op: self.graph.nodes[*node].op.name().to_string(),
+                    kernel: k.name.clone(),
+                    nanos: ts[2 * i + 1].saturating_sub(ts[2 * i]) as f64 * period,
+                })
+                .collect(),
+        ))
     }
 
-    fn stats(&self) -> PlanStats {
+    pub(crate) fn stats(&self) -> PlanStats {
         self.stats.clone()
     }
 
-    fn graph(&self) -> &Arc<Graph> {
+    pub(crate) fn graph(&self) -> &Arc<Graph> {
         &self.graph
-    }
-
-    fn profile(&mut self, inputs: &[&Tensor]) -> Result<Option<Vec<(String, String, f64)>>> {
-        self.profile_impl(inputs)
     }
 }

@@ -1,18 +1,25 @@
 //! Graph IR: values (inputs, constants, states, op outputs, reshaped views) and op nodes in
 //! execution order. A graph is built once per input shape and then compiled for a backend
-//! ([`Backend::compile`]) into a [`Plan`] that runs many times.
+//! ([`Backend::compile_async`]) into a [`Plan`] that runs many times.
+//!
+//! This layer knows the [`Op`] trait, not the ops: `crate::ops` implements it.
 
 mod cpu;
 mod gpu;
+mod lower;
+mod memory;
+mod op;
 mod plan;
+mod tune;
 
-pub use cpu::CpuPlan;
-pub use gpu::{grid as grid_for, Arg, GpuPlan, Lower, Packed, PackedChunk, Resource};
-pub use plan::{plan_memory, Interval, MemoryPlan};
+pub use lower::{grid as grid_for, Arg, Lower, Packed, PackedChunk, Params, Resource};
+pub use memory::{plan_memory, Interval, MemoryPlan};
+pub use op::Op;
+pub use plan::{Backend, DispatchTime, Outputs, Plan, PlanCache, PlanStats, State};
+pub use tune::Tunable;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::ops::Op;
 use crate::tensor::{DType, Tensor, ValueInfo};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,7 +102,7 @@ impl Constant {
         make: impl FnOnce(&Tensor) -> Result<Packed>,
     ) -> Result<Arc<Packed>> {
         let k = (device.id(), key.to_string());
-        let mut map = self.gpu.lock().unwrap();
+        let mut map = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = map.get(&k) {
             return Ok(p.clone());
         }
@@ -107,7 +114,12 @@ impl Constant {
 
     /// Bytes held on devices by this constant (all packed forms).
     pub fn device_bytes(&self) -> u64 {
-        self.gpu.lock().unwrap().values().map(|p| p.bytes()).sum()
+        self.gpu
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|p| p.bytes())
+            .sum()
     }
 }
 
@@ -350,224 +362,3 @@ impl Graph {
     }
 }
 
-/// Counters describing a compiled plan.
-#[derive(Clone, Debug, Default)]
-pub struct PlanStats {
-    /// GPU dispatches (or CPU op calls) per run.
-    pub dispatches: usize,
-    /// Bytes of pooled intermediate buffers (the memory plan's peak).
-    pub intermediate_bytes: u64,
-    /// Bytes the intermediates would take without buffer reuse.
-    pub unplanned_bytes: u64,
-    /// Distinct pooled buffers.
-    pub buffers: usize,
-    /// Bytes of input, output staging and uniform buffers.
-    pub io_bytes: u64,
-    /// Bytes of constants (weights) on the device, all packed forms.
-    pub constant_bytes: u64,
-}
-
-/// A graph compiled for one backend. Run it as often as you like.
-pub trait Plan: Send {
-    /// Runs the graph on `inputs` (in graph input order) and returns the outputs in declaration
-    /// order.
-    fn run(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>>;
-    fn stats(&self) -> PlanStats;
-    fn graph(&self) -> &Arc<Graph>;
-    /// Runs once with a timestamp around every dispatch: (op, kernel, nanoseconds) per dispatch.
-    /// `None` where the backend or adapter cannot time dispatches.
-    fn profile(&mut self, _inputs: &[&Tensor]) -> Result<Option<Vec<(String, String, f64)>>> {
-        Ok(None)
-    }
-}
-
-/// A persistent buffer bound to graph states (e.g. a KV cache) on one backend.
-#[derive(Clone)]
-pub enum State {
-    Gpu {
-        buffer: Arc<wgpu::Buffer>,
-        info: ValueInfo,
-    },
-    Cpu(Arc<Mutex<Tensor>>),
-}
-
-impl State {
-    pub fn info(&self) -> ValueInfo {
-        match self {
-            State::Gpu { info, .. } => info.clone(),
-            State::Cpu(t) => t.lock().unwrap().info(),
-        }
-    }
-    pub fn bytes(&self) -> u64 {
-        self.info().bytes() as u64
-    }
-}
-
-/// Where a graph runs: a GPU device, or the CPU reference kernels.
-#[derive(Clone, Debug)]
-pub enum Backend {
-    Gpu(Device),
-    Cpu,
-}
-
-impl Backend {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Gpu(_) => "gpu",
-            Backend::Cpu => "cpu",
-        }
-    }
-
-    pub fn device(&self) -> Option<&Device> {
-        match self {
-            Backend::Gpu(d) => Some(d),
-            Backend::Cpu => None,
-        }
-    }
-
-    /// Compiles `graph`, binding `states` to the graph's states in order.
-    pub fn compile(&self, graph: Arc<Graph>, states: &[&State]) -> Result<Box<dyn Plan>> {
-        if states.len() != graph.states.len() {
-            return Err(Error::Graph(format!(
-                "graph has {} states, {} given",
-                graph.states.len(),
-                states.len()
-            )));
-        }
-        for (&id, s) in graph.states.iter().zip(states) {
-            let want = &graph.values[id.index()].info;
-            if &s.info() != want {
-                return Err(Error::Graph(format!(
-                    "state '{}' expects {} {:?}, got {:?}",
-                    graph.values[id.index()].name,
-                    want.dtype,
-                    want.shape,
-                    s.info()
-                )));
-            }
-        }
-        match self {
-            Backend::Gpu(d) => Ok(Box::new(GpuPlan::new(d, graph, states)?)),
-            Backend::Cpu => Ok(Box::new(CpuPlan::new(graph, states)?)),
-        }
-    }
-
-    /// A zero-filled persistent buffer.
-    pub fn new_state(&self, info: &ValueInfo) -> Result<State> {
-        match self {
-            Backend::Gpu(d) => {
-                let size = (info.bytes() as u64).div_ceil(4) * 4;
-                if size > d.limits().max_buffer_size {
-                    return Err(Error::Limit {
-                        what: format!("state buffer {:?}", info.shape),
-                        needed: size,
-                        limit: d.limits().max_buffer_size,
-                        limit_name: "max_buffer_size",
-                    });
-                }
-                let buffer = d.wgpu().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("state"),
-                    size,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                Ok(State::Gpu {
-                    buffer: Arc::new(buffer),
-                    info: info.clone(),
-                })
-            }
-            Backend::Cpu => Ok(State::Cpu(Arc::new(Mutex::new(Tensor::zeros(
-                &info.shape,
-                info.dtype,
-            ))))),
-        }
-    }
-
-    /// Copies a state back to the host (for tests and debugging).
-    pub fn read_state(&self, s: &State) -> Result<Tensor> {
-        match (self, s) {
-            (Backend::Gpu(d), State::Gpu { buffer, info }) => {
-                let bytes = d.read_buffer(buffer, 0, info.bytes() as u64)?;
-                Tensor::from_bytes(&info.shape, info.dtype, &bytes)
-            }
-            (Backend::Cpu, State::Cpu(t)) => Ok(t.lock().unwrap().clone()),
-            _ => Err(Error::Graph("state belongs to another backend".into())),
-        }
-    }
-}
-
-/// Compiled plans keyed by input shape (or any key), so a model rebuilds a plan only for a shape
-/// it has not seen. Kernels and uploaded weights are shared by every plan, so a new shape costs
-/// graph construction, lowering and buffer allocation, not shader compiles or uploads. Holds at
-/// most `capacity` plans (least recently used dropped first).
-pub struct PlanCache<K> {
-    capacity: usize,
-    plans: Vec<(K, Box<dyn Plan>)>,
-    builds: usize,
-}
-
-impl<K: PartialEq> PlanCache<K> {
-    pub fn new(capacity: usize) -> Self {
-        PlanCache {
-            capacity: capacity.max(1),
-            plans: Vec::new(),
-            builds: 0,
-        }
-    }
-
-    /// The plan for `key`, compiled by `build` on first use.
-    pub fn get_or_build(
-        &mut self,
-        key: K,
-        build: impl FnOnce() -> Result<Box<dyn Plan>>,
-    ) -> Result<&mut dyn Plan> {
-        if let Some(i) = self.plans.iter().position(|(k, _)| *k == key) {
-            let entry = self.plans.remove(i);
-            self.plans.push(entry);
-        } else {
-            let plan = build()?;
-            self.builds += 1;
-            if self.plans.len() == self.capacity {
-                self.plans.remove(0);
-            }
-            self.plans.push((key, plan));
-        }
-        Ok(self.plans.last_mut().unwrap().1.as_mut())
-    }
-
-    /// How many plans have been compiled so far.
-    pub fn builds(&self) -> usize {
-        self.builds
-    }
-
-    /// Device bytes of the largest cached plan: weights it binds + intermediates + I/O.
-    pub fn peak_bytes(&self) -> u64 {
-        self.plans
-            .iter()
-            .map(|(_, p)| {
-                let s = p.stats();
-                s.constant_bytes + s.intermediate_bytes + s.io_bytes
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Statistics of the most recently used plan.
-    pub fn last_stats(&self) -> Option<PlanStats> {
-        self.plans.last().map(|(_, p)| p.stats())
-    }
-
-    pub fn len(&self) -> usize {
-        self.plans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.plans.is_empty()
-    }
-
-    pub fn clear(&mut self) {
-        self.plans.clear();
-    }
-}

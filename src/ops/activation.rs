@@ -1,9 +1,9 @@
 //! Elementwise activations: GELU (exact erf and tanh forms), SiLU, sigmoid, erf, ReLU.
 //! Also used as fused epilogues by matmul and conv2d.
 
-use super::{expect_f32, expect_inputs, groups_for, Op, Params};
+use super::{expect_f32, expect_inputs, groups_for};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

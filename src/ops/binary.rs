@@ -1,8 +1,8 @@
 //! Elementwise add / sub / mul / div with numpy broadcasting.
 
-use super::{expect_f32, expect_inputs, groups_for, shapes, Op, Params};
+use super::{expect_f32, expect_inputs, groups_for, shapes};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{strides, Tensor, ValueInfo};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,9 +147,9 @@ impl Op for Binary {
             .u32(out.len() as u32)
             .u32(0)
             .u32(0)
-            .u32s(&u(out.clone()), 2)
-            .u32s(&u(broadcast_strides(&a.shape, &out)), 2)
-            .u32s(&u(broadcast_strides(&b.shape, &out)), 2);
+            .u32s(&u(out.clone()), 2)?
+            .u32s(&u(broadcast_strides(&a.shape, &out)), 2)?
+            .u32s(&u(broadcast_strides(&b.shape, &out)), 2)?;
         let groups = groups_for(cx, n, 256);
         cx.dispatch(
             "binary.wgsl",

@@ -1,8 +1,8 @@
 //! Concatenation along one axis.
 
-use super::{axis, copy_words, expect_32bit, shapes, strided_copy, strided_copy_cpu, Op};
+use super::{axis, copy_words, expect_32bit, shapes, strided_copy, strided_copy_cpu};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Lower, ValueId};
+use crate::graph::{Graph, Lower, Op, ValueId};
 use crate::tensor::{strides, Tensor, ValueInfo};
 
 #[derive(Debug, Clone)]

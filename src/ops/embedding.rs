@@ -1,9 +1,9 @@
 //! Embedding gather: rows of a [vocab, dim] table picked by u32 ids. Tables larger than one
 //! storage binding (GPT-2's 50257 x 768 f32 is 154 MB) are bound in row ranges.
 
-use super::{expect_inputs, groups_for, shapes, Op, Params};
+use super::{expect_inputs, groups_for, shapes};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{DType, Tensor, ValueInfo};
 
 #[derive(Debug, Clone)]

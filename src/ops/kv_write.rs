@@ -1,9 +1,9 @@
 //! Writes a block of rows into a persistent cache (a graph state) at a run-time offset: the
 //! KV-cache update of autoregressive decoding. `cache[b, past + i, :] = src[b, i, col..col+w]`.
 
-use super::{expect_inputs, groups_for, shapes, Op, Params};
+use super::{expect_inputs, groups_for, shapes};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{DType, Tensor, ValueInfo};
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! LayerNorm over the last axis with affine weight and bias.
 
-use super::{expect_f32, expect_inputs, groups_for, row_reduce, shapes, Op, Params};
+use super::{expect_f32, expect_inputs, groups_for, row_reduce, shapes};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 use std::fmt::Write;
 
@@ -89,7 +89,7 @@ impl Op for LayerNorm {
 const V4_MAX_N: usize = 1536;
 
 /// Generated parts of layernorm_v4.wgsl for rows of `nv` vec4.
-pub fn v4_defines(nv: usize) -> Vec<(&'static str, String)> {
+pub(crate) fn v4_defines(nv: usize) -> Vec<(&'static str, String)> {
     let per_lane = nv.div_ceil(8);
     let (mut loads, mut sums, mut vars, mut stores) =
         (String::new(), String::new(), String::new(), String::new());

@@ -1,8 +1,8 @@
 //! Mean over one axis (the axis is removed).
 
-use super::{axis, expect_f32, expect_inputs, groups_for, Op, Params};
+use super::{axis, expect_f32, expect_inputs, groups_for};
 use crate::error::Result;
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
 #[derive(Debug, Clone)]

@@ -1,22 +1,22 @@
-//! Ops. Each module holds one op: its shape rule, a plain CPU reference kernel (the oracle) and
-//! its GPU lowering, plus a `Graph` builder method.
+//! Ops. Each module (or folder, for ops with several kernel variants) holds one op: its shape
+//! rule, a plain CPU reference kernel (the oracle), its GPU variants and their choice, plus a
+//! `Graph` builder method. [`cases`] lists every op's parity and benchmark cases.
 
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Lower, ValueId};
+use crate::graph::{Arg, Lower, Params, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
 pub mod activation;
 pub mod attention;
 pub mod binary;
+pub mod cases;
 pub mod concat;
 pub mod conv2d;
-pub mod conv2d_tex;
 pub mod embedding;
 pub mod expand;
 pub mod kv_write;
 pub mod layernorm;
 pub mod matmul;
-pub mod matmul_cw;
 pub mod maxpool2d;
 pub mod mean;
 pub mod permute;
@@ -26,69 +26,9 @@ pub mod upsample;
 pub mod yolo_decode;
 
 pub use activation::Act;
-pub use matmul::MatmulVariant;
-
-/// An operation in a graph.
-pub trait Op: std::fmt::Debug + Send + Sync {
-    fn name(&self) -> &'static str;
-    /// Shape rule: output infos from input infos, or a typed error naming the op and shapes.
-    fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>>;
-    /// Reference kernel (f32, straightforward loops).
-    fn cpu(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>>;
-    /// Emits the GPU dispatches that compute `outputs` from `inputs`.
-    fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()>;
-    /// Index of an input (a graph state) this op updates in place; such ops have no outputs.
-    fn writes_input(&self) -> Option<usize> {
-        None
-    }
-    /// Reference kernel of an in-place op: `target` is the written input, `inputs` the others.
-    fn cpu_write(&self, _target: &mut Tensor, _inputs: &[&Tensor]) -> Result<()> {
-        Err(Error::Graph(format!(
-            "{} is not an in-place op",
-            self.name()
-        )))
-    }
-    /// Floating-point operations per run (multiply-add = 2), for throughput reports.
-    fn flops(&self, _inputs: &[&ValueInfo]) -> u64 {
-        0
-    }
-}
-
-/// Builds a uniform block field by field (std140-compatible for scalars and vec4 arrays).
-#[derive(Default, Debug, Clone)]
-pub struct Params(Vec<u8>);
-
-impl Params {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn u32(mut self, v: u32) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    pub fn f32(mut self, v: f32) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    /// An `array<vec4<u32>, n_vec4>` (16-byte aligned), zero padded.
-    pub fn u32s(mut self, vals: &[u32], n_vec4: usize) -> Self {
-        assert!(
-            vals.len() <= n_vec4 * 4,
-            "too many values for the uniform array"
-        );
-        while !self.0.len().is_multiple_of(16) {
-            self.0.push(0);
-        }
-        for i in 0..n_vec4 * 4 {
-            let v = vals.get(i).copied().unwrap_or(0);
-            self.0.extend_from_slice(&v.to_le_bytes());
-        }
-        self
-    }
-    pub fn arg(self) -> Arg {
-        Arg::Uniform(self.0)
-    }
-}
+pub use attention::{Attention, AttentionVariant};
+pub use conv2d::{Conv2d, ConvVariant};
+pub use matmul::{Epilogue, Layout, Matmul, MatmulVariant};
 
 /// Checks the number of inputs.
 pub(crate) fn expect_inputs(op: &str, inputs: &[&ValueInfo], n: usize) -> Result<()> {
@@ -181,9 +121,9 @@ pub(crate) fn strided_copy(
         .u32(shape.len() as u32)
         .u32(src_base as u32)
         .u32(dst_base as u32)
-        .u32s(&u(shape), 2)
-        .u32s(&u(src_strides), 2)
-        .u32s(&u(dst_strides), 2);
+        .u32s(&u(shape), 2)?
+        .u32s(&u(src_strides), 2)?
+        .u32s(&u(dst_strides), 2)?;
     let groups = groups_for(cx, n, 256);
     let t = if vec4 { "vec4<u32>" } else { "u32" };
     cx.dispatch(
@@ -296,7 +236,7 @@ pub(crate) fn expect_32bit(op: &str, inputs: &[&ValueInfo]) -> Result<()> {
 
 /// Workgroup size and reduction flavour for one-workgroup-per-row kernels: a single subgroup
 /// (no barriers) when the adapter has a fixed subgroup size, else a 64-wide tree in workgroup
-/// memory.
+/// memory (the portable variant).
 pub(crate) fn row_reduce(cx: &Lower<'_>) -> Vec<(&'static str, String)> {
     let d = cx.device();
     let info = d.adapter_info();
@@ -305,5 +245,126 @@ pub(crate) fn row_reduce(cx: &Lower<'_>) -> Vec<(&'static str, String)> {
         vec![("WG", lo.to_string()), ("RED", "subgroup".into())]
     } else {
         vec![("WG", "64".into()), ("RED", "tree".into())]
+    }
+}
+
+/// Every WGSL kernel is validated by naga without an adapter: with its defaults and with the
+/// specialisations the ops use.
+#[cfg(test)]
+mod shader_tests {
+    use crate::shaders::{compose, kernels, validate};
+
+    #[test]
+    fn every_kernel_validates_with_defaults() {
+        let mut n = 0;
+        for k in kernels() {
+            let src = compose(k.name, &[]).unwrap_or_else(|e| panic!("{e}"));
+            validate(k.name, &src).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+        assert!(n >= 12, "expected every kernel to be listed, found {n}");
+    }
+
+    #[test]
+    fn specialisations_validate() {
+        let s = |v: &str| v.to_string();
+        let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+            ("copy.wgsl", vec![("T", s("vec4<u32>"))]),
+            ("conv2d_pack.wgsl", vec![("V4", s("1"))]),
+            ("upsample.wgsl", vec![("W2", s("1"))]),
+            ("elementwise.wgsl", vec![("ACT", s("1"))]),
+            ("elementwise.wgsl", vec![("ACT", s("2"))]),
+            ("elementwise.wgsl", vec![("ACT", s("3"))]),
+            ("binary.wgsl", vec![("OP", s("3")), ("SAME", s("1"))]),
+            ("softmax.wgsl", vec![("WG", s("8")), ("RED", s("subgroup"))]),
+            ("softmax.wgsl", vec![("WG", s("64")), ("RED", s("tree"))]),
+            (
+                "layernorm.wgsl",
+                vec![("WG", s("32")), ("RED", s("subgroup"))],
+            ),
+            ("layernorm.wgsl", vec![("WG", s("256")), ("RED", s("tree"))]),
+            (
+                "matmul_tiled.wgsl",
+                vec![
+                    ("TRANS_B", s("1")),
+                    ("ACT", s("1")),
+                    ("HAS_BIAS", s("1")),
+                    ("HAS_RES", s("1")),
+                ],
+            ),
+            (
+                "matmul_reg.wgsl",
+                vec![("BMODE", s("0")), ("R", s("3")), ("HAS_BIAS", s("1"))],
+            ),
+            ("matmul_reg.wgsl", vec![("BMODE", s("1")), ("R", s("8"))]),
+            (
+                "matmul_reg.wgsl",
+                vec![("BMODE", s("2")), ("R", s("1")), ("HAS_RES", s("1"))],
+            ),
+            (
+                "attention.wgsl",
+                vec![
+                    ("WG", s("64")),
+                    ("D", s("7")),
+                    ("CAUSAL", s("1")),
+                    ("HAS_MASK", s("1")),
+                    ("HAS_LEN", s("1")),
+                ],
+            ),
+            (
+                "conv2d.wgsl",
+                vec![
+                    ("R", s("1")),
+                    ("ACT", s("3")),
+                    ("HAS_BIAS", s("1")),
+                    ("HAS_RES", s("1")),
+                ],
+            ),
+        ];
+        let mut cases = cases;
+        cases.push(("matmul_pack_a.wgsl", vec![("VEC", s("1"))]));
+        for nv in [1, 8, 9, 96, 384] {
+            cases.push((
+                "layernorm_v4.wgsl",
+                crate::ops::layernorm::v4_defines(nv),
+            ));
+        }
+        for half in [false, true] {
+            for r in [8, 16, 32] {
+                cases.push((
+                    "matmul_cw.wgsl",
+                    crate::ops::matmul::texture::cw_defines(r, half),
+                ));
+            }
+            cases.push((
+                "matmul_gemv.wgsl",
+                crate::ops::matmul::texture::gemv_defines(half),
+            ));
+            let bh = s(if half { "1" } else { "0" });
+            cases.push(("matmul_tiled.wgsl", vec![("BH", bh.clone())]));
+            cases.push(("matmul_reg.wgsl", vec![("BH", bh.clone())]));
+            cases.push(("embedding.wgsl", vec![("TH", bh)]));
+        }
+        for (name, defs) in cases {
+            let src = compose(name, &defs).unwrap_or_else(|e| panic!("{e}"));
+            validate(name, &src).unwrap_or_else(|e| panic!("{name} {defs:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn broken_shader_gives_a_readable_error() {
+        let err = validate("broken.wgsl", "fn main() { let x: f32 = 1u; }").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("broken.wgsl"), "{msg}");
+        assert!(
+            msg.contains("wgsl:1"),
+            "naga's annotated location is kept: {msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_shader_is_an_error() {
+        let err = compose("nope.wgsl", &[]).unwrap_err();
+        assert!(err.to_string().contains("nope.wgsl"), "{err}");
     }
 }

@@ -1,8 +1,8 @@
 //! Permute (transpose) axes: out.shape[i] = in.shape[perm[i]].
 
-use super::{copy_words, expect_32bit, expect_inputs, strided_copy, strided_copy_cpu, Op};
+use super::{copy_words, expect_32bit, expect_inputs, strided_copy, strided_copy_cpu};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Lower, ValueId};
+use crate::graph::{Graph, Lower, Op, ValueId};
 use crate::tensor::{strides, Tensor, ValueInfo};
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! Softmax over the last axis.
 
-use super::{expect_f32, expect_inputs, groups_for, row_reduce, Op, Params};
+use super::{expect_f32, expect_inputs, groups_for, row_reduce};
 use crate::error::Result;
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! Nearest-neighbour upsampling of NCHW by integer factors.
 
-use super::{expect_f32, expect_inputs, groups_for, Op, Params};
+use super::{expect_f32, expect_inputs, groups_for};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
 #[derive(Debug, Clone)]

@@ -2,9 +2,9 @@
 //! [B, 4 + nc, anchors] with DFL boxes (cx, cy, w, h in input pixels) and sigmoid class scores,
 //! exactly as ultralytics' `Detect` in eval mode (anchors at cell centres, strides per level).
 
-use super::{expect_f32, groups_for, shapes, Op, Params};
+use super::{expect_f32, groups_for, shapes};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
 #[derive(Debug, Clone)]

@@ -1,12 +1,14 @@
-//! Shared test support: the GPU device, a seeded RNG, and GPU-vs-CPU comparison.
+//! Shared test support: the GPU devices, a seeded RNG, and GPU-vs-CPU comparison.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use wgpu_infer::{Backend, Device, Graph, Tensor};
+#[allow(unused_imports)]
+pub use wgpu_infer::ops::cases::Rng;
+use wgpu_infer::{Backend, Device, DeviceOptions, Graph, KernelPolicy, Tensor};
 
-/// The GPU device shared by all tests of a binary. A missing adapter fails the test with a
-/// message saying how to get one.
+/// The GPU device shared by all tests of a binary (kernel policy from the environment). A
+/// missing adapter fails the test with a message saying how to get one.
 pub fn device() -> Device {
     static DEV: OnceLock<Device> = OnceLock::new();
     DEV.get_or_init(|| match Device::new() {
@@ -16,32 +18,21 @@ pub fn device() -> Device {
     .clone()
 }
 
-/// SplitMix64: small, seeded, reproducible.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-    pub fn below(&mut self, n: u32) -> u32 {
-        (self.next_u64() % n as u64) as u32
-    }
-    pub fn tensor(&mut self, shape: &[usize], lo: f32, hi: f32) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_f32(shape, (0..n).map(|_| self.uniform(lo, hi)).collect()).unwrap()
-    }
+/// The same adapter under the portable kernel policy: no subgroups and WebGPU's default
+/// compute limits, so only the kernels the browser build uses can run.
+pub fn portable_device() -> Device {
+    static DEV: OnceLock<Device> = OnceLock::new();
+    DEV.get_or_init(|| {
+        let opts = DeviceOptions {
+            policy: KernelPolicy::portable(),
+            ..DeviceOptions::from_env().expect("valid WGPU_INFER_* variables")
+        };
+        match Device::with_options(&opts) {
+            Ok(d) => d,
+            Err(e) => panic!("these tests need a GPU adapter: {e}"),
+        }
+    })
+    .clone()
 }
 
 /// Worst error seen for one op across its cases.
@@ -118,25 +109,38 @@ pub fn print_table() {
 /// Runs `graph` on the GPU and on the CPU reference and compares every output with the default
 /// parity tolerance (1e-4 abs, or 1e-5 relative for large magnitudes).
 pub fn parity(op: &str, case: &str, graph: Graph, feeds: &[Tensor]) {
-    parity_tol(op, case, graph, feeds, 1e-4, 1e-5)
+    parity_on(&device(), op, case, Arc::new(graph), feeds, 1e-4, 1e-5)
 }
 
-pub fn parity_tol(op: &str, case: &str, graph: Graph, feeds: &[Tensor], abs: f64, rel: f64) {
-    let g = Arc::new(graph);
+/// Runs `graph` on `dev` and on the CPU reference, compares every output by name within
+/// (abs, rel), and records the worst error under `op`.
+pub fn parity_on(
+    dev: &Device,
+    op: &str,
+    case: &str,
+    g: Arc<Graph>,
+    feeds: &[Tensor],
+    abs: f64,
+    rel: f64,
+) {
     let refs: Vec<&Tensor> = feeds.iter().collect();
     let mut cpu = Backend::Cpu.compile(g.clone(), &[]).unwrap();
     let want = cpu
         .run(&refs)
         .unwrap_or_else(|e| panic!("{op} {case}: cpu: {e}"));
-    let mut gpu = Backend::Gpu(device())
+    let mut gpu = Backend::Gpu(dev.clone())
         .compile(g.clone(), &[])
         .unwrap_or_else(|e| panic!("{op} {case}: compile: {e}"));
     let got = gpu
         .run(&refs)
         .unwrap_or_else(|e| panic!("{op} {case}: gpu: {e}"));
+    assert_eq!(got.len(), want.len(), "{op} {case}: output count");
     let (mut wa, mut wr) = (0.0f64, 0.0f64);
-    for (k, (a, b)) in got.iter().zip(&want).enumerate() {
-        let (ea, er) = compare(&format!("{op} {case} output {k}"), a, b, abs, rel);
+    for (name, b) in want.iter() {
+        let a = got
+            .get(name)
+            .unwrap_or_else(|| panic!("{op} {case}: GPU output '{name}' missing"));
+        let (ea, er) = compare(&format!("{op} {case} output {name}"), a, b, abs, rel);
         wa = wa.max(ea);
         wr = wr.max(er);
     }

@@ -1,24 +1,20 @@
 //! The measurements behind `wgpu-infer bench`: the adapter's FMA peak, every kernel variant on
-//! the shapes the models use, and end-to-end models of real sizes (random weights), GPU against
-//! the CPU reference path, all in one process so every ratio is same-run.
+//! the model-sized shapes of the op-case table's bench group, and end-to-end models of real
+//! sizes (random weights), GPU against the CPU reference path, all in one process so every
+//! ratio is same-run.
 
-use crate::error::Result;
-use crate::graph::{Backend, Constant, Graph};
-use crate::models::bert::{Bert, BertConfig, BertInput};
-use crate::models::gpt2::{GenerateOptions, Gpt2, Gpt2Config};
-use crate::models::vit::{ImageProcessorConfig, Vit, VitConfig};
-use crate::models::yolo::{DetectOptions, Yolo};
-use crate::models::LoadOptions;
-use crate::ops::attention::Attention;
-use crate::ops::conv2d::Conv2d;
-use crate::ops::matmul::{Matmul, MatmulVariant};
-use crate::ops::Act;
-use crate::tensor::{DType, Tensor};
-use crate::Device;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
+use wgpu_infer::models::bert::{Bert, BertConfig, BertInput};
+use wgpu_infer::models::generate::GenerateOptions;
+use wgpu_infer::models::gpt2::{Gpt2, Gpt2Config};
+use wgpu_infer::models::vision::ImageProcessorConfig;
+use wgpu_infer::models::vit::{Vit, VitConfig};
+use wgpu_infer::models::yolo::{DetectOptions, Yolo};
+use wgpu_infer::ops::cases::{self, OpCase, Work};
+use wgpu_infer::{Backend, DType, Device, LoadOptions, Result, Tensor};
 
 /// What to run.
 #[derive(Clone, Debug, Default)]
@@ -126,280 +122,93 @@ pub fn random_source(name: &str, shape: &[usize]) -> Result<Tensor> {
     Ok(random_tensor(shape, 0.05, seed))
 }
 
-struct Ctx<'a> {
-    dev: &'a Device,
+/// Times every case of the op-case table's bench group: each GPU variant the adapter can run,
+/// and the CPU reference once per shape.
+fn kernels(
+    dev: &Device,
     peak: f64,
     quick: bool,
-    out: Vec<KernelResult>,
-}
-
-impl Ctx<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn kernel(
-        &mut self,
-        kernel: &str,
-        shape: &str,
-        variant: &str,
-        backend: &Backend,
-        graph: &Arc<Graph>,
-        feeds: &[Tensor],
-        work: f64,
-        flops: bool,
-        progress: &mut dyn FnMut(&str),
-    ) -> Result<()> {
-        progress(&format!("{kernel} {shape} {variant} ({})", backend.name()));
-        let mut plan = backend.compile(graph.clone(), &[])?;
-        let refs: Vec<&Tensor> = feeds.iter().collect();
-        let (reps, budget) = match (backend, self.quick) {
-            (Backend::Cpu, true) => (1, 2.0),
-            (Backend::Cpu, false) => (3, 10.0),
-            (_, true) => (3, 2.0),
-            (_, false) => (7, 8.0),
-        };
-        let s = time(reps, budget, || plan.run(&refs).map(|_| ()))?;
-        let rate = work / s / 1e9;
-        self.out.push(KernelResult {
-            kernel: kernel.into(),
-            shape: shape.into(),
-            variant: variant.into(),
-            backend: backend.name().into(),
-            ms: s * 1e3,
-            rate,
-            unit: if flops { "GFLOP/s" } else { "GB/s" },
-            pct_peak: flops.then(|| 100.0 * rate / self.peak),
-        });
-        Ok(())
-    }
-}
-
-fn matmul_graph(
-    m: usize,
-    k: usize,
-    n: usize,
-    v: Option<MatmulVariant>,
-) -> Result<(Arc<Graph>, Vec<Tensor>)> {
-    let mut g = Graph::new();
-    let a = g.input("a", &[m, k], DType::F32)?;
-    let w = g.constant(&Constant::new("w", random_tensor(&[n, k], 0.05, 3)))?;
-    let c = g.node1(
-        Matmul {
-            trans_b: true,
-            variant: v,
-            ..Default::default()
-        },
-        &[a, w],
-    )?;
-    g.output("c", c);
-    Ok((Arc::new(g), vec![random_tensor(&[m, k], 1.0, 4)]))
-}
-
-fn kernels(ctx: &mut Ctx, progress: &mut dyn FnMut(&str)) -> Result<()> {
-    let gpu = Backend::Gpu(ctx.dev.clone());
-    let cpu = Backend::Cpu;
-    // Matmul: every variant that can run the problem. The slow generic kernels get a smaller
-    // problem in quick mode on CPU-backed adapters (they run at ~1 GFLOP/s there).
-    let shapes = [
-        (1024, 1024, 1024),
-        (2048, 384, 1536),
-        (128, 768, 2304),
-        (1, 768, 50257),
-    ];
-    for &(m, k, n) in &shapes {
-        let shape = format!("{m}x{k}x{n}");
-        let flops = 2.0 * (m * k * n) as f64;
-        for v in MatmulVariant::ALL {
-            if !v.supports(ctx.dev, m, k, n, true) {
-                continue;
-            }
-            let slow = v != MatmulVariant::Texture && ctx.dev.is_cpu();
-            if slow && ctx.quick && m * k * n > 200_000_000 {
-                continue;
-            }
-            let (g, f) = matmul_graph(m, k, n, Some(v))?;
-            ctx.kernel(
-                "matmul",
-                &shape,
-                v.name(),
-                &gpu,
-                &g,
-                &f,
-                flops,
-                true,
-                progress,
-            )?;
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<KernelResult>> {
+    let gpu = Backend::Gpu(dev.clone());
+    let group = cases::group(cases::BENCH).expect("the op-case table has a bench group");
+    let mut out = Vec::new();
+    let mut cpu_done: BTreeMap<(String, String), ()> = BTreeMap::new();
+    for case in group.cases()? {
+        if !case.runs_on(dev) {
+            continue;
         }
-        let (g, f) = matmul_graph(m, k, n, None)?;
-        ctx.kernel(
-            "matmul",
-            &shape,
-            "reference",
-            &cpu,
-            &g,
-            &f,
-            flops,
-            true,
-            progress,
-        )?;
-    }
-    // Attention: BERT-base batch 8 x 128, GPT-2 prefill 1 x 128 (causal) and one decode step
-    // over 600 cached keys.
-    let att = |b: usize,
-               sq: usize,
-               skv: usize,
-               causal: bool,
-               past: Option<u32>|
-     -> Result<(Arc<Graph>, Vec<Tensor>, f64)> {
-        let (h, d) = (12usize, 64usize);
-        let mut g = Graph::new();
-        let q = g.input("q", &[b, sq, 3 * h * d], DType::F32)?;
-        let (k, v, feeds) = if past.is_some() {
-            let k = g.input("k", &[b, skv, h * d], DType::F32)?;
-            let v = g.input("v", &[b, skv, h * d], DType::F32)?;
-            (
-                k,
-                v,
-                vec![
-                    random_tensor(&[b, sq, 3 * h * d], 1.0, 5),
-                    random_tensor(&[b, skv, h * d], 1.0, 6),
-                    random_tensor(&[b, skv, h * d], 1.0, 7),
-                ],
-            )
-        } else {
-            (q, q, vec![random_tensor(&[b, sq, 3 * h * d], 1.0, 5)])
+        let family = case.op.split('/').next().unwrap_or(&case.op).to_string();
+        let variant = case.variant.unwrap_or("auto").to_string();
+        // The generic matmul kernels run at ~1 GFLOP/s on CPU-backed adapters: quick runs skip
+        // them on the largest problems.
+        let flops = match case.work {
+            Work::Flops(f) => f,
+            Work::Bytes(_) => 0.0,
         };
-        let pv = match past {
-            Some(_) => Some(g.input("past", &[1], DType::U32)?),
-            None => None,
-        };
-        let mut feeds = feeds;
-        if let Some(p) = past {
-            feeds.push(Tensor::from_u32(&[1], vec![p])?);
+        let slow = family == "matmul" && variant != "texture" && dev.is_cpu();
+        if !(slow && quick && flops > 4e8) {
+            out.push(time_case(&case, &gpu, &family, &variant, peak, quick, progress)?);
         }
-        let cols = if past.is_some() {
-            (0, 0, 0)
-        } else {
-            (0, h * d, 2 * h * d)
-        };
-        let op = Attention {
-            heads: h,
-            head_dim: d,
-            scale: 0.125,
-            causal,
-            q_col: cols.0,
-            k_col: cols.1,
-            v_col: cols.2,
-            mask: false,
-            past: false,
-        };
-        let o = g.attention(op, q, k, v, None, pv)?;
-        g.output("o", o);
-        let keys = past.map_or(skv, |p| p as usize + sq);
-        let flops =
-            4.0 * (b * h * sq * keys * d) as f64 / if causal && past.is_none() { 2.0 } else { 1.0 };
-        Ok((Arc::new(g), feeds, flops))
+        if cpu_done.insert((family.clone(), case.name.clone()), ()).is_none() {
+            out.push(time_case(&case, &Backend::Cpu, &family, "reference", peak, quick, progress)?);
+        }
+    }
+    Ok(out)
+}
+
+fn time_case(
+    case: &OpCase,
+    backend: &Backend,
+    family: &str,
+    variant: &str,
+    peak: f64,
+    quick: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<KernelResult> {
+    progress(&format!("{family} {} {variant} ({})", case.name, backend.name()));
+    let mut plan = backend.compile(case.graph.clone(), &[])?;
+    let refs: Vec<&Tensor> = case.feeds.iter().collect();
+    let (reps, budget) = match (backend, quick) {
+        (Backend::Cpu, true) => (1, 2.0),
+        (Backend::Cpu, false) => (3, 10.0),
+        (_, true) => (3, 2.0),
+        (_, false) => (7, 8.0),
     };
-    for (name, b, sq, skv, causal, past) in [
-        ("BERT-base 8x128", 8, 128, 128, false, None),
-        ("GPT-2 prefill 1x128", 1, 128, 128, true, None),
-        ("GPT-2 decode 600 keys", 1, 1, 1024, true, Some(599u32)),
-    ] {
-        let (g, f, flops) = att(b, sq, skv, causal, past)?;
-        ctx.kernel(
-            "attention",
-            name,
-            "fused",
-            &gpu,
-            &g,
-            &f,
-            flops,
-            true,
-            progress,
-        )?;
-        ctx.kernel(
-            "attention",
-            name,
-            "reference",
-            &cpu,
-            &g,
-            &f,
-            flops,
-            true,
-            progress,
-        )?;
+    let s = time(reps, budget, || plan.run(&refs).map(|_| ()))?;
+    let (work, unit, flops) = match case.work {
+        Work::Flops(f) => (f, "GFLOP/s", true),
+        Work::Bytes(b) => (b, "GB/s", false),
+    };
+    let rate = work / s / 1e9;
+    Ok(KernelResult {
+        kernel: family.into(),
+        shape: case.name.clone(),
+        variant: variant.into(),
+        backend: backend.name().into(),
+        ms: s * 1e3,
+        rate,
+        unit,
+        pct_peak: flops.then(|| 100.0 * rate / peak),
+    })
+}
+
+/// ViT-B/16 at 224: 12 layers, 768 wide, 12 heads, 1000 classes.
+fn vit_base_16() -> VitConfig {
+    VitConfig {
+        image_size: 224,
+        patch_size: 16,
+        num_channels: 3,
+        hidden_size: 768,
+        num_hidden_layers: 12,
+        num_attention_heads: 12,
+        intermediate_size: 3072,
+        layer_norm_eps: 1e-12,
+        hidden_act: "gelu".into(),
+        id2label: (0..1000)
+            .map(|i| (i.to_string(), format!("LABEL_{i}")))
+            .collect(),
     }
-    // Row kernels, in GB/s of input + output.
-    for (name, rows, n) in [
-        ("layernorm", 2048, 768),
-        ("softmax", 2048, 768),
-        ("softmax", 4, 50257),
-    ] {
-        let mut g = Graph::new();
-        let x = g.input("x", &[rows, n], DType::F32)?;
-        let y = if name == "layernorm" {
-            let gm = g.constant_tensor("g", Tensor::from_f32(&[n], vec![1.0; n])?)?;
-            let bt = g.constant_tensor("b", Tensor::from_f32(&[n], vec![0.0; n])?)?;
-            g.layernorm(x, gm, bt, 1e-5)?
-        } else {
-            g.softmax(x)?
-        };
-        g.output("y", y);
-        let g = Arc::new(g);
-        let f = vec![random_tensor(&[rows, n], 2.0, 8)];
-        let bytes = (2 * rows * n * 4) as f64;
-        let shape = format!("{rows}x{n}");
-        ctx.kernel(name, &shape, "row", &gpu, &g, &f, bytes, false, progress)?;
-        ctx.kernel(
-            name,
-            &shape,
-            "reference",
-            &cpu,
-            &g,
-            &f,
-            bytes,
-            false,
-            progress,
-        )?;
-    }
-    // YOLOv8n conv shapes at 640: (c_in, c_out, k, stride, side of the input).
-    for (ci, co, k, s, hw) in [
-        (3, 16, 3, 2, 640),
-        (16, 32, 3, 2, 320),
-        (32, 32, 3, 1, 160),
-        (128, 64, 1, 1, 40),
-    ] {
-        let mut g = Graph::new();
-        let x = g.input("x", &[1, ci, hw, hw], DType::F32)?;
-        let w = g.constant(&Constant::new("w", random_tensor(&[co, ci, k, k], 0.1, 9)))?;
-        let b = g.constant(&Constant::new("b", random_tensor(&[co], 0.1, 10)))?;
-        let op = Conv2d {
-            stride: [s, s],
-            padding: [k / 2, k / 2],
-            act: Act::Silu,
-            ..Default::default()
-        };
-        let y = g.conv2d(op, x, w, Some(b), None)?;
-        g.output("y", y);
-        let ho = (hw + 2 * (k / 2) - k) / s + 1;
-        let flops = 2.0 * (co * ho * ho * ci * k * k) as f64;
-        let g = Arc::new(g);
-        let f = vec![random_tensor(&[1, ci, hw, hw], 1.0, 11)];
-        let shape = format!("{ci}->{co} k{k} s{s} @{hw}");
-        ctx.kernel(
-            "conv2d", &shape, "direct", &gpu, &g, &f, flops, true, progress,
-        )?;
-        ctx.kernel(
-            "conv2d",
-            &shape,
-            "reference",
-            &cpu,
-            &g,
-            &f,
-            flops,
-            true,
-            progress,
-        )?;
-    }
-    Ok(())
 }
 
 fn backends(dev: &Device) -> [Backend; 2] {
@@ -539,7 +348,7 @@ fn models(
     for backend in backends(dev) {
         progress(&format!("ViT-B/16 ({})", backend.name()));
         let t0 = Instant::now();
-        let cfg = VitConfig::base_16();
+        let cfg = vit_base_16();
         let model = Vit::from_source(
             backend.clone(),
             cfg,
@@ -617,7 +426,7 @@ fn models(
             dispatches: disp,
         });
         if let Some(bus) = &bus {
-            let img = crate::imageio::load_rgb(bus)?;
+            let img = wgpu_infer::imageio::load_rgb(bus)?;
             let s = time(reps, 5.0, || {
                 model
                     .detect_image(&img, &DetectOptions::default())
@@ -642,16 +451,12 @@ fn models(
 /// Runs the benchmark. `progress` receives a line before each measurement.
 pub fn run(dev: &Device, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report> {
     progress("FMA peak");
-    let peak = crate::peak::fma_peak_gflops(dev, if opts.quick { 3 } else { 7 })?;
-    let mut ctx = Ctx {
-        dev,
-        peak,
-        quick: opts.quick,
-        out: Vec::new(),
+    let peak = dev.measure_fma_peak(if opts.quick { 3 } else { 7 })?;
+    let kernel_results = if opts.skip_kernels {
+        Vec::new()
+    } else {
+        kernels(dev, peak, opts.quick, &mut progress)?
     };
-    if !opts.skip_kernels {
-        kernels(&mut ctx, &mut progress)?;
-    }
     let mut model_results = Vec::new();
     if !opts.skip_models {
         models(dev, opts, &mut model_results, &mut progress)?;
@@ -670,7 +475,7 @@ pub fn run(dev: &Device, opts: &BenchOptions, mut progress: impl FnMut(&str)) ->
         } else {
             "default"
         },
-        kernels: ctx.out,
+        kernels: kernel_results,
         models: model_results,
     })
 }

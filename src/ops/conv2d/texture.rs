@@ -2,17 +2,17 @@
 //! unrolled inner block, and lowering (`conv2d_pack` + `conv2d_tex`). See
 //! shaders/conv2d_tex.wgsl for the design.
 
-use super::{groups_for, Act, Params};
 use crate::device::{Device, TexFormat};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Lower, Packed, PackedChunk, Resource, ValueId};
+use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, Resource, ValueId};
+use crate::ops::{groups_for, Act};
 use crate::tensor::Tensor;
 use std::fmt::Write;
 use std::sync::Arc;
 
 /// Geometry of one convolution (groups = 1).
 #[derive(Clone, Copy, Debug)]
-pub struct TexConv {
+pub(crate) struct TexConv {
     pub n: usize,
     pub c: usize,
     pub h: usize,
@@ -47,10 +47,8 @@ impl TexConv {
     /// Whether the textures fit this device.
     pub fn supported(&self, device: &Device) -> bool {
         let max = device.limits().max_texture_dimension_2d as usize;
-        let info = device.adapter_info();
         let f = self.fold(max);
-        device.has_subgroups()
-            && info.subgroup_min_size >= 8
+        device.has_subgroups_of(8)
             && self.w + 2 * self.pw <= max
             && self.n * self.c4() * self.hp() <= max
             && f * 32 <= max
@@ -59,7 +57,7 @@ impl TexConv {
 }
 
 /// Packs weights [O, C, KH, KW] into the texture layout of conv2d_tex.wgsl.
-pub fn pack_weights(dev: &Device, name: &str, t: &Tensor, g: &TexConv) -> Result<Packed> {
+pub(crate) fn pack_weights(dev: &Device, name: &str, t: &Tensor, g: &TexConv) -> Result<Packed> {
     let max = dev.limits().max_texture_dimension_2d as usize;
     let (c4, kq, nb, f) = (g.c4(), g.kq(), g.blocks(), g.fold(max));
     let width = f * 32;
@@ -112,7 +110,7 @@ pub fn pack_weights(dev: &Device, name: &str, t: &Tensor, g: &TexConv) -> Result
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
 
 /// Generated parts of conv2d_tex.wgsl for `r` output pixels per workgroup (a multiple of 8).
-pub fn defines(r: usize) -> Vec<(&'static str, String)> {
+pub(crate) fn defines(r: usize) -> Vec<(&'static str, String)> {
     let mut setup = String::new();
     for t in 0..r / 8 {
         let _ = writeln!(
@@ -176,7 +174,7 @@ pub fn defines(r: usize) -> Vec<(&'static str, String)> {
 
 /// Emits pack + convolution for `x` [N, C, H, W] → `out` [N, O, Ho, Wo].
 #[allow(clippy::too_many_arguments)]
-pub fn lower(
+pub(crate) fn lower(
     cx: &mut Lower<'_>,
     g: &TexConv,
     x: ValueId,

@@ -2,10 +2,10 @@
 //! unrolled loop bodies, and lowering (`matmul_pack_a` + `matmul_cw`, or `matmul_gemv` for one
 //! row). See shaders/matmul_cw.wgsl for the design and why it is fast there.
 
-use super::{groups_for, Act, Params};
 use crate::device::{Device, TexFormat};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Lower, Packed, PackedChunk, Resource, ValueId};
+use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, Resource, ValueId};
+use crate::ops::{groups_for, Act};
 use crate::tensor::{DType, Tensor};
 use half::f16;
 use std::fmt::Write;
@@ -16,9 +16,7 @@ const BLOCK_COLS: usize = 64;
 
 /// Geometry of a packed B texture.
 #[derive(Clone, Copy, Debug)]
-pub struct BLayout {
-    pub k: usize,
-    pub n: usize,
+pub(crate) struct BLayout {
     /// Rows of k per texture row block (a power of two).
     pub kt: usize,
     /// Texture rows per column block (Kpad / kt).
@@ -38,8 +36,6 @@ impl BLayout {
             return None;
         }
         Some(BLayout {
-            k,
-            n,
             kt,
             kb: k.div_ceil(kt),
             nb,
@@ -53,12 +49,11 @@ impl BLayout {
     }
 }
 
-/// Whether the texture kernels can run this problem on this device.
-pub fn supported(device: &Device, m: usize, k: usize, n: usize) -> bool {
+/// Whether the texture kernels can run this problem on this device (they need 8-lane
+/// subgroups, so never under the portable policy).
+pub(crate) fn supported(device: &Device, m: usize, k: usize, n: usize) -> bool {
     let max = device.limits().max_texture_dimension_2d as usize;
-    let info = device.adapter_info();
-    device.has_subgroups()
-        && info.subgroup_min_size >= 8
+    device.has_subgroups_of(8)
         && 8 * k.div_ceil(4) <= max
         && m.div_ceil(8) <= max
         && BLayout::new(k, n, max).is_some()
@@ -66,7 +61,7 @@ pub fn supported(device: &Device, m: usize, k: usize, n: usize) -> bool {
 
 /// Packs B ([K, N], or [N, K] when `trans`) into the tiled texture: rgba32float (4 columns
 /// per texel) for f32 B; for f16 B, rgba32uint holding 8 columns as f16 pairs (half the bytes).
-pub fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Result<Packed> {
+pub(crate) fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Result<Packed> {
     let s = t.shape();
     let (k, n) = if trans { (s[1], s[0]) } else { (s[0], s[1]) };
     let max = dev.limits().max_texture_dimension_2d as usize;
@@ -180,7 +175,7 @@ fn b_defines(half: bool) -> Vec<(&'static str, String)> {
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
 
 /// Generated parts of matmul_cw.wgsl for `r` rows per workgroup (a multiple of 8).
-pub fn cw_defines(r: usize, half: bool) -> Vec<(&'static str, String)> {
+pub(crate) fn cw_defines(r: usize, half: bool) -> Vec<(&'static str, String)> {
     let groups = r / 8;
     let mut setup = String::new();
     for g in 0..groups {
@@ -231,7 +226,7 @@ pub fn cw_defines(r: usize, half: bool) -> Vec<(&'static str, String)> {
 }
 
 /// Generated loop body of matmul_gemv.wgsl: 8 chunks of 4 k.
-pub fn gemv_defines(half: bool) -> Vec<(&'static str, String)> {
+pub(crate) fn gemv_defines(half: bool) -> Vec<(&'static str, String)> {
     let mut body = String::new();
     for j in 0..8 {
         let _ = writeln!(body, "        if (q0 + {j}u < kq) {{");
@@ -270,7 +265,7 @@ fn rows_for(m: usize) -> usize {
 
 /// Emits the dispatches for C[m, n] = epilogue(A[m, k] · B) with B packed by [`pack_b`].
 #[allow(clippy::too_many_arguments)]
-pub fn lower(
+pub(crate) fn lower(
     cx: &mut Lower<'_>,
     a: ValueId,
     packed: Arc<Packed>,

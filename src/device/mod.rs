@@ -1,44 +1,24 @@
-//! Adapter choice, device limits and features, and the pipeline cache.
+//! Adapter choice, device limits and features, the kernel cache, the kernel policy and the
+//! tuning cache. Opening a device is async ([`Device::request`]); native builds also have the
+//! blocking [`Device::new`].
+
+mod kernels;
+mod peak;
+mod policy;
+mod readback;
+mod tuning;
+
+pub use kernels::{BindingKind, Kernel, TexFormat};
+pub use policy::KernelPolicy;
+pub(crate) use tuning::TuneCache;
+
+pub(crate) use kernels::KernelKey;
+pub(crate) use readback::map_read;
 
 use crate::error::{Error, Result};
-use crate::shaders;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// Kind of resource a kernel binding expects (the bind group layout is built from these).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BindingKind {
-    /// `var<storage, read>`
-    StorageRead,
-    /// `var<storage, read_write>`
-    StorageWrite,
-    /// `var<uniform>`
-    Uniform,
-    /// `texture_storage_2d<FORMAT, read>`: the fast per-lane gather on CPU-backed adapters.
-    TextureRead(TexFormat),
-    /// `texture_storage_2d<FORMAT, write>`.
-    TextureWrite(TexFormat),
-}
-
-/// Texel formats of storage textures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TexFormat {
-    /// Four f32 per texel.
-    Rgba32Float,
-    /// Four u32 per texel (used for packed f16 pairs).
-    Rgba32Uint,
-}
-
-impl TexFormat {
-    pub fn wgpu(self) -> wgpu::TextureFormat {
-        match self {
-            TexFormat::Rgba32Float => wgpu::TextureFormat::Rgba32Float,
-            TexFormat::Rgba32Uint => wgpu::TextureFormat::Rgba32Uint,
-        }
-    }
-}
 
 /// Live GPU objects and bytes (see [`Device::memory`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,21 +30,6 @@ pub struct GpuMemory {
     pub texture_bytes: isize,
 }
 
-/// A compiled compute pipeline and its bind group layout.
-#[derive(Debug)]
-pub struct Kernel {
-    pub pipeline: wgpu::ComputePipeline,
-    pub layout: wgpu::BindGroupLayout,
-    pub name: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct KernelKey {
-    shader: String,
-    defines: Vec<(String, String)>,
-    bindings: Vec<BindingKind>,
-}
-
 /// Summary of one adapter, printable by `wgpu-infer info`.
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
@@ -72,6 +37,28 @@ pub struct AdapterSummary {
     pub backend: String,
     pub device_type: String,
     pub driver: String,
+}
+
+/// How to open a device.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceOptions {
+    /// Only adapters whose name contains this (case-insensitive).
+    pub adapter: Option<String>,
+    /// Which kernels the device may use.
+    pub policy: KernelPolicy,
+}
+
+impl DeviceOptions {
+    /// Options from the environment: `WGPU_INFER_ADAPTER=<substring>` and the kernel policy's
+    /// variables (see [`KernelPolicy::from_env`]).
+    pub fn from_env() -> Result<DeviceOptions> {
+        Ok(DeviceOptions {
+            adapter: std::env::var("WGPU_INFER_ADAPTER")
+                .ok()
+                .filter(|s| !s.trim().is_empty()),
+            policy: KernelPolicy::from_env()?,
+        })
+    }
 }
 
 /// A GPU device. Cheap to clone; all clones share the queue and caches.
@@ -87,11 +74,13 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     features: wgpu::Features,
-    kernels: Mutex<HashMap<KernelKey, Arc<Kernel>>>,
+    policy: KernelPolicy,
+    kernels: kernels::KernelCache,
     errors: Arc<Mutex<Vec<String>>>,
-    pub(crate) tuning: Mutex<crate::tune::TuneCache>,
+    tuning: Mutex<TuneCache>,
     /// Bytes of weights uploaded so far (every packed form of every constant).
     uploaded: AtomicU64,
+    poller: readback::Poller,
 }
 
 static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
@@ -129,42 +118,73 @@ fn summary(info: &wgpu::AdapterInfo) -> AdapterSummary {
 }
 
 /// Features we use when the adapter has them.
-fn wanted_features() -> wgpu::Features {
-    wgpu::Features::SHADER_F16
-        | wgpu::Features::SUBGROUP
-        | wgpu::Features::SUBGROUP_BARRIER
+fn wanted_features(policy: &KernelPolicy) -> wgpu::Features {
+    let mut f = wgpu::Features::SHADER_F16
         | wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
-        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+    if !policy.portable {
+        f |= wgpu::Features::SUBGROUP | wgpu::Features::SUBGROUP_BARRIER;
+    }
+    f
+}
+
+/// The limits to open the device with: the adapter's own (wgpu's defaults are lower), or under
+/// the portable policy no more than WebGPU's defaults for everything that shapes a kernel.
+fn wanted_limits(adapter: &wgpu::Limits, policy: &KernelPolicy) -> wgpu::Limits {
+    let mut l = adapter.clone();
+    if policy.portable {
+        let d = wgpu::Limits::default();
+        l.max_compute_invocations_per_workgroup = l
+            .max_compute_invocations_per_workgroup
+            .min(d.max_compute_invocations_per_workgroup);
+        l.max_compute_workgroup_size_x = l
+            .max_compute_workgroup_size_x
+            .min(d.max_compute_workgroup_size_x);
+        l.max_compute_workgroup_size_y = l
+            .max_compute_workgroup_size_y
+            .min(d.max_compute_workgroup_size_y);
+        l.max_compute_workgroup_size_z = l
+            .max_compute_workgroup_size_z
+            .min(d.max_compute_workgroup_size_z);
+        l.max_compute_workgroup_storage_size = l
+            .max_compute_workgroup_storage_size
+            .min(d.max_compute_workgroup_storage_size);
+        l.max_storage_buffers_per_shader_stage = l
+            .max_storage_buffers_per_shader_stage
+            .min(d.max_storage_buffers_per_shader_stage);
+        l.max_storage_textures_per_shader_stage = l
+            .max_storage_textures_per_shader_stage
+            .min(d.max_storage_textures_per_shader_stage);
+        l.max_uniform_buffers_per_shader_stage = l
+            .max_uniform_buffers_per_shader_stage
+            .min(d.max_uniform_buffers_per_shader_stage);
+    }
+    l
 }
 
 impl Device {
     /// Every adapter wgpu can see (honours `WGPU_BACKEND`).
-    pub fn list_adapters() -> Vec<AdapterSummary> {
-        let adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
-        adapters.iter().map(|a| summary(&a.get_info())).collect()
+    pub async fn list_adapters_async() -> Vec<AdapterSummary> {
+        adapters()
+            .await
+            .iter()
+            .map(|a| summary(&a.get_info()))
+            .collect()
     }
 
-    /// Picks the best adapter (discrete > integrated > virtual > cpu), or the one whose name
-    /// contains `WGPU_INFER_ADAPTER` (case-insensitive), and opens a device with the adapter's own
-    /// limits and the features it has among SHADER_F16, SUBGROUP and TIMESTAMP_QUERY.
-    pub fn new() -> Result<Device> {
-        let wanted = std::env::var("WGPU_INFER_ADAPTER")
-            .ok()
-            .filter(|s| !s.is_empty());
-        Self::with_adapter(wanted.as_deref())
-    }
-
-    /// Like [`Device::new`] with an explicit adapter name filter.
-    pub fn with_adapter(name_filter: Option<&str>) -> Result<Device> {
-        let inst = instance();
-        let mut adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+    /// Opens the best adapter (discrete > integrated > virtual > cpu; native APIs before GL),
+    /// or the one whose name contains `opts.adapter`, with the adapter's own limits and the
+    /// features it has among SHADER_F16, SUBGROUP and TIMESTAMP_QUERY (subgroups and limits as
+    /// `opts.policy` allows).
+    pub async fn request(opts: &DeviceOptions) -> Result<Device> {
+        let mut adapters = adapters().await;
         if adapters.is_empty() {
             return Err(Error::NoAdapter {
                 detail: String::new(),
             });
         }
-        if let Some(f) = name_filter {
+        if let Some(f) = &opts.adapter {
             let f_lower = f.to_lowercase();
             let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
             adapters.retain(|a| a.get_info().name.to_lowercase().contains(&f_lower));
@@ -182,32 +202,36 @@ impl Device {
             (type_rank(i.device_type), backend_rank(i.backend))
         });
         let adapter = adapters.swap_remove(0);
-        Self::from_adapter(adapter)
+        Self::from_adapter(adapter, opts.policy.clone()).await
     }
 
-    fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
+    async fn from_adapter(adapter: wgpu::Adapter, policy: KernelPolicy) -> Result<Device> {
         let info = adapter.get_info();
-        let features = adapter.features() & wanted_features();
-        let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("wgpu-infer"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::DeviceRequest {
-            adapter: info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let features = adapter.features() & wanted_features(&policy);
+        let limits = wanted_limits(&adapter.limits(), &policy);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu-infer"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::DeviceRequest {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
         // Errors outside our error scopes must not abort the process: keep them for the next check.
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            sink.lock().unwrap().push(e.to_string());
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string());
         }));
-        let tuning = crate::tune::TuneCache::load(&info);
+        let tuning = TuneCache::load(&info, policy.portable);
         Ok(Device {
             inner: Arc::new(Inner {
                 id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
@@ -216,10 +240,12 @@ impl Device {
                 info,
                 limits,
                 features,
-                kernels: Mutex::default(),
+                policy,
+                kernels: kernels::KernelCache::default(),
                 errors,
                 tuning: Mutex::new(tuning),
                 uploaded: AtomicU64::new(0),
+                poller: readback::Poller::default(),
             }),
         })
     }
@@ -242,6 +268,10 @@ impl Device {
     pub fn features(&self) -> wgpu::Features {
         self.inner.features
     }
+    /// The kernel policy this device was opened with.
+    pub fn policy(&self) -> &KernelPolicy {
+        &self.inner.policy
+    }
     pub fn has_f16(&self) -> bool {
         self.features().contains(wgpu::Features::SHADER_F16)
     }
@@ -251,7 +281,10 @@ impl Device {
     pub fn has_timestamps(&self) -> bool {
         self.features().contains(wgpu::Features::TIMESTAMP_QUERY)
     }
-    /// True for software rasterisers such as lavapipe/llvmpipe/SwiftShader/WARP.
+    /// Subgroups of exactly `n` lanes or more (the texture kernels assume 8).
+    pub fn has_subgroups_of(&self, n: u32) -> bool {
+        self.has_subgroups() && self.inner.info.subgroup_min_size >= n
+    }
     /// Live GPU objects and memory on this device, from wgpu's internal counters.
     pub fn memory(&self) -> GpuMemory {
         let c = self.inner.device.get_internal_counters().hal;
@@ -272,11 +305,23 @@ impl Device {
     pub(crate) fn count_upload(&self, bytes: u64) {
         self.inner.uploaded.fetch_add(bytes, Ordering::Relaxed);
     }
+    /// True for software rasterisers such as lavapipe/llvmpipe/SwiftShader/WARP.
     pub fn is_cpu(&self) -> bool {
         self.inner.info.device_type == wgpu::DeviceType::Cpu
     }
-    pub(crate) fn tuning(&self) -> &Mutex<crate::tune::TuneCache> {
-        &self.inner.tuning
+
+    /// The tuning cache of this device's adapter.
+    pub(crate) fn tuning(&self) -> std::sync::MutexGuard<'_, TuneCache> {
+        self.inner
+            .tuning
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The kernel choices cached for this adapter, and where they are kept.
+    pub fn tuned_choices(&self) -> (Vec<(String, String)>, String) {
+        let t = self.tuning();
+        (t.entries(), t.location())
     }
 
     /// Largest storage buffer range one binding may cover.
@@ -284,7 +329,8 @@ impl Device {
         self.inner.limits.max_storage_buffer_binding_size
     }
 
-    /// Multi-line description: adapter, backend, type, features and the limits we depend on.
+    /// Multi-line description: adapter, backend, type, features, policy and the limits we
+    /// depend on.
     pub fn describe(&self) -> String {
         let i = &self.inner.info;
         let l = &self.inner.limits;
@@ -294,6 +340,7 @@ impl Device {
         let _ = writeln!(s, "type:      {:?}", i.device_type);
         let _ = writeln!(s, "driver:    {} {}", i.driver, i.driver_info);
         let _ = writeln!(s, "features:  {:?}", self.inner.features);
+        let _ = writeln!(s, "kernels:   {}", self.inner.policy.describe());
         if self.has_subgroups() {
             let _ = writeln!(
                 s,
@@ -347,112 +394,60 @@ impl Device {
         s
     }
 
-    /// Compiles (or fetches from the cache) a kernel: shader + placeholder values + binding kinds.
+    /// naga capabilities matching this device's features.
+    fn capabilities(&self) -> naga::valid::Capabilities {
+        use naga::valid::Capabilities as C;
+        let mut caps = C::SHADER_FLOAT16_IN_FLOAT32;
+        if self.has_subgroups() {
+            caps |= C::SUBGROUP | C::SUBGROUP_BARRIER;
+        }
+        if self.has_f16() {
+            caps |= C::SHADER_FLOAT16;
+        }
+        caps
+    }
+
+    /// Compiles (or fetches from the cache) a kernel: shader + placeholder values + binding
+    /// kinds. Errors the driver reports asynchronously are caught by the caller's error scope
+    /// (the graph compiler's); see [`Device::kernel_new`].
     pub fn kernel(
         &self,
         shader: &str,
         defines: &[(&str, String)],
         bindings: &[BindingKind],
     ) -> Result<Arc<Kernel>> {
-        let key = KernelKey {
-            shader: shader.to_string(),
-            defines: defines
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            bindings: bindings.to_vec(),
-        };
-        if let Some(k) = self.inner.kernels.lock().unwrap().get(&key) {
-            return Ok(k.clone());
-        }
-        let src = shaders::compose(shader, defines)?;
-        shaders::validate(shader, &src)?;
-        let dev = &self.inner.device;
-        let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
-                binding: i as u32,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: match b {
-                    BindingKind::StorageRead => wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: true },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    BindingKind::StorageWrite => wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: false },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    BindingKind::Uniform => wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    BindingKind::TextureRead(f) => wgpu::BindingType::StorageTexture {
-                        access: wgpu::StorageTextureAccess::ReadOnly,
-                        format: f.wgpu(),
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                    },
-                    BindingKind::TextureWrite(f) => wgpu::BindingType::StorageTexture {
-                        access: wgpu::StorageTextureAccess::WriteOnly,
-                        format: f.wgpu(),
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                    },
-                },
-                count: None,
-            })
-            .collect();
-        let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(shader),
-            entries: &entries,
-        });
-        let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(shader),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(shader),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-        let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(shader),
-            layout: Some(&pl),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &[],
-                // Our kernels initialise the workgroup memory they read.
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Shader {
-                name: format!("{shader} {defines:?}"),
-                msg: e.to_string(),
-            });
-        }
-        let k = Arc::new(Kernel {
-            pipeline,
-            layout,
-            name: shader.trim_end_matches(".wgsl").to_string(),
-        });
-        self.inner.kernels.lock().unwrap().insert(key, k.clone());
-        Ok(k)
+        Ok(self.kernel_new(shader, defines, bindings)?.0)
+    }
+
+    /// [`Device::kernel`], also returning the cache key when this call compiled the kernel.
+    pub(crate) fn kernel_new(
+        &self,
+        shader: &str,
+        defines: &[(&str, String)],
+        bindings: &[BindingKind],
+    ) -> Result<(Arc<Kernel>, Option<KernelKey>)> {
+        self.inner.kernels.get(
+            &self.inner.device,
+            self.capabilities(),
+            shader,
+            defines,
+            bindings,
+        )
+    }
+
+    /// Drops kernels whose creation the driver rejected (they must not be served again).
+    pub(crate) fn forget_kernels(&self, keys: &[KernelKey]) {
+        self.inner.kernels.forget(keys);
     }
 
     /// Number of compiled kernels in the cache.
     pub fn kernel_count(&self) -> usize {
-        self.inner.kernels.lock().unwrap().len()
+        self.inner.kernels.len()
     }
 
     /// Errors reported by wgpu outside an error scope since the last call.
     pub(crate) fn take_errors(&self) -> Option<String> {
-        let mut e = self.inner.errors.lock().unwrap();
+        let mut e = self.inner.errors.lock().unwrap_or_else(|p| p.into_inner());
         if e.is_empty() {
             None
         } else {
@@ -460,13 +455,19 @@ impl Device {
         }
     }
 
-    /// Blocks until all submitted work is done.
-    pub fn wait(&self) -> Result<()> {
+    /// Blocks until all submitted work is done (native; the browser needs no polling).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn wait(&self) -> Result<()> {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::gpu("poll", e))?;
         Ok(())
+    }
+
+    /// Resolves when all work submitted so far has finished.
+    pub async fn flush(&self) -> Result<()> {
+        readback::work_done(self).await
     }
 
     /// Creates a storage texture of `width` x `height` texels holding `bytes` (row-major texels).
@@ -487,13 +488,14 @@ impl Device {
                 limit_name: "max_texture_dimension_2d",
             });
         }
+        let size = wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        };
         let tex = self.inner.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
-            size: wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
+            size,
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -514,11 +516,7 @@ impl Device {
                 bytes_per_row: Some(width * 16),
                 rows_per_image: Some(height),
             },
-            wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
+            size,
         );
         let view = tex.create_view(&wgpu::TextureViewDescriptor::default());
         Ok((tex, view))
@@ -541,14 +539,19 @@ impl Device {
         match buf.get_mapped_range_mut(..) {
             Ok(mut view) => view.slice(..bytes.len()).copy_from_slice(bytes),
             // Unreachable for a buffer mapped at creation; report through wgpu's error path.
-            Err(e) => self.inner.errors.lock().unwrap().push(e.to_string()),
+            Err(e) => self
+                .inner
+                .errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string()),
         }
         buf.unmap();
         buf
     }
 
     /// Reads `size` bytes of `buf` at `offset` (copies through a staging buffer).
-    pub fn read_buffer(&self, buf: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+    pub async fn read_buffer(&self, buf: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
         let padded = size.div_ceil(4) * 4;
         let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -562,28 +565,60 @@ impl Device {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         enc.copy_buffer_to_buffer(buf, offset, &staging, 0, padded);
         self.inner.queue.submit([enc.finish()]);
-        let out = map_read(self, &staging, padded)?;
+        let out = map_read(self, &staging, padded).await?;
         Ok(out[..size as usize].to_vec())
     }
 }
 
-/// Maps a MAP_READ buffer, waits, and copies its contents out.
-pub(crate) fn map_read(dev: &Device, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
-    let slice = staging.slice(..size);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    dev.wait()?;
-    rx.recv()
-        .map_err(|e| Error::gpu("map", e))?
-        .map_err(|e| Error::gpu("map", e))?;
-    let data = slice
-        .get_mapped_range()
-        .map_err(|e| Error::gpu("map", e))?
-        .to_vec();
-    staging.unmap();
-    Ok(data)
+/// Every adapter visible to a fresh instance.
+async fn adapters() -> Vec<wgpu::Adapter> {
+    let inst = instance();
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        inst.enumerate_adapters(wgpu::Backends::all()).await
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        // The browser offers one adapter per request.
+        let opts = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+        };
+        inst.request_adapter(&opts).await.into_iter().collect()
+    }
+}
+
+/// The blocking edge of the device API (native only).
+#[cfg(not(target_arch = "wasm32"))]
+impl Device {
+    /// Opens the device chosen by the environment (`WGPU_INFER_ADAPTER`, the kernel policy
+    /// variables): see [`Device::request`].
+    pub fn new() -> Result<Device> {
+        Self::with_options(&DeviceOptions::from_env()?)
+    }
+
+    /// [`Device::request`], blocking.
+    pub fn with_options(opts: &DeviceOptions) -> Result<Device> {
+        crate::edge::block_on(Self::request(opts))
+    }
+
+    /// Like [`Device::new`] with an explicit adapter name filter.
+    pub fn with_adapter(name_filter: Option<&str>) -> Result<Device> {
+        let mut opts = DeviceOptions::from_env()?;
+        opts.adapter = name_filter.map(str::to_string);
+        Self::with_options(&opts)
+    }
+
+    /// Every adapter wgpu can see (honours `WGPU_BACKEND`).
+    pub fn list_adapters() -> Vec<AdapterSummary> {
+        crate::edge::block_on(Self::list_adapters_async())
+    }
+
+    /// [`Device::fma_peak_gflops`], blocking.
+    pub fn measure_fma_peak(&self, reps: usize) -> Result<f64> {
+        crate::edge::block_on(self.fma_peak_gflops(reps))
+    }
 }
 
 impl std::fmt::Debug for Device {

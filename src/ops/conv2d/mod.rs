@@ -1,11 +1,40 @@
 //! 2-D convolution, NCHW: stride, padding, dilation, groups, bias, fused activation and an
 //! optional residual added after the activation.
+//!
+//! GPU variants: `Direct` ([`direct`]: storage buffers, any geometry, the portable variant) and
+//! `Texture` ([`texture`]: padded NHWC4 input texture and subgroup broadcasts, groups 1 and
+//! square strides; 10-30x faster on CPU-backed adapters).
 
-use super::{expect_f32, shapes, Act, Op, Params};
+mod direct;
+pub(crate) mod texture;
+
+use super::{expect_f32, shapes, Act};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, Packed, PackedChunk, Resource, ValueId};
+use crate::graph::{Graph, Lower, Op, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
+/// A conv2d kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvVariant {
+    Direct,
+    Texture,
+}
+
+impl ConvVariant {
+    pub const ALL: [ConvVariant; 2] = [ConvVariant::Direct, ConvVariant::Texture];
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvVariant::Direct => "direct",
+            ConvVariant::Texture => "texture",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == s)
+    }
+}
+
+/// The conv2d op. Inputs: x, weight, then a bias [O] if `bias`, then a residual if
+/// `residual`.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     pub stride: [usize; 2],
@@ -15,6 +44,8 @@ pub struct Conv2d {
     pub act: Act,
     pub bias: bool,
     pub residual: bool,
+    /// Forces a kernel; `None` lets the policy or the adapter decide.
+    pub variant: Option<ConvVariant>,
 }
 
 impl Default for Conv2d {
@@ -27,12 +58,13 @@ impl Default for Conv2d {
             act: Act::None,
             bias: false,
             residual: false,
+            variant: None,
         }
     }
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Geo {
+pub(crate) struct Geo {
     n: usize,
     c: usize,
     h: usize,
@@ -78,6 +110,60 @@ impl Conv2d {
             kw,
             ho,
             wo,
+        })
+    }
+}
+
+impl Conv2d {
+    /// (bias, residual) inputs when present.
+    fn optional_inputs(&self, inputs: &[ValueId]) -> (Option<ValueId>, Option<ValueId>) {
+        let bias = self.bias.then(|| inputs[2]);
+        let res = self.residual.then(|| inputs[2 + self.bias as usize]);
+        (bias, res)
+    }
+
+    /// The texture kernel's geometry, when the op's shape class allows it at all.
+    fn tex_geometry(&self, g: Geo) -> Option<texture::TexConv> {
+        (self.groups == 1 && self.dilation == [1, 1] && self.stride[0] == self.stride[1]).then_some(
+            texture::TexConv {
+                n: g.n,
+                c: g.c,
+                h: g.h,
+                w: g.w,
+                o: g.o,
+                kh: g.kh,
+                kw: g.kw,
+                stride: self.stride[0],
+                ph: self.padding[0],
+                pw: self.padding[1],
+                ho: g.ho,
+                wo: g.wo,
+            },
+        )
+    }
+
+    /// Forced by the op, else by the policy (when it can run the problem), else the texture
+    /// kernel on CPU-backed adapters when it fits, else the direct kernel.
+    fn choose(&self, cx: &Lower<'_>, tex: Option<&texture::TexConv>) -> Result<ConvVariant> {
+        if let Some(v) = self.variant {
+            return Ok(v);
+        }
+        let dev = cx.device();
+        let tex_ok = tex.is_some_and(|t| t.supported(dev));
+        if let Some(name) = dev.policy().forced("conv2d") {
+            let v = ConvVariant::parse(name).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown conv2d variant '{name}' (WGPU_INFER_CONV: direct, texture)"
+                ))
+            })?;
+            if v == ConvVariant::Direct || tex_ok {
+                return Ok(v);
+            }
+        }
+        Ok(if dev.is_cpu() && tex_ok {
+            ConvVariant::Texture
+        } else {
+            ConvVariant::Direct
         })
     }
 }
@@ -182,115 +268,31 @@ impl Op for Conv2d {
 
     fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
         let g = self.geo(&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape)?;
-        let groups = self.groups;
-        // CPU-backed adapters: the texture kernel (see shaders/conv2d_tex.wgsl).
-        if cx.device().is_cpu()
-            && groups == 1
-            && self.dilation == [1, 1]
-            && self.stride[0] == self.stride[1]
-            && std::env::var("WGPU_INFER_CONV").map_or(true, |v| v != "direct")
-        {
-            let tg = super::conv2d_tex::TexConv {
-                n: g.n,
-                c: g.c,
-                h: g.h,
-                w: g.w,
-                o: g.o,
-                kh: g.kh,
-                kw: g.kw,
-                stride: self.stride[0],
-                ph: self.padding[0],
-                pw: self.padding[1],
-                ho: g.ho,
-                wo: g.wo,
-            };
-            if let Some(c) = cx.constant(inputs[1]).cloned() {
-                if tg.supported(cx.device()) {
-                    let dev = cx.device().clone();
-                    let packed = c.packed(cx.device(), "conv2d/tex", |t| {
-                        super::conv2d_tex::pack_weights(&dev, c.name(), t, &tg)
-                    })?;
-                    let mut i = 2;
-                    let bias = self.bias.then(|| {
-                        i += 1;
-                        inputs[i - 1]
-                    });
-                    let res = self.residual.then(|| inputs[i]);
-                    return super::conv2d_tex::lower(
-                        cx, &tg, inputs[0], packed, bias, res, outputs[0], self.act,
-                    );
-                }
+        let Some(c) = cx.constant(inputs[1]).cloned() else {
+            return Err(Error::shape(
+                "conv2d",
+                "the GPU kernels need the weight as a constant",
+                &[&cx.info(inputs[1]).shape],
+            ));
+        };
+        let tex = self.tex_geometry(g);
+        let v = self.choose(cx, tex.as_ref())?;
+        match (v, tex) {
+            (ConvVariant::Texture, Some(tg)) if tg.supported(cx.device()) => {
+                let dev = cx.device().clone();
+                let packed = c.packed(cx.device(), "conv2d/tex", |t| {
+                    texture::pack_weights(&dev, c.name(), t, &tg)
+                })?;
+                let (bias, res) = self.optional_inputs(inputs);
+                texture::lower(cx, &tg, inputs[0], packed, bias, res, outputs[0], self.act)
             }
+            (ConvVariant::Texture, _) => Err(Error::shape(
+                "conv2d",
+                "the texture kernel cannot run this problem on this adapter",
+                &[&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape],
+            )),
+            (ConvVariant::Direct, _) => direct::lower(self, g, &c, cx, inputs, outputs),
         }
-        let (cg, og) = (g.c / groups, g.o / groups);
-        let og4 = og.div_ceil(4);
-        let dev = cx.device().clone();
-        let packed = match cx.constant(inputs[1]).cloned() {
-            Some(c) => c.packed(cx.device(), &format!("conv2d/g{groups}"), |t| {
-                pack_conv(&dev, c.name(), t, groups)
-            })?,
-            None => {
-                return Err(Error::shape(
-                    "conv2d",
-                    "the GPU kernel needs the weight as a constant",
-                    &[&cx.info(inputs[1]).shape],
-                ))
-            }
-        };
-        let mut i = 2;
-        let bias = if self.bias {
-            i += 1;
-            inputs[i - 1]
-        } else {
-            inputs[0]
-        };
-        let res = if self.residual { inputs[i] } else { inputs[0] };
-        let pixels = g.ho * g.wo;
-        let r = if pixels >= 8 { 8 } else { pixels };
-        let u = |v: usize| v as u32;
-        let params = Params::new()
-            .u32(u(g.c))
-            .u32(u(g.h))
-            .u32(u(g.w))
-            .u32(u(g.o))
-            .u32(u(g.ho))
-            .u32(u(g.wo))
-            .u32(u(g.kh))
-            .u32(u(g.kw))
-            .u32(u(self.stride[0]))
-            .u32(u(self.stride[1]))
-            .u32(u(self.padding[0]))
-            .u32(u(self.padding[1]))
-            .u32(u(self.dilation[0]))
-            .u32(u(self.dilation[1]))
-            .u32(u(groups))
-            .u32(u(cg))
-            .u32(u(og))
-            .u32(u(og4))
-            .u32(0)
-            .u32(0);
-        cx.dispatch(
-            "conv2d.wgsl",
-            &[
-                ("R", r.to_string()),
-                ("ACT", self.act.code().to_string()),
-                ("HAS_BIAS", (self.bias as u32).to_string()),
-                ("HAS_RES", (self.residual as u32).to_string()),
-            ],
-            vec![
-                Arg::Read(inputs[0]),
-                Arg::Packed(packed, 0),
-                Arg::Read(bias),
-                Arg::Read(res),
-                Arg::Write(outputs[0]),
-                params.arg(),
-            ],
-            [
-                og4.div_ceil(8) as u32,
-                pixels.div_ceil(r) as u32,
-                (g.n * groups) as u32,
-            ],
-        )
     }
 
     fn flops(&self, inputs: &[&ValueInfo]) -> u64 {
@@ -299,36 +301,6 @@ impl Op for Conv2d {
             Err(_) => 0,
         }
     }
-}
-
-/// Packs [O, C/g, kh, kw] into [g][C/g*kh*kw][og4] vec4 (output channels padded to 4).
-fn pack_conv(dev: &crate::device::Device, name: &str, t: &Tensor, groups: usize) -> Result<Packed> {
-    let s = t.shape();
-    let (o, cg, kh, kw) = (s[0], s[1], s[2], s[3]);
-    let og = o / groups;
-    let og4 = og.div_ceil(4);
-    let kdim = cg * kh * kw;
-    let w = t.f32_cow();
-    let mut buf = vec![0.0f32; groups * kdim * og4 * 4];
-    for gi in 0..groups {
-        for oc in 0..og {
-            let o_idx = gi * og + oc;
-            for kk in 0..kdim {
-                buf[((gi * kdim + kk) * og4) * 4 + oc] = w[o_idx * kdim + kk];
-            }
-        }
-    }
-    let bytes: &[u8] = bytemuck::cast_slice(&buf);
-    let buffer = dev.upload(name, bytes, wgpu::BufferUsages::empty());
-    Ok(Packed {
-        chunks: vec![PackedChunk {
-            resource: Resource::Buffer {
-                buffer,
-                size: bytes.len() as u64,
-            },
-            meta: [0; 4],
-        }],
-    })
 }
 
 impl Graph {

@@ -1,0 +1,291 @@
+//! The lowering context ops emit dispatches into, and the device forms of constants.
+
+use super::{Constant, Graph, ValueId};
+use crate::device::{BindingKind, Device, Kernel, KernelKey, TexFormat};
+use crate::error::{Error, Result};
+use crate::tensor::ValueInfo;
+use std::sync::Arc;
+
+/// A device resource holding (part of) a constant.
+#[derive(Debug)]
+pub enum Resource {
+    Buffer {
+        buffer: wgpu::Buffer,
+        size: u64,
+    },
+    Texture {
+        texture: wgpu::Texture,
+        view: wgpu::TextureView,
+        format: TexFormat,
+    },
+}
+
+/// One piece of a packed constant. `meta` is op-defined (e.g. the row range it covers).
+#[derive(Debug)]
+pub struct PackedChunk {
+    pub resource: Resource,
+    pub meta: [u32; 4],
+}
+
+/// A constant in a device layout chosen by a kernel, possibly split into chunks (each within
+/// the adapter's binding limit).
+#[derive(Debug, Default)]
+pub struct Packed {
+    pub chunks: Vec<PackedChunk>,
+}
+
+impl Packed {
+    pub fn bytes(&self) -> u64 {
+        self.chunks
+            .iter()
+            .map(|c| match &c.resource {
+                Resource::Buffer { size, .. } => *size,
+                Resource::Texture { texture, .. } => {
+                    let s = texture.size();
+                    s.width as u64 * s.height as u64 * 16
+                }
+            })
+            .sum()
+    }
+
+    /// A single storage buffer holding `bytes`.
+    pub fn buffer(device: &Device, label: &str, bytes: &[u8]) -> Result<Packed> {
+        let max = device.limits().max_buffer_size;
+        if bytes.len() as u64 > max {
+            return Err(Error::Limit {
+                what: format!("constant '{label}'"),
+                needed: bytes.len() as u64,
+                limit: max,
+                limit_name: "max_buffer_size",
+            });
+        }
+        let buffer = device.upload(label, bytes, wgpu::BufferUsages::COPY_SRC);
+        Ok(Packed {
+            chunks: vec![PackedChunk {
+                resource: Resource::Buffer {
+                    buffer,
+                    // The upload pads to whole u32 (f16 data of odd length).
+                    size: (bytes.len() as u64).div_ceil(4).max(1) * 4,
+                },
+                meta: [0; 4],
+            }],
+        })
+    }
+}
+
+/// A kernel argument, bound in order at @binding(0), (1), ...
+#[derive(Debug)]
+pub enum Arg {
+    /// Whole value, read-only storage.
+    Read(ValueId),
+    /// Whole value, read-write storage (the op's output).
+    Write(ValueId),
+    /// Byte range of a value, read-only (for values larger than one binding).
+    ReadRange {
+        value: ValueId,
+        offset: u64,
+        size: u64,
+    },
+    /// Byte range of a value, read-write.
+    WriteRange {
+        value: ValueId,
+        offset: u64,
+        size: u64,
+    },
+    /// Op-private temporary created with [`Lower::scratch`].
+    Scratch { id: usize, write: bool },
+    /// Chunk `k` of a packed constant (storage buffer, or read-only storage texture).
+    Packed(Arc<Packed>, usize),
+    /// Op-private storage texture created with [`Lower::scratch_texture`].
+    ScratchTexture { id: usize, write: bool },
+    /// A small uniform block (shape parameters).
+    Uniform(Vec<u8>),
+}
+
+pub(crate) struct DispatchDesc {
+    pub(crate) kernel: Arc<Kernel>,
+    pub(crate) args: Vec<Arg>,
+    pub(crate) groups: [u32; 3],
+    pub(crate) node: usize,
+}
+
+/// Lowering context handed to [`Op::gpu`](super::Op::gpu).
+pub struct Lower<'a> {
+    device: &'a Device,
+    graph: &'a Graph,
+    pub(crate) node: usize,
+    pub(crate) dispatches: Vec<DispatchDesc>,
+    /// (node, bytes) of each scratch buffer.
+    pub(crate) scratch: Vec<(usize, u64)>,
+    /// (width, height, format, layout tag) of each scratch texture.
+    pub(crate) scratch_tex: Vec<(u32, u32, TexFormat, u64)>,
+    /// Kernels compiled while lowering (forgotten again if the driver rejects them).
+    pub(crate) new_kernels: Vec<KernelKey>,
+}
+
+impl<'a> Lower<'a> {
+    pub(crate) fn new(device: &'a Device, graph: &'a Graph) -> Self {
+        Lower {
+            device,
+            graph,
+            node: 0,
+            dispatches: Vec::new(),
+            scratch: Vec::new(),
+            scratch_tex: Vec::new(),
+            new_kernels: Vec::new(),
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        self.device
+    }
+    pub fn info(&self, v: ValueId) -> &ValueInfo {
+        self.graph.info(v)
+    }
+    pub fn graph(&self) -> &Graph {
+        self.graph
+    }
+    /// The constant behind `v`, if it is one.
+    pub fn constant(&self, v: ValueId) -> Option<&Arc<Constant>> {
+        self.graph.as_constant(v)
+    }
+
+    /// A temporary buffer live only during this node.
+    pub fn scratch(&mut self, bytes: u64) -> usize {
+        self.scratch.push((self.node, bytes.max(4)));
+        self.scratch.len() - 1
+    }
+
+    /// A temporary storage texture live only during this node. Textures of equal size, format
+    /// and `layout` tag are shared across nodes (each node writes before it reads); give
+    /// layouts whose never-written texels must stay zero their own tag.
+    pub fn scratch_texture(
+        &mut self,
+        width: u32,
+        height: u32,
+        format: TexFormat,
+        layout: u64,
+    ) -> Result<usize> {
+        let max = self.device.limits().max_texture_dimension_2d;
+        if width > max || height > max || width == 0 || height == 0 {
+            return Err(Error::Limit {
+                what: format!("scratch texture of {width}x{height} texels"),
+                needed: width.max(height) as u64,
+                limit: max as u64,
+                limit_name: "max_texture_dimension_2d",
+            });
+        }
+        self.scratch_tex.push((width, height, format, layout));
+        Ok(self.scratch_tex.len() - 1)
+    }
+
+    /// Records a dispatch of `shader` (specialised by `defines`) over `groups` workgroups.
+    pub fn dispatch(
+        &mut self,
+        shader: &str,
+        defines: &[(&str, String)],
+        args: Vec<Arg>,
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.device.limits().max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Limit {
+                what: format!("{shader} dispatch {groups:?}"),
+                needed: *groups.iter().max().unwrap() as u64,
+                limit: max as u64,
+                limit_name: "max_compute_workgroups_per_dimension",
+            });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let kinds: Vec<BindingKind> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Read(_) | Arg::ReadRange { .. } => BindingKind::StorageRead,
+                Arg::Write(_) | Arg::WriteRange { .. } => BindingKind::StorageWrite,
+                Arg::Scratch { write, .. } => {
+                    if *write {
+                        BindingKind::StorageWrite
+                    } else {
+                        BindingKind::StorageRead
+                    }
+                }
+                Arg::Packed(p, k) => match p.chunks.get(*k).map(|c| &c.resource) {
+                    Some(Resource::Texture { format, .. }) => BindingKind::TextureRead(*format),
+                    _ => BindingKind::StorageRead,
+                },
+                Arg::ScratchTexture { id, write } => {
+                    let f = self.scratch_tex[*id].2;
+                    if *write {
+                        BindingKind::TextureWrite(f)
+                    } else {
+                        BindingKind::TextureRead(f)
+                    }
+                }
+                Arg::Uniform(_) => BindingKind::Uniform,
+            })
+            .collect();
+        let (kernel, new) = self.device.kernel_new(shader, defines, &kinds)?;
+        self.new_kernels.extend(new);
+        self.dispatches.push(DispatchDesc {
+            kernel,
+            args,
+            groups,
+            node: self.node,
+        });
+        Ok(())
+    }
+}
+
+/// Splits `n` workgroups into a 2-D grid within the per-dimension limit. Kernels recover the
+/// linear id as `wg.x + wg.y * num_workgroups.x` and return when it is `>= n`.
+pub fn grid(device: &Device, n: u32) -> [u32; 3] {
+    let max = device.limits().max_compute_workgroups_per_dimension.max(1);
+    if n <= max {
+        [n, 1, 1]
+    } else {
+        [max, n.div_ceil(max), 1]
+    }
+}
+
+
+/// Builds a uniform block field by field (std140-compatible for scalars and vec4 arrays).
+#[derive(Default, Debug, Clone)]
+pub struct Params(Vec<u8>);
+
+impl Params {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn u32(mut self, v: u32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn f32(mut self, v: f32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// An `array<vec4<u32>, n_vec4>` (16-byte aligned), zero padded; extra values are an error
+    /// (a kernel's uniform array is too small for this problem's rank).
+    pub fn u32s(mut self, vals: &[u32], n_vec4: usize) -> Result<Self> {
+        if vals.len() > n_vec4 * 4 {
+            return Err(Error::Graph(format!(
+                "{} values do not fit a uniform array of {} vec4",
+                vals.len(),
+                n_vec4
+            )));
+        }
+        while !self.0.len().is_multiple_of(16) {
+            self.0.push(0);
+        }
+        for i in 0..n_vec4 * 4 {
+            let v = vals.get(i).copied().unwrap_or(0);
+            self.0.extend_from_slice(&v.to_le_bytes());
+        }
+        Ok(self)
+    }
+    pub fn arg(self) -> Arg {
+        Arg::Uniform(self.0)
+    }
+}

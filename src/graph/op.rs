@@ -1,0 +1,38 @@
+//! The operation trait every node of a graph implements.
+
+use super::{Lower, Tunable, ValueId};
+use crate::error::{Error, Result};
+use crate::tensor::{Tensor, ValueInfo};
+
+/// An operation in a graph: a shape rule, a plain CPU reference kernel (the oracle), and a GPU
+/// lowering that emits dispatches of its kernel variants.
+pub trait Op: std::fmt::Debug + Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Shape rule: output infos from input infos, or a typed error naming the op and shapes.
+    fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>>;
+    /// Reference kernel (f32, straightforward loops).
+    fn cpu(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>>;
+    /// Emits the GPU dispatches that compute `outputs` from `inputs`. Lowering never measures
+    /// anything: variant choices come from the policy, the tuning cache or a default.
+    fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()>;
+    /// Index of an input (a graph state) this op updates in place; such ops have no outputs.
+    fn writes_input(&self) -> Option<usize> {
+        None
+    }
+    /// Reference kernel of an in-place op: `target` is the written input, `inputs` the others.
+    fn cpu_write(&self, _target: &mut Tensor, _inputs: &[&Tensor]) -> Result<()> {
+        Err(Error::Graph(format!(
+            "{} is not an in-place op",
+            self.name()
+        )))
+    }
+    /// Floating-point operations per run (multiply-add = 2), for throughput reports.
+    fn flops(&self, _inputs: &[&ValueInfo]) -> u64 {
+        0
+    }
+    /// Variant choices this node wants measured on `cx.device()` before it is lowered. The
+    /// compiler measures those the tuning cache lacks, then lowers.
+    fn tunables(&self, _cx: &Lower<'_>, _inputs: &[ValueId]) -> Vec<Tunable> {
+        Vec::new()
+    }
+}

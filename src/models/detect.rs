@@ -1,0 +1,274 @@
+//! Object detection around a detector network: options with ultralytics' `predict` defaults,
+//! the letterbox (bit-exact with OpenCV's resize), confidence filter + class-aware NMS +
+//! scaling back to the original image, and (with the `draw` feature) annotated images.
+
+use crate::error::{Error, Result};
+use crate::imageio::resize_bilinear_cv2;
+use crate::tensor::Tensor;
+use image::RgbImage;
+
+/// Offset per class used to make NMS class-aware (ultralytics' `max_wh`).
+const MAX_WH: f32 = 7680.0;
+
+/// One detection, in the original image's pixels.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Detection {
+    pub class_id: usize,
+    pub label: String,
+    pub score: f32,
+    /// [x1, y1, x2, y2]
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+}
+
+/// `predict` options, with ultralytics' defaults.
+#[derive(Clone, Debug)]
+pub struct DetectOptions {
+    pub conf: f32,
+    pub iou: f32,
+    /// Letterbox size (a multiple of 32).
+    pub imgsz: usize,
+    pub max_det: usize,
+    /// Minimal rectangle padding (to a multiple of 32) instead of a full square, as ultralytics
+    /// does when predicting with a PyTorch checkpoint.
+    pub rect: bool,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions {
+            conf: 0.25,
+            iou: 0.7,
+            imgsz: 640,
+            max_det: 300,
+            rect: true,
+        }
+    }
+}
+
+impl DetectOptions {
+    pub fn validate(&self) -> Result<()> {
+        if !((0.0..=1.0).contains(&self.conf) && (0.0..=1.0).contains(&self.iou)) {
+            return Err(Error::InvalidArgument(format!(
+                "conf and iou must be in [0, 1], got {} and {}",
+                self.conf, self.iou
+            )));
+        }
+        if self.imgsz == 0 || !self.imgsz.is_multiple_of(32) || self.imgsz > 4096 {
+            return Err(Error::InvalidArgument(format!(
+                "imgsz must be a positive multiple of 32 up to 4096, got {}",
+                self.imgsz
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How a letterboxed image maps back to the original.
+#[derive(Clone, Copy, Debug)]
+pub struct Letterbox {
+    pub orig_w: u32,
+    pub orig_h: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+/// ultralytics' LetterBox: scale to fit `imgsz` keeping the aspect ratio (OpenCV bilinear),
+/// pad with 114 to the square (or, with `rect`, to the next multiple of 32), centred.
+pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterbox) {
+    let (w0, h0) = img.dimensions();
+    let r = (imgsz as f64 / h0 as f64).min(imgsz as f64 / w0 as f64);
+    let new_w = round_half_even(w0 as f64 * r) as u32;
+    let new_h = round_half_even(h0 as f64 * r) as u32;
+    let (mut dw, mut dh) = (imgsz as f64 - new_w as f64, imgsz as f64 - new_h as f64);
+    if rect {
+        dw %= 32.0;
+        dh %= 32.0;
+    }
+    dw /= 2.0;
+    dh /= 2.0;
+    let resized = if (new_w, new_h) != (w0, h0) {
+        resize_bilinear_cv2(img, new_w.max(1), new_h.max(1))
+    } else {
+        img.clone()
+    };
+    let top = round_half_even(dh - 0.1) as u32;
+    let bottom = round_half_even(dh + 0.1) as u32;
+    let left = round_half_even(dw - 0.1) as u32;
+    let right = round_half_even(dw + 0.1) as u32;
+    let (w, h) = (new_w.max(1) + left + right, new_h.max(1) + top + bottom);
+    let mut out = RgbImage::from_pixel(w, h, image::Rgb([114, 114, 114]));
+    image::imageops::replace(&mut out, &resized, left as i64, top as i64);
+    (
+        out,
+        Letterbox {
+            orig_w: w0,
+            orig_h: h0,
+            w,
+            h,
+        },
+    )
+}
+
+/// Detections for one decoded prediction [4 + nc, anchors] in letterboxed coordinates:
+/// confidence filter, class-aware NMS, `max_det`, then boxes scaled to the original image.
+pub fn postprocess(
+    pred: &[f32],
+    anchors: usize,
+    names: &[String],
+    lb: &Letterbox,
+    opts: &DetectOptions,
+) -> Vec<Detection> {
+    let nc = names.len();
+    // (x1, y1, x2, y2, score, class) of candidates above the threshold.
+    let mut cand: Vec<([f32; 4], f32, usize)> = Vec::new();
+    for a in 0..anchors {
+        let mut best = (0usize, f32::NEG_INFINITY);
+        for c in 0..nc {
+            let s = pred[(4 + c) * anchors + a];
+            if s > best.1 {
+                best = (c, s);
+            }
+        }
+        if best.1 > opts.conf {
+            let (cx, cy, w, h) = (
+                pred[a],
+                pred[anchors + a],
+                pred[2 * anchors + a],
+                pred[3 * anchors + a],
+            );
+            cand.push((
+                [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
+                best.1,
+                best.0,
+            ));
+        }
+    }
+    cand.sort_by(|x, y| y.1.total_cmp(&x.1));
+    cand.truncate(30000);
+    let offset = |c: usize, b: &[f32; 4]| {
+        let o = c as f32 * MAX_WH;
+        [b[0] + o, b[1] + o, b[2] + o, b[3] + o]
+    };
+    let mut keep: Vec<usize> = Vec::new();
+    let mut suppressed = vec![false; cand.len()];
+    for i in 0..cand.len() {
+        if suppressed[i] {
+            continue;
+        }
+        keep.push(i);
+        if keep.len() == opts.max_det {
+            break;
+        }
+        let bi = offset(cand[i].2, &cand[i].0);
+        for j in i + 1..cand.len() {
+            if !suppressed[j] && iou(&bi, &offset(cand[j].2, &cand[j].0)) > opts.iou {
+                suppressed[j] = true;
+            }
+        }
+    }
+    // Back to the original image (ultralytics' scale_boxes + clip_boxes).
+    let gain = (lb.h as f64 / lb.orig_h as f64).min(lb.w as f64 / lb.orig_w as f64);
+    let padx = round_half_even((lb.w as f64 - lb.orig_w as f64 * gain) / 2.0 - 0.1);
+    let pady = round_half_even((lb.h as f64 - lb.orig_h as f64 * gain) / 2.0 - 0.1);
+    keep.into_iter()
+        .map(|i| {
+            let (b, score, class_id) = cand[i];
+            let sx = |v: f32| (((v as f64 - padx) / gain).clamp(0.0, lb.orig_w as f64)) as f32;
+            let sy = |v: f32| (((v as f64 - pady) / gain).clamp(0.0, lb.orig_h as f64)) as f32;
+            Detection {
+                class_id,
+                label: names[class_id].clone(),
+                score,
+                bbox: [sx(b[0]), sy(b[1]), sx(b[2]), sy(b[3])],
+            }
+        })
+        .collect()
+}
+
+/// Letterboxed RGB to a [1, 3, h, w] tensor in [0, 1].
+pub fn to_tensor(img: &RgbImage) -> Result<Tensor> {
+    let (w, h) = img.dimensions();
+    let plane = (w * h) as usize;
+    let mut v = vec![0.0f32; 3 * plane];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            v[c * plane + i] = px[c] as f32 / 255.0;
+        }
+    }
+    Tensor::from_f32(&[1, 3, h as usize, w as usize], v)
+}
+
+/// Python's `round` (halves to even), which ultralytics' letterbox arithmetic uses.
+fn round_half_even(x: f64) -> f64 {
+    let r = x.round();
+    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - x.signum()
+    } else {
+        r
+    }
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    inter / (area(a) + area(b) - inter)
+}
+
+#[cfg(feature = "draw")]
+/// A copy of `img` with each detection drawn as a box in a per-class colour and a
+/// "label score" tag (DejaVu Sans).
+pub fn annotate(img: &RgbImage, dets: &[Detection]) -> RgbImage {
+    use ab_glyph::{FontRef, PxScale};
+    use imageproc::drawing::{
+        draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size,
+    };
+    use imageproc::rect::Rect;
+    let mut out = img.clone();
+    let font = FontRef::try_from_slice(dejavu::sans::regular()).expect("bundled font parses");
+    let (w, h) = out.dimensions();
+    let side = w.min(h) as f32;
+    let scale = PxScale::from((side / 40.0).clamp(11.0, 28.0));
+    let thick = ((side / 300.0).round() as i32).max(1);
+    for d in dets {
+        // Distinct, stable colours per class.
+        let hue = (d.class_id as u32).wrapping_mul(2654435761);
+        let color = image::Rgb([
+            (hue >> 24) as u8 | 0x40,
+            (hue >> 16) as u8 | 0x40,
+            (hue >> 8) as u8 | 0x40,
+        ]);
+        let [x1, y1, x2, y2] = d.bbox;
+        for t in 0..thick {
+            let (x, y) = (x1 as i32 - t, y1 as i32 - t);
+            let (bw, bh) = ((x2 - x1) as i32 + 2 * t, (y2 - y1) as i32 + 2 * t);
+            if bw > 0 && bh > 0 {
+                draw_hollow_rect_mut(
+                    &mut out,
+                    Rect::at(x, y).of_size(bw as u32, bh as u32),
+                    color,
+                );
+            }
+        }
+        let text = format!("{} {:.2}", d.label, d.score);
+        let (tw, th) = text_size(scale, &font, &text);
+        let ty = (y1 as i32 - th as i32 - 4).max(0);
+        draw_filled_rect_mut(
+            &mut out,
+            Rect::at(x1 as i32, ty).of_size(tw + 4, th + 4),
+            color,
+        );
+        draw_text_mut(
+            &mut out,
+            image::Rgb([255, 255, 255]),
+            x1 as i32 + 2,
+            ty + 1,
+            scale,
+            &font,
+            &text,
+        );
+    }
+    out
+}

@@ -1,0 +1,214 @@
+//! Autoregressive generation shared by decoder models: options, streamed token events, the
+//! device-resident KV cache session, and the decode loop (prefill once, then one cached step
+//! per token; sampling; stop at EOS; text streamed without splitting UTF-8 characters).
+
+use super::sampling::{sample, Rng, Sampling};
+use crate::error::{Error, Result};
+use crate::graph::{Backend, Graph, PlanCache, State};
+use crate::tensor::{DType, Tensor, ValueInfo};
+use std::sync::Arc;
+use web_time::Instant;
+
+/// Options of a generation.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Stop when the model emits its EOS token (the EOS token is returned, as transformers
+    /// does).
+    pub stop_at_eos: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_new_tokens: 64,
+            sampling: Sampling::default(),
+            stop_at_eos: true,
+        }
+    }
+}
+
+/// One streamed token.
+#[derive(Clone, Debug)]
+pub struct TokenEvent<'a> {
+    pub id: u32,
+    /// Text that became complete with this token (may be empty mid-way through a UTF-8 char).
+    pub text: &'a str,
+    /// Index among the new tokens.
+    pub index: usize,
+}
+
+/// Result of a generation.
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub prompt_tokens: Vec<u32>,
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub stopped_at_eos: bool,
+    /// Seconds spent on the prompt forward (including first-use plan compiles).
+    pub prefill_secs: f64,
+    /// Seconds spent on decode steps.
+    pub decode_secs: f64,
+}
+
+/// A decoder's KV cache on one backend (two states [1, positions, width] per layer) and the
+/// compiled step plans, by the number of tokens a step feeds.
+pub(crate) struct KvSession {
+    states: Vec<State>,
+    steps: PlanCache<usize>,
+}
+
+impl KvSession {
+    pub fn new(backend: &Backend, layers: usize, positions: usize, width: usize) -> Result<Self> {
+        let info = ValueInfo::new(&[1, positions, width], DType::F32);
+        let states = (0..2 * layers)
+            .map(|_| backend.new_state(&info))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvSession {
+            states,
+            steps: PlanCache::new(8),
+        })
+    }
+
+    /// Bytes of the cache plus the largest step plan, and the last step's dispatches.
+    pub fn memory_and_dispatches(&self) -> (u64, usize) {
+        let cache: u64 = self.states.iter().map(|s| s.bytes()).sum();
+        let last = self.steps.last_stats().map_or(0, |s| s.dispatches);
+        (self.steps.peak_bytes() + cache, last)
+    }
+
+    /// Runs one step over `ids` at offset `past` with the plan built by `build(ids.len())`:
+    /// the logits of the last token.
+    pub async fn step(
+        &mut self,
+        backend: &Backend,
+        ids: &[u32],
+        past: usize,
+        build: impl FnOnce(usize) -> Result<Graph>,
+    ) -> Result<Tensor> {
+        let s = ids.len();
+        let feeds = [
+            Tensor::from_u32(&[1, s], ids.to_vec())?,
+            Tensor::from_u32(&[1, s], (past..past + s).map(|p| p as u32).collect())?,
+            Tensor::from_u32(&[1], vec![past as u32])?,
+        ];
+        let refs: Vec<&Tensor> = feeds.iter().collect();
+        let states: Vec<&State> = self.states.iter().collect();
+        let plan = self
+            .steps
+            .get_or_build_async(s, || async move {
+                backend.compile_async(Arc::new(build(s)?), &states).await
+            })
+            .await?;
+        plan.run_async(&refs).await?.take("logits")
+    }
+}
+
+/// Checks a request before anything runs: sampling parameters, a non-empty prompt inside the
+/// vocabulary, and prompt + new tokens within the context.
+pub(crate) fn check_request(
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    vocab: usize,
+    context: usize,
+) -> Result<()> {
+    opts.sampling.validate()?;
+    if prompt.is_empty() {
+        return Err(Error::InvalidArgument(
+            "the prompt is empty (no tokens)".into(),
+        ));
+    }
+    check_ids(prompt, vocab)?;
+    if prompt
+        .len()
+        .checked_add(opts.max_new_tokens)
+        .is_none_or(|n| n > context)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "prompt ({} tokens) + max_new_tokens ({}) exceeds the context of {context} positions (n_positions)",
+            prompt.len(),
+            opts.max_new_tokens,
+        )));
+    }
+    Ok(())
+}
+
+/// Every id inside the vocabulary.
+pub(crate) fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
+    match ids.iter().find(|&&i| i as usize >= vocab) {
+        Some(&id) => Err(Error::InvalidArgument(format!(
+            "token id {id} out of range for vocab_size {vocab}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The decode loop: `step(ids, past)` returns the next-token logits after feeding `ids` at
+/// offset `past` (the whole prompt first, then one token at a time); `on_token` gets each new
+/// token as it is produced (return `false` to stop early).
+pub(crate) async fn decode(
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    eos: Option<u32>,
+    tokenizer: Option<&tokenizers::Tokenizer>,
+    mut step: impl AsyncFnMut(Vec<u32>, usize) -> Result<Tensor>,
+    mut on_token: impl FnMut(&TokenEvent) -> bool,
+) -> Result<Generation> {
+    let mut rng = Rng::new(opts.sampling.seed);
+    let mut out = Generation {
+        prompt_tokens: prompt.to_vec(),
+        tokens: Vec::new(),
+        text: String::new(),
+        stopped_at_eos: false,
+        prefill_secs: 0.0,
+        decode_secs: 0.0,
+    };
+    let mut fed: Vec<u32> = prompt.to_vec();
+    let mut past = 0usize;
+    let mut emitted = 0usize; // bytes of `out.text` already streamed
+    while out.tokens.len() < opts.max_new_tokens {
+        let t0 = Instant::now();
+        let s = fed.len();
+        let logits = step(std::mem::take(&mut fed), past).await?;
+        let next = sample(logits.as_f32()?, &opts.sampling, &mut rng) as u32;
+        let secs = t0.elapsed().as_secs_f64();
+        if past == 0 {
+            out.prefill_secs += secs;
+        } else {
+            out.decode_secs += secs;
+        }
+        past += s;
+        out.tokens.push(next);
+        fed = vec![next];
+        if let Some(tok) = tokenizer {
+            out.text = tok
+                .decode(&out.tokens, true)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        }
+        let eos = opts.stop_at_eos && eos == Some(next);
+        let last = eos || out.tokens.len() == opts.max_new_tokens;
+        // Hold back an incomplete UTF-8 character (decoded as U+FFFD) until it completes,
+        // unless this is the last token.
+        let ready = if out.text.ends_with('\u{FFFD}') && !last {
+            out.text.trim_end_matches('\u{FFFD}').len().max(emitted)
+        } else {
+            out.text.len()
+        };
+        let piece = out.text.get(emitted..ready).unwrap_or("").to_string();
+        emitted = ready.max(emitted);
+        let go_on = on_token(&TokenEvent {
+            id: next,
+            text: &piece,
+            index: out.tokens.len() - 1,
+        });
+        if eos {
+            out.stopped_at_eos = true;
+            break;
+        }
+        if !go_on {
+            break;
+        }
+    }
+    Ok(out)
+}

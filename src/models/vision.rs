@@ -1,0 +1,179 @@
+//! Image input of vision models: HF image-processor configs (resize, rescale, normalize, as
+//! transformers' `ViTImageProcessor` computes them) and softmax top-k predictions.
+
+use super::family::yes;
+use super::files::ModelFiles;
+use crate::error::{Error, Result};
+use crate::imageio::{to_chw, Resample};
+use crate::tensor::Tensor;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `preprocessor_config.json` of a HF image processor.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ImageProcessorConfig {
+    #[serde(default = "yes")]
+    pub do_resize: bool,
+    #[serde(default)]
+    pub size: Option<BTreeMap<String, usize>>,
+    #[serde(default = "bilinear")]
+    pub resample: u32,
+    #[serde(default = "yes")]
+    pub do_rescale: bool,
+    #[serde(default = "default_rescale")]
+    pub rescale_factor: f32,
+    #[serde(default = "yes")]
+    pub do_normalize: bool,
+    #[serde(default = "half3")]
+    pub image_mean: Vec<f32>,
+    #[serde(default = "half3")]
+    pub image_std: Vec<f32>,
+}
+
+/// Image channels when a config does not say (RGB).
+pub(crate) fn three() -> usize {
+    3
+}
+fn bilinear() -> u32 {
+    2
+}
+fn default_rescale() -> f32 {
+    1.0 / 255.0
+}
+fn half3() -> Vec<f32> {
+    vec![0.5; 3]
+}
+
+/// One class with its softmax probability.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    pub score: f32,
+}
+
+impl ImageProcessorConfig {
+    /// transformers' `ViTImageProcessor` defaults for a square input.
+    pub fn vit_default(side: usize) -> Self {
+        ImageProcessorConfig {
+            do_resize: true,
+            size: Some(BTreeMap::from([
+                ("height".into(), side),
+                ("width".into(), side),
+            ])),
+            resample: 2,
+            do_rescale: true,
+            rescale_factor: 1.0 / 255.0,
+            do_normalize: true,
+            image_mean: half3(),
+            image_std: half3(),
+        }
+    }
+
+    /// The folder's preprocessor_config.json, or (with a warning) `ViTImageProcessor`'s
+    /// defaults for `side`-pixel square inputs when it has none.
+    pub fn read(files: &ModelFiles, side: usize) -> Result<(Self, Vec<String>)> {
+        let name = "preprocessor_config.json";
+        Ok(match files.json(name)? {
+            Some(p) => (p, Vec::new()),
+            None => {
+                let p = files.path(name).display().to_string();
+                let warning = format!("{p}: missing; using ViTImageProcessor defaults");
+                (Self::vit_default(side), vec![warning])
+            }
+        })
+    }
+
+    /// The processor must produce what a model of `c` channels and `s`-pixel square inputs
+    /// takes.
+    pub fn check(&self, c: usize, s: usize) -> Result<()> {
+        let size = self.size.as_ref();
+        let (ph, pw) = (
+            size.and_then(|m| m.get("height")).copied(),
+            size.and_then(|m| m.get("width")).copied(),
+        );
+        if self.do_resize && (ph != Some(s) || pw != Some(s)) {
+            return Err(Error::InvalidArgument(format!(
+                "preprocessor size {:?} must be {{height: {s}, width: {s}}} (the model's image_size)",
+                self.size
+            )));
+        }
+        if self.image_mean.len() != 3 || self.image_std.len() != 3 || c != 3 {
+            return Err(Error::InvalidArgument(
+                "only 3-channel RGB models with 3 mean/std values are supported".into(),
+            ));
+        }
+        Resample::from_pil(self.resample)?;
+        Ok(())
+    }
+
+    /// Decoded RGB pixels resized, rescaled and normalized to [3, s, s] pixel values.
+    pub fn preprocess(&self, img: &image::RgbImage, s: usize) -> Result<Tensor> {
+        let s = s as u32;
+        let resize = if self.do_resize {
+            Some((s, s, Resample::from_pil(self.resample)?))
+        } else if img.dimensions() != (s, s) {
+            return Err(Error::InvalidArgument(format!(
+                "image is {:?} but the model needs {s}x{s} and do_resize is false",
+                img.dimensions()
+            )));
+        } else {
+            None
+        };
+        let rescale = if self.do_rescale {
+            self.rescale_factor
+        } else {
+            1.0
+        };
+        let (mean, std) = if self.do_normalize {
+            (
+                [self.image_mean[0], self.image_mean[1], self.image_mean[2]],
+                [self.image_std[0], self.image_std[1], self.image_std[2]],
+            )
+        } else {
+            ([0.0; 3], [1.0; 3])
+        };
+        let v = to_chw(img, resize, rescale, mean, std);
+        Tensor::from_f32(&[3, s as usize, s as usize], v)
+    }
+}
+
+/// `id2label` keys must be exactly 0..n.
+pub(crate) fn check_id2label(
+    id2label: &BTreeMap<String, String>,
+) -> std::result::Result<(), String> {
+    let n = id2label.len();
+    match (0..n).find(|i| !id2label.contains_key(&i.to_string())) {
+        Some(i) => Err(format!("'id2label' has {n} entries but lacks index {i}")),
+        None => Ok(()),
+    }
+}
+
+/// The first `n` labels of a checked `id2label`.
+pub(crate) fn labels(id2label: &BTreeMap<String, String>, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| id2label.get(&i.to_string()).cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The `top_k` classes of one row of logits, by softmax probability.
+pub fn top_k(logits: &[f32], labels: &[String], top_k: usize) -> Vec<Prediction> {
+    let probs = softmax(logits);
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    idx.into_iter()
+        .take(top_k)
+        .map(|i| Prediction {
+            index: i,
+            label: labels.get(i).cloned().unwrap_or_default(),
+            score: probs[i],
+        })
+        .collect()
+}
+
+fn softmax(x: &[f32]) -> Vec<f32> {
+    let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let e: Vec<f64> = x.iter().map(|&v| ((v - m) as f64).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|&v| (v / s) as f32).collect()
+}
