@@ -89,6 +89,8 @@ pub fn read(path: &std::path::Path) -> crate::Result<Bytes> {
     }
     #[cfg(not(feature = "mmap"))]
     {
-        Ok(Bytes::new(std::fs::read(path).map_err(|e| Error::io(path, e))?))
+        Ok(Bytes::new(
+            std::fs::read(path).map_err(|e| Error::io(path, e))?,
+        ))
     }
 }

@@ -30,6 +30,7 @@ pub mod hub;
 pub mod imageio;
 pub mod models;
 pub mod ops;
+pub mod rng;
 pub mod tensor;
 pub mod weights;
 

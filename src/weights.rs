@@ -202,7 +202,10 @@ impl Weights {
                     if let Some(i) = h.iter().position(|v| !v.is_finite()) {
                         return Err(err(format!("element {i} is not finite ({})", h[i])));
                     }
-                    self.read.lock().unwrap_or_else(|p| p.into_inner()).insert(stored.clone());
+                    self.read
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(stored.clone());
                     return Tensor::from_f16(&shape, h);
                 }
                 h.iter().map(|x| x.to_f32()).collect()
@@ -220,7 +223,10 @@ impl Weights {
         if let Some(i) = f32s.iter().position(|v| !v.is_finite()) {
             return Err(err(format!("element {i} is not finite ({})", f32s[i])));
         }
-        self.read.lock().unwrap_or_else(|p| p.into_inner()).insert(stored.clone());
+        self.read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stored.clone());
         let t = Tensor::from_f32(&shape, f32s)?;
         match dtype {
             DType::F32 => Ok(t),
@@ -265,7 +271,10 @@ impl Weights {
                 path: self.path.clone(),
                 msg: format!("tensor '{stored}' holds values outside u32"),
             })?;
-        self.read.lock().unwrap_or_else(|p| p.into_inner()).insert(stored);
+        self.read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stored);
         let shape = if info.shape.is_empty() {
             vec![1]
         } else {

@@ -489,7 +489,9 @@ fn c16_folder_of_another_model_family() {
     let d = copy_fixture("gpt2/tiny_a", "family");
     // The library names the family; the CLI also says which command runs it.
     let needles = ["config.json", "model_type is 'gpt2'"];
-    lib_fails("wrong family", is_wrong_model, &needles, |b| Bert::load(b, &d));
+    lib_fails("wrong family", is_wrong_model, &needles, |b| {
+        Bert::load(b, &d)
+    });
     cli_fails(
         "wrong family",
         "embed",

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wgpu_infer::models::config::{check_bert, check_gpt2, check_vit, check_yolo, MAX_DIM};
-use wgpu_infer::models::{parse_config, ModelConfig};
+use wgpu_infer::models::family::MAX_DIM;
+use wgpu_infer::models::{parse_config, FamilyConfig, ModelConfig};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -15,18 +15,18 @@ fuzz_target!(|data: &[u8]| {
             let _ = format!("{c:?}");
             match &c {
                 ModelConfig::Bert(b) => {
-                    check_bert(b).unwrap();
+                    b.check().unwrap();
                     assert!(b.hidden_size <= MAX_DIM && b.vocab_size <= MAX_DIM);
                 }
                 ModelConfig::Gpt2(g) => {
-                    check_gpt2(g).unwrap();
+                    g.check().unwrap();
                     assert!(g.n_embd <= MAX_DIM && g.vocab_size <= MAX_DIM);
                 }
                 ModelConfig::Vit(v) => {
-                    check_vit(v).unwrap();
+                    v.check().unwrap();
                     assert!(v.image_size % v.patch_size == 0);
                 }
-                ModelConfig::Yolo(y) => check_yolo(y).unwrap(),
+                ModelConfig::Yolo(y) => y.check().unwrap(),
             }
         }
         Err(msg) => assert!(!msg.is_empty()),

@@ -102,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
     let names = w.names();
     assert_eq!(names.len(), list.len());
     assert!(names.windows(2).all(|p| p[0] < p[1]), "names not sorted");
-    let _ = w.detect_kind();
+    let _ = wgpu_infer::models::detect_kind(&w);
     let total: usize = list.iter().map(|t| t.bytes).sum();
     assert!(
         total <= w.data_bytes(),
@@ -159,7 +159,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = w.detect_kind();
+    let _ = wgpu_infer::models::detect_kind(&w);
     let unread = w.unread();
     assert!(unread.iter().all(|n| names.contains(n)));
 });

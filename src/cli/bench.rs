@@ -1,7 +1,7 @@
+use super::bench_harness::{self, BenchOptions, TorchResult};
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use super::bench_harness::{self, BenchOptions, TorchResult};
 use wgpu_infer::{Device, Error, Result};
 
 #[derive(Args, Debug)]

@@ -148,10 +148,23 @@ fn kernels(
         };
         let slow = family == "matmul" && variant != "texture" && dev.is_cpu();
         if !(slow && quick && flops > 4e8) {
-            out.push(time_case(&case, &gpu, &family, &variant, peak, quick, progress)?);
+            out.push(time_case(
+                &case, &gpu, &family, &variant, peak, quick, progress,
+            )?);
         }
-        if cpu_done.insert((family.clone(), case.name.clone()), ()).is_none() {
-            out.push(time_case(&case, &Backend::Cpu, &family, "reference", peak, quick, progress)?);
+        if cpu_done
+            .insert((family.clone(), case.name.clone()), ())
+            .is_none()
+        {
+            out.push(time_case(
+                &case,
+                &Backend::Cpu,
+                &family,
+                "reference",
+                peak,
+                quick,
+                progress,
+            )?);
         }
     }
     Ok(out)
@@ -166,7 +179,11 @@ fn time_case(
     quick: bool,
     progress: &mut dyn FnMut(&str),
 ) -> Result<KernelResult> {
-    progress(&format!("{family} {} {variant} ({})", case.name, backend.name()));
+    progress(&format!(
+        "{family} {} {variant} ({})",
+        case.name,
+        backend.name()
+    ));
     let mut plan = backend.compile(case.graph.clone(), &[])?;
     let refs: Vec<&Tensor> = case.feeds.iter().collect();
     let (reps, budget) = match (backend, quick) {
@@ -208,6 +225,32 @@ fn vit_base_16() -> VitConfig {
         id2label: (0..1000)
             .map(|i| (i.to_string(), format!("LABEL_{i}")))
             .collect(),
+    }
+}
+
+/// What every row of one model run shares.
+struct Run<'a> {
+    model: &'a str,
+    backend: String,
+    cold_start_s: f64,
+    /// (device bytes, dispatches per forward)
+    memory: (u64, usize),
+}
+
+impl Run<'_> {
+    /// A row: `items` (sentences, tokens, images) per call of `secs`.
+    fn row(&self, workload: String, secs: f64, items: f64, unit: &'static str) -> ModelResult {
+        ModelResult {
+            model: self.model.into(),
+            workload,
+            backend: self.backend.clone(),
+            ms: secs * 1e3,
+            rate: items / secs.max(1e-12),
+            unit,
+            cold_start_s: self.cold_start_s,
+            memory_bytes: self.memory.0,
+            dispatches: self.memory.1,
+        }
     }
 }
 
@@ -271,18 +314,14 @@ fn models(
             let s = time(reps, if quick { 3.0 } else { 10.0 }, || {
                 model.forward(&input, false).map(|_| ())
             })?;
-            let (mem, disp) = model.memory_and_dispatches();
-            out.push(ModelResult {
-                model: "MiniLM-L6 (random weights)".into(),
-                workload: format!("batch {batch} x {seq} tokens"),
+            let run = Run {
+                model: "MiniLM-L6 (random weights)",
                 backend: backend.name().into(),
-                ms: s * 1e3,
-                rate: batch as f64 / s,
-                unit: "sentences/s",
                 cold_start_s: cold.unwrap_or(0.0),
-                memory_bytes: mem,
-                dispatches: disp,
-            });
+                memory: model.memory_and_dispatches(),
+            };
+            let workload = format!("batch {batch} x {seq} tokens");
+            out.push(run.row(workload, s, batch as f64, "sentences/s"));
         }
     }
     // GPT-2 small sized (random weights): 16-token prompt, 32 greedy tokens with the KV cache;
@@ -319,30 +358,17 @@ fn models(
         let first = model.generate_ids(&prompt, &opts, |_| true)?;
         let cold = t0.elapsed().as_secs_f64() - first.decode_secs;
         let g = model.generate_ids(&prompt, &opts, |_| true)?;
-        let (mem, disp) = model.memory_and_dispatches();
         let decode_tokens = g.tokens.len().saturating_sub(1) as f64;
-        out.push(ModelResult {
-            model: "GPT-2 small (random weights)".into(),
-            workload: "prefill 16 tokens".into(),
-            backend: label.clone(),
-            ms: g.prefill_secs * 1e3,
-            rate: 16.0 / g.prefill_secs,
-            unit: "tokens/s",
+        let run = Run {
+            model: "GPT-2 small (random weights)",
+            backend: label,
             cold_start_s: cold,
-            memory_bytes: mem,
-            dispatches: disp,
-        });
-        out.push(ModelResult {
-            model: "GPT-2 small (random weights)".into(),
-            workload: format!("decode {} tokens (KV cache)", g.tokens.len()),
-            backend: label.clone(),
-            ms: g.decode_secs * 1e3 / decode_tokens.max(1.0),
-            rate: decode_tokens / g.decode_secs.max(1e-9),
-            unit: "tokens/s",
-            cold_start_s: cold,
-            memory_bytes: mem,
-            dispatches: disp,
-        });
+            memory: model.memory_and_dispatches(),
+        };
+        out.push(run.row("prefill 16 tokens".into(), g.prefill_secs, 16.0, "tokens/s"));
+        let per_token = g.decode_secs / decode_tokens.max(1.0);
+        let workload = format!("decode {} tokens (KV cache)", g.tokens.len());
+        out.push(run.row(workload, per_token, 1.0, "tokens/s"));
     }
     // ViT-B/16 at 224 (random weights).
     for backend in backends(dev) {
@@ -373,18 +399,13 @@ fn models(
             let s = time(reps, if quick { 3.0 } else { 10.0 }, || {
                 model.forward(&pix).map(|_| ())
             })?;
-            let (mem, disp) = model.memory_and_dispatches();
-            out.push(ModelResult {
-                model: "ViT-B/16 224 (random weights)".into(),
-                workload: format!("batch {b}"),
+            let run = Run {
+                model: "ViT-B/16 224 (random weights)",
                 backend: backend.name().into(),
-                ms: s * 1e3,
-                rate: b as f64 / s,
-                unit: "images/s",
                 cold_start_s: cold.unwrap_or(0.0),
-                memory_bytes: mem,
-                dispatches: disp,
-            });
+                memory: model.memory_and_dispatches(),
+            };
+            out.push(run.row(format!("batch {b}"), s, b as f64, "images/s"));
         }
     }
     // YOLOv8n at 640: network only, and the full predict (letterbox, NMS) on bus.jpg.
@@ -413,18 +434,13 @@ fn models(
         let s = time(reps, if quick { 2.0 } else { 10.0 }, || {
             model.forward(&x).map(|_| ())
         })?;
-        let (mem, disp) = model.memory_and_dispatches();
-        out.push(ModelResult {
-            model: "YOLOv8n 640".into(),
-            workload: "network, 640x640".into(),
+        let run = Run {
+            model: "YOLOv8n 640",
             backend: backend.name().into(),
-            ms: s * 1e3,
-            rate: 1.0 / s,
-            unit: "images/s",
             cold_start_s: cold,
-            memory_bytes: mem,
-            dispatches: disp,
-        });
+            memory: model.memory_and_dispatches(),
+        };
+        out.push(run.row("network, 640x640".into(), s, 1.0, "images/s"));
         if let Some(bus) = &bus {
             let img = wgpu_infer::imageio::load_rgb(bus)?;
             let s = time(reps, 5.0, || {
@@ -432,17 +448,8 @@ fn models(
                     .detect_image(&img, &DetectOptions::default())
                     .map(|_| ())
             })?;
-            out.push(ModelResult {
-                model: "YOLOv8n 640".into(),
-                workload: "predict bus.jpg (letterbox 640x480, NMS)".into(),
-                backend: backend.name().into(),
-                ms: s * 1e3,
-                rate: 1.0 / s,
-                unit: "images/s",
-                cold_start_s: cold,
-                memory_bytes: mem,
-                dispatches: disp,
-            });
+            let workload = "predict bus.jpg (letterbox 640x480, NMS)".into();
+            out.push(run.row(workload, s, 1.0, "images/s"));
         }
     }
     Ok(())

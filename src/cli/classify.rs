@@ -18,7 +18,11 @@ pub struct ClassifyArgs {
 }
 
 pub fn run(args: ClassifyArgs) -> Result<()> {
-    let model = super::load(&args.model, |b, d, o| Vit::load_with(b, d, o), Vit::warnings)?;
+    let model = super::load(
+        &args.model,
+        |b, d, o| Vit::load_with(b, d, o),
+        Vit::warnings,
+    )?;
     let top = model.classify(&args.images, args.top_k.min(model.labels().len().max(1)))?;
     #[derive(serde::Serialize)]
     struct Out<'a> {

@@ -42,7 +42,11 @@ pub fn run(args: EmbedArgs) -> Result<()> {
             "no texts: pass them as arguments or one per line on stdin".into(),
         ));
     }
-    let mut model = super::load(&args.model, |b, d, o| Bert::load_with(b, d, o), Bert::warnings)?;
+    let mut model = super::load(
+        &args.model,
+        |b, d, o| Bert::load_with(b, d, o),
+        Bert::warnings,
+    )?;
     if let Some(p) = &args.pooling {
         model.set_pooling(p.parse::<Pooling>()?);
     }

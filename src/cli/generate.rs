@@ -37,7 +37,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
     };
     sampling.validate()?;
-    let model = super::load(&args.model, |b, d, o| Gpt2::load_with(b, d, o), Gpt2::warnings)?;
+    let model = super::load(
+        &args.model,
+        |b, d, o| Gpt2::load_with(b, d, o),
+        Gpt2::warnings,
+    )?;
     let quiet = args.model.quiet;
     let opts = GenerateOptions {
         max_new_tokens: args.max_new_tokens,

@@ -80,6 +80,7 @@ struct Inner {
     tuning: Mutex<TuneCache>,
     /// Bytes of weights uploaded so far (every packed form of every constant).
     uploaded: AtomicU64,
+    #[cfg(not(target_arch = "wasm32"))]
     poller: readback::Poller,
 }
 
@@ -130,36 +131,17 @@ fn wanted_features(policy: &KernelPolicy) -> wgpu::Features {
 }
 
 /// The limits to open the device with: the adapter's own (wgpu's defaults are lower), or under
-/// the portable policy no more than WebGPU's defaults for everything that shapes a kernel.
+/// the portable policy WebGPU's defaults for everything that shapes a kernel (buffer sizes stay
+/// the adapter's: browsers grant those when asked).
 fn wanted_limits(adapter: &wgpu::Limits, policy: &KernelPolicy) -> wgpu::Limits {
-    let mut l = adapter.clone();
-    if policy.portable {
-        let d = wgpu::Limits::default();
-        l.max_compute_invocations_per_workgroup = l
-            .max_compute_invocations_per_workgroup
-            .min(d.max_compute_invocations_per_workgroup);
-        l.max_compute_workgroup_size_x = l
-            .max_compute_workgroup_size_x
-            .min(d.max_compute_workgroup_size_x);
-        l.max_compute_workgroup_size_y = l
-            .max_compute_workgroup_size_y
-            .min(d.max_compute_workgroup_size_y);
-        l.max_compute_workgroup_size_z = l
-            .max_compute_workgroup_size_z
-            .min(d.max_compute_workgroup_size_z);
-        l.max_compute_workgroup_storage_size = l
-            .max_compute_workgroup_storage_size
-            .min(d.max_compute_workgroup_storage_size);
-        l.max_storage_buffers_per_shader_stage = l
-            .max_storage_buffers_per_shader_stage
-            .min(d.max_storage_buffers_per_shader_stage);
-        l.max_storage_textures_per_shader_stage = l
-            .max_storage_textures_per_shader_stage
-            .min(d.max_storage_textures_per_shader_stage);
-        l.max_uniform_buffers_per_shader_stage = l
-            .max_uniform_buffers_per_shader_stage
-            .min(d.max_uniform_buffers_per_shader_stage);
+    if !policy.portable {
+        return adapter.clone();
     }
+    let mut l = adapter
+        .clone()
+        .or_worse_values_from(&wgpu::Limits::default());
+    l.max_buffer_size = adapter.max_buffer_size;
+    l.max_storage_buffer_binding_size = adapter.max_storage_buffer_binding_size;
     l
 }
 
@@ -245,6 +227,7 @@ impl Device {
                 errors,
                 tuning: Mutex::new(tuning),
                 uploaded: AtomicU64::new(0),
+                #[cfg(not(target_arch = "wasm32"))]
                 poller: readback::Poller::default(),
             }),
         })
@@ -312,10 +295,7 @@ impl Device {
 
     /// The tuning cache of this device's adapter.
     pub(crate) fn tuning(&self) -> std::sync::MutexGuard<'_, TuneCache> {
-        self.inner
-            .tuning
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.tuning.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The kernel choices cached for this adapter, and where they are kept.
@@ -582,8 +562,7 @@ async fn adapters() -> Vec<wgpu::Adapter> {
         // The browser offers one adapter per request.
         let opts = wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
-            force_fallback_adapter: false,
-            compatible_surface: None,
+            ..Default::default()
         };
         inst.request_adapter(&opts).await.into_iter().collect()
     }

@@ -117,11 +117,7 @@ mod tests {
     use super::*;
 
     fn vars<'a>(kv: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            kv.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
+        move |k| kv.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
     }
 
     #[test]
@@ -135,7 +131,10 @@ mod tests {
         assert!(p.portable && !p.autotune);
         assert_eq!(p.forced("matmul"), Some("reg"));
         assert_eq!(p.forced("conv2d"), None);
-        assert_eq!(KernelPolicy::from_vars(vars(&[])).unwrap(), KernelPolicy::default());
+        assert_eq!(
+            KernelPolicy::from_vars(vars(&[])).unwrap(),
+            KernelPolicy::default()
+        );
         let e = KernelPolicy::from_vars(vars(&[("WGPU_INFER_KERNELS", "fast")])).unwrap_err();
         assert!(e.to_string().contains("WGPU_INFER_KERNELS"), "{e}");
         let e = KernelPolicy::from_vars(vars(&[("WGPU_INFER_AUTOTUNE", "maybe")])).unwrap_err();

@@ -38,6 +38,7 @@ fn deliver<T>(slot: &Shared<T>, value: T) {
 
 /// Resolves when the callback behind `slot` has run.
 struct Wait<'a, T> {
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     device: &'a super::Device,
     slot: Shared<T>,
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -62,6 +63,7 @@ impl<T> Wait<'_, T> {
 impl<T> Future for Wait<'_, T> {
     type Output = Result<T>;
 
+    #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         if let Some(v) = self.take(Some(cx.waker())) {
             return Poll::Ready(Ok(v));
@@ -130,14 +132,14 @@ pub(crate) async fn work_done(device: &super::Device) -> Result<()> {
 
 /// The native poller thread of one device: each wake-up polls the device until the work
 /// submitted so far is done, which resolves pending maps. It ends with the device.
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Default)]
 pub(crate) struct Poller {
-    #[cfg(not(target_arch = "wasm32"))]
     tx: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Poller {
-    #[cfg(not(target_arch = "wasm32"))]
     fn wake(&self, device: &wgpu::Device) {
         let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         if tx.is_none() {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 /// Cached kernel choices of one adapter.
 #[derive(Debug, Default)]
 pub struct TuneCache {
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     adapter_key: String,
     choices: BTreeMap<String, String>,
     file: Option<PathBuf>,
@@ -91,10 +92,9 @@ impl TuneCache {
 
     /// Where the choices are persisted, for messages.
     pub fn location(&self) -> String {
-        self.file.as_ref().map_or_else(
-            || "(in memory only)".into(),
-            |p| p.display().to_string(),
-        )
+        self.file
+            .as_ref()
+            .map_or_else(|| "(in memory only)".into(), |p| p.display().to_string())
     }
 }
 

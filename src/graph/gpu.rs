@@ -4,7 +4,9 @@
 //! only the graph outputs.
 
 use super::lower::{Arg, Lower, Packed, Resource};
-use super::{plan_memory, DispatchTime, Graph, Interval, Outputs, PlanStats, Source, State, ValueId};
+use super::{
+    plan_memory, DispatchTime, Graph, Interval, Outputs, PlanStats, Source, State, ValueId,
+};
 use crate::device::{map_read, Device, Kernel, TexFormat};
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, ValueInfo};
@@ -521,7 +523,10 @@ impl GpuPlan {
         self.read_outputs().await
     }
 
-    pub(crate) async fn profile(&mut self, inputs: &[&Tensor]) -> Result<Option<Vec<DispatchTime>>> {
+    pub(crate) async fn profile(
+        &mut self,
+        inputs: &[&Tensor],
+    ) -> Result<Option<Vec<DispatchTime>>> {
         if !self
             .device
             .features()

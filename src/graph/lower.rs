@@ -249,7 +249,6 @@ pub fn grid(device: &Device, n: u32) -> [u32; 3] {
     }
 }
 
-
 /// Builds a uniform block field by field (std140-compatible for scalars and vec4 arrays).
 #[derive(Default, Debug, Clone)]
 pub struct Params(Vec<u8>);

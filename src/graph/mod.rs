@@ -361,4 +361,3 @@ impl Graph {
         Ok(())
     }
 }
-

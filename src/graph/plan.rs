@@ -279,7 +279,9 @@ impl Backend {
                 let bytes = d.read_buffer(buffer, 0, info.bytes() as u64).await?;
                 Tensor::from_bytes(&info.shape, info.dtype, &bytes)
             }
-            (Backend::Cpu, State::Cpu(t)) => Ok(t.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            (Backend::Cpu, State::Cpu(t)) => {
+                Ok(t.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            }
             _ => Err(Error::Graph("state belongs to another backend".into())),
         }
     }
@@ -367,7 +369,11 @@ impl<K: PartialEq> PlanCache<K> {
     }
 
     fn last(&mut self) -> &mut Plan {
-        &mut self.plans.last_mut().expect("a plan was just touched or pushed").1
+        &mut self
+            .plans
+            .last_mut()
+            .expect("a plan was just touched or pushed")
+            .1
     }
 
     /// How many plans have been compiled so far.

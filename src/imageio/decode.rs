@@ -89,4 +89,3 @@ fn decode_jpeg(path: &Path, w: u32, h: u32) -> Result<RgbImage> {
     RgbImage::from_raw(w, h, pixels)
         .ok_or_else(|| err("cannot decode: unexpected pixel count".into()))
 }
-

@@ -8,10 +8,11 @@
 //!                                                                     └─ [CLS] ─ dense+tanh ─ pooler
 //! ```
 
-use super::family::{self, act_ok, eps_ok, heads_ok, positive, FamilyConfig, ModelKind};
+use super::family::{self, check_transformer, FamilyConfig, ModelKind};
 use super::files::ModelFiles;
-use super::loader::{self, Folder, LoadOptions, Loaded};
+use super::loader::{self, Folder, Loaded};
 use super::nn::*;
+use super::options::LoadOptions;
 use super::runner::Runner;
 use super::sentence::{self, SentenceConfig};
 pub use super::sentence::{pool, Pooling};
@@ -53,21 +54,21 @@ fn two() -> usize {
 impl FamilyConfig for BertConfig {
     const KIND: ModelKind = ModelKind::Bert;
     fn check(&self) -> std::result::Result<(), String> {
-        positive(&[
-            ("vocab_size", self.vocab_size),
+        check_transformer(
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("max_position_embeddings", self.max_position_embeddings),
+                ("type_vocab_size", self.type_vocab_size),
+            ],
             ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
             ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
-        ])?;
-        heads_ok(
-            ("hidden_size", self.hidden_size),
-            ("num_attention_heads", self.num_attention_heads),
+            ("layer_norm_eps", self.layer_norm_eps),
+            ("hidden_act", &self.hidden_act),
         )?;
-        eps_ok("layer_norm_eps", self.layer_norm_eps)?;
-        act_ok("hidden_act", &self.hidden_act)?;
         match self.position_embedding_type.as_deref() {
             None | Some("absolute") => Ok(()),
             Some(t) => Err(format!("position_embedding_type '{t}' is not supported")),
@@ -126,9 +127,7 @@ impl BertWeights {
         };
         let layers = vb.pp("encoder.layer");
         Ok(BertWeights {
-            layers: (0..c.num_hidden_layers)
-                .map(|l| TransformerLayer::load(&layers.pp(l), &LAYER, shape))
-                .collect::<Result<_>>()?,
+            layers: TransformerLayer::stack(&layers, c.num_hidden_layers, &LAYER, shape)?,
             pooler: (with_pooler)
                 .then(|| Linear::load(&vb.pp("pooler.dense"), h, h))
                 .transpose()?,

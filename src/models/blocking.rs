@@ -8,7 +8,7 @@ use super::detect::{DetectOptions, Detection};
 use super::files::ModelFiles;
 use super::generate::{GenerateOptions, Generation, TokenEvent};
 use super::gpt2::{Gpt2, Gpt2Output};
-use super::loader::LoadOptions;
+use super::options::LoadOptions;
 use super::text::TokenBatch;
 use super::vit::{Vit, VitOutput};
 use super::yolo::Yolo;

@@ -97,6 +97,21 @@ pub(crate) fn parse<T: FamilyConfig>(path: &Path, text: &str) -> crate::Result<T
     Ok(c)
 }
 
+/// The checks every transformer config needs: the sizes positive and bounded, the width
+/// divisible by the heads, eps in (0, 1), a known activation (each as (field name, value)).
+pub(crate) fn check_transformer(
+    sizes: &[(&str, usize)],
+    width: (&str, usize),
+    heads: (&str, usize),
+    eps: (&str, f64),
+    act: (&str, &str),
+) -> Result<(), String> {
+    positive(sizes)?;
+    heads_ok(width, heads)?;
+    eps_ok(eps.0, eps.1)?;
+    act_ok(act.0, act.1)
+}
+
 pub(crate) fn positive(fields: &[(&str, usize)]) -> Result<(), String> {
     for &(name, v) in fields {
         if v == 0 {

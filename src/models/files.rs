@@ -41,6 +41,7 @@ impl ModelFiles {
     /// Adds (or replaces) the file `name` (a path relative to the folder, `/`-separated).
     /// Does nothing on a folder opened from disk.
     pub fn insert(&mut self, name: impl Into<String>, bytes: impl Into<Bytes>) -> &mut Self {
+        #[cfg_attr(target_arch = "wasm32", allow(irrefutable_let_patterns))]
         if let Source::Memory(m) = &mut self.source {
             m.insert(name.into(), bytes.into());
         }
@@ -173,6 +174,7 @@ impl ModelFiles {
 
     /// Identity of the file `name` for the loaded-model cache: the canonical path, size and
     /// modification time on disk; the buffer's identity in memory.
+    #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
     pub(crate) fn identity(&self, name: &str, bytes: &Bytes) -> FileIdentity {
         match &self.source {
             Source::Memory(_) => FileIdentity::Memory(bytes.id()),

@@ -13,8 +13,9 @@ use super::family::{self, act_ok, eps_ok, heads_ok, positive, FamilyConfig, Mode
 use super::files::ModelFiles;
 use super::generate::{self, KvSession};
 pub use super::generate::{GenerateOptions, Generation, TokenEvent};
-use super::loader::{self, Folder, LoadOptions, Loaded};
+use super::loader::{self, Folder, Loaded};
 use super::nn::*;
+use super::options::LoadOptions;
 use super::runner::Runner;
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph, ValueId};
@@ -132,9 +133,7 @@ impl Gpt2Weights {
         };
         let h = vb.pp("h");
         Ok(Gpt2Weights {
-            blocks: (0..c.n_layer)
-                .map(|l| TransformerLayer::load(&h.pp(l), &BLOCK, shape))
-                .collect::<Result<_>>()?,
+            blocks: TransformerLayer::stack(&h, c.n_layer, &BLOCK, shape)?,
             // `lm_head.weight` never carries the `transformer.` prefix.
             lm_head: (!c.tie_word_embeddings)
                 .then(|| vb.weight("lm_head.weight", &[c.vocab_size, e]))

@@ -6,84 +6,14 @@
 use super::family::{self, FamilyConfig};
 use super::files::{FileIdentity, ModelFiles};
 use super::nn::{TensorSource, Ticker, Vars};
+use super::options::LoadOptions;
 use crate::error::{Error, Result};
-use crate::graph::Constant;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::DType;
 use crate::weights::Weights;
 use std::any::Any;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-
-/// Called with (tensors read, tensors in the file) while weights load.
-pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
-
-/// Options for loading a model.
-#[derive(Clone)]
-pub struct LoadOptions {
-    /// Storage type of the large weights (matmul weights and embedding tables): `F32` (the
-    /// default) or `F16`, which halves their bytes; arithmetic stays f32 either way. Biases and
-    /// normalization parameters stay f32.
-    pub dtype: DType,
-    /// Progress of reading the weights (for a progress bar).
-    pub progress: Option<Progress>,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            dtype: DType::F32,
-            progress: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for LoadOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadOptions")
-            .field("dtype", &self.dtype)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
-}
-
-impl LoadOptions {
-    /// Options with weights stored as `dtype`.
-    pub fn with_dtype(dtype: DType) -> Self {
-        LoadOptions {
-            dtype,
-            ..Default::default()
-        }
-    }
-
-    /// These options reporting progress to `f`.
-    pub fn with_progress(mut self, f: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
-        self
-    }
-
-    pub(crate) fn check(&self) -> Result<()> {
-        match self.dtype {
-            DType::F32 | DType::F16 => Ok(()),
-            other => Err(Error::InvalidArgument(format!(
-                "weights can be stored as f32 or f16, not {other}"
-            ))),
-        }
-    }
-
-    /// A large weight (matmul B or embedding table) as a constant in the storage dtype.
-    pub(crate) fn weight(&self, name: impl Into<String>, t: Tensor) -> Result<Arc<Constant>> {
-        let name = name.into();
-        let t = t.to_dtype(self.dtype).map_err(|e| Error::Storage {
-            tensor: name.clone(),
-            msg: match e {
-                Error::InvalidArgument(m) => format!("cannot be stored as {}: {m}", self.dtype),
-                e => e.to_string(),
-            },
-        })?;
-        Ok(Constant::new(name, t))
-    }
-}
 
 /// A model's weights with the loader's warnings; shared by every model opened from the same
 /// file with the same options.

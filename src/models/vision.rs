@@ -138,6 +138,30 @@ impl ImageProcessorConfig {
     }
 }
 
+/// A square image of `s` pixels cut into `p`-pixel patches, with RGB channels.
+pub(crate) fn check_patches(
+    s: usize,
+    p: usize,
+    channels: usize,
+) -> std::result::Result<(), String> {
+    if !s.is_multiple_of(p) {
+        return Err(format!(
+            "'image_size' = {s} is not a multiple of 'patch_size' = {p}"
+        ));
+    }
+    if s > 8192 {
+        return Err(format!(
+            "'image_size' = {s} is larger than supported (8192)"
+        ));
+    }
+    if channels != 3 {
+        return Err(format!(
+            "'num_channels' = {channels}: only 3-channel RGB models are supported"
+        ));
+    }
+    Ok(())
+}
+
 /// `id2label` keys must be exactly 0..n.
 pub(crate) fn check_id2label(
     id2label: &BTreeMap<String, String>,

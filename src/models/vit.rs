@@ -8,12 +8,13 @@
 //! The patch embedding is a convolution with kernel = stride = patch size, i.e. a matmul over
 //! non-overlapping patches, so it runs on the matmul kernels.
 
-use super::family::{self, act_ok, eps_ok, heads_ok, positive, FamilyConfig, ModelKind};
+use super::family::{self, check_transformer, FamilyConfig, ModelKind};
 use super::files::ModelFiles;
-use super::loader::{self, Folder, LoadOptions, Loaded};
+use super::loader::{self, Folder, Loaded};
 use super::nn::*;
+use super::options::LoadOptions;
 use super::runner::Runner;
-use super::vision::{self, check_id2label, labels, top_k};
+use super::vision::{self, check_id2label, check_patches, labels, top_k};
 pub use super::vision::{ImageProcessorConfig, Prediction};
 use crate::error::{Error, Result};
 use crate::graph::{Backend, Constant, Graph};
@@ -46,38 +47,23 @@ pub struct VitConfig {
 impl FamilyConfig for VitConfig {
     const KIND: ModelKind = ModelKind::Vit;
     fn check(&self) -> std::result::Result<(), String> {
-        positive(&[
-            ("image_size", self.image_size),
-            ("patch_size", self.patch_size),
-            ("num_channels", self.num_channels),
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-        ])?;
-        let (s, p) = (self.image_size, self.patch_size);
-        if !s.is_multiple_of(p) {
-            return Err(format!(
-                "'image_size' = {s} is not a multiple of 'patch_size' = {p}"
-            ));
-        }
-        if s > 8192 {
-            return Err(format!(
-                "'image_size' = {s} is larger than supported (8192)"
-            ));
-        }
-        if self.num_channels != 3 {
-            return Err(format!(
-                "'num_channels' = {}: only 3-channel RGB models are supported",
-                self.num_channels
-            ));
-        }
-        heads_ok(
-            ("hidden_size", self.hidden_size),
-            ("num_attention_heads", self.num_attention_heads),
+        let c = self;
+        check_transformer(
+            &[
+                ("image_size", c.image_size),
+                ("patch_size", c.patch_size),
+                ("num_channels", c.num_channels),
+                ("hidden_size", c.hidden_size),
+                ("num_hidden_layers", c.num_hidden_layers),
+                ("num_attention_heads", c.num_attention_heads),
+                ("intermediate_size", c.intermediate_size),
+            ],
+            ("hidden_size", c.hidden_size),
+            ("num_attention_heads", c.num_attention_heads),
+            ("layer_norm_eps", c.layer_norm_eps),
+            ("hidden_act", &c.hidden_act),
         )?;
-        eps_ok("layer_norm_eps", self.layer_norm_eps)?;
-        act_ok("hidden_act", &self.hidden_act)?;
+        check_patches(c.image_size, c.patch_size, c.num_channels)?;
         check_id2label(&self.id2label)
     }
 }
@@ -140,9 +126,7 @@ impl VitWeights {
         let proj = e.pp("patch_embeddings.projection");
         let has_pooler = !with_classifier && vb.contains("pooler.dense.weight");
         Ok(VitWeights {
-            layers: (0..c.num_hidden_layers)
-                .map(|l| TransformerLayer::load(&layers.pp(l), &LAYER, shape))
-                .collect::<Result<_>>()?,
+            layers: TransformerLayer::stack(&layers, c.num_hidden_layers, &LAYER, shape)?,
             classifier: (with_classifier)
                 .then(|| Linear::load(&vb.pp("classifier"), h, labels))
                 .transpose()?,
@@ -260,6 +244,7 @@ impl Vit {
     pub fn set_max_batch(&mut self, n: usize) {
         self.max_batch = n.max(1);
     }
+    #[cfg(feature = "images")]
     pub(crate) fn max_batch(&self) -> usize {
         self.max_batch
     }

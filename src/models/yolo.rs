@@ -19,8 +19,9 @@ pub use super::detect::{letterbox, to_tensor, DetectOptions, Detection, Letterbo
 
 use super::family::{FamilyConfig, ModelKind};
 use super::files::ModelFiles;
-use super::loader::{Folder, LoadOptions, Loaded};
+use super::loader::{Folder, Loaded};
 use super::nn::Vars;
+use super::options::LoadOptions;
 use super::runner::Runner;
 use super::yolo_blocks::{branch, run_branch, Branch, C2f, Conv, REG_MAX};
 use crate::error::{Error, Result};

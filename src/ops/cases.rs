@@ -18,37 +18,7 @@ use crate::graph::{Constant, Graph};
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
-/// SplitMix64: small, seeded, reproducible (the same stream on every platform and release).
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-    /// Uniform in [0, n).
-    pub fn below(&mut self, n: u32) -> u32 {
-        (self.next_u64() % n as u64) as u32
-    }
-    /// An f32 tensor, uniform in [lo, hi).
-    pub fn tensor(&mut self, shape: &[usize], lo: f32, hi: f32) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_f32(shape, (0..n).map(|_| self.uniform(lo, hi)).collect())
-            .expect("the shape matches the data")
-    }
-}
+pub use crate::rng::Rng;
 
 /// What one run of a case does, for throughput figures.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -83,7 +53,12 @@ pub struct OpCase {
 }
 
 impl OpCase {
-    fn new(op: impl Into<String>, name: impl Into<String>, graph: Graph, feeds: Vec<Tensor>) -> Self {
+    fn new(
+        op: impl Into<String>,
+        name: impl Into<String>,
+        graph: Graph,
+        feeds: Vec<Tensor>,
+    ) -> Self {
         let work = Work::Flops(graph.flops() as f64);
         OpCase {
             op: op.into(),
@@ -205,7 +180,12 @@ fn erf(_rng: &mut Rng) -> Result<Vec<OpCase>> {
     let x = g.input("x", &[n], DType::F32)?;
     let y = g.activation(x, Act::Erf)?;
     g.output("y", y);
-    let case = OpCase::new("erf", "dense grid [-10, 10]", g, vec![Tensor::from_f32(&[n], xs)?]);
+    let case = OpCase::new(
+        "erf",
+        "dense grid [-10, 10]",
+        g,
+        vec![Tensor::from_f32(&[n], xs)?],
+    );
     Ok(vec![case.tol(1e-6, 0.0).bytes(8.0 * n as f64)])
 }
 
@@ -254,7 +234,14 @@ fn softmax_case(rows: usize, n: usize, rng: &mut Rng, lo: f32, hi: f32) -> Resul
     Ok(OpCase::new("softmax", name, g, feeds).bytes((8 * rows * n) as f64))
 }
 
-fn layernorm_case(rows: usize, n: usize, eps: f32, rng: &mut Rng, lo: f32, hi: f32) -> Result<OpCase> {
+fn layernorm_case(
+    rows: usize,
+    n: usize,
+    eps: f32,
+    rng: &mut Rng,
+    lo: f32,
+    hi: f32,
+) -> Result<OpCase> {
     let mut g = Graph::new();
     let x = g.input("x", &[rows, n], DType::F32)?;
     let gm = g.input("g", &[n], DType::F32)?;
@@ -383,10 +370,12 @@ fn matmul_case(
         o.batch, o.trans, o.bias, o.act, o.res, o.constant
     );
     let constant = o.constant;
-    Ok(OpCase::new(format!("matmul/{}", v.name()), name, g, feeds).forcing(
-        v.name(),
-        Box::new(move |d| v.supports(d, rows, k, n, constant)),
-    ))
+    Ok(
+        OpCase::new(format!("matmul/{}", v.name()), name, g, feeds).forcing(
+            v.name(),
+            Box::new(move |d| v.supports(d, rows, k, n, constant)),
+        ),
+    )
 }
 
 fn matmul_variants(rng: &mut Rng) -> Result<Vec<OpCase>> {
@@ -527,8 +516,16 @@ fn larger_than_one_binding(rng: &mut Rng) -> Result<Vec<OpCase>> {
         let idt = Tensor::from_u32(&[3], vec![0, 50256, 31337])?;
         let [vocab, dim] = BIG_TABLE;
         out.push(
-            OpCase::new(format!("matmul/{}", v.name()), "tied 50257x768 lm head", g, vec![idt])
-                .forcing(v.name(), Box::new(move |d| v.supports(d, 3, dim, vocab, true))),
+            OpCase::new(
+                format!("matmul/{}", v.name()),
+                "tied 50257x768 lm head",
+                g,
+                vec![idt],
+            )
+            .forcing(
+                v.name(),
+                Box::new(move |d| v.supports(d, 3, dim, vocab, true)),
+            ),
         );
     }
     Ok(out)
@@ -639,58 +636,23 @@ fn copy_ops(rng: &mut Rng) -> Result<Vec<OpCase>> {
     Ok(out)
 }
 
-/// An attention problem: batch, heads, head dim, query and key lengths, and its options.
-#[derive(Clone, Copy)]
-struct AttnCase {
-    b: usize,
-    heads: usize,
-    d: usize,
-    sq: usize,
-    skv: usize,
-    causal: bool,
-    mask: bool,
-    past: Option<u32>,
-    /// One [b, s, 3·hd + 5] tensor holds q, k and v at column offsets 1, hd + 2, 2hd + 4.
-    fused: bool,
-}
-
-#[allow(clippy::too_many_arguments)]
-const fn attn(
-    b: usize,
-    heads: usize,
-    d: usize,
-    sq: usize,
-    skv: usize,
-    causal: bool,
-    mask: bool,
-    past: Option<u32>,
-    fused: bool,
-) -> AttnCase {
-    AttnCase {
-        b,
-        heads,
-        d,
-        sq,
-        skv,
-        causal,
-        mask,
-        past,
-        fused,
-    }
-}
+/// An attention problem: (batch, heads, head dim, query length, key length, causal, an
+/// additive key mask, a run-time `past`, fused: one [b, s, 3·hd + 5] tensor holds q, k and v
+/// at column offsets 1, hd + 2, 2hd + 4).
+type AttnCase = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    bool,
+    bool,
+    Option<u32>,
+    bool,
+);
 
 fn attention_case(c: AttnCase, rng: &mut Rng) -> Result<OpCase> {
-    let AttnCase {
-        b,
-        heads,
-        d,
-        sq,
-        skv,
-        causal,
-        mask,
-        past,
-        fused,
-    } = c;
+    let (b, heads, d, sq, skv, causal, mask, past, fused) = c;
     let hd = heads * d;
     let mut g = Graph::new();
     let mut feeds = vec![];
@@ -738,8 +700,8 @@ fn attention_case(c: AttnCase, rng: &mut Rng) -> Result<OpCase> {
     g.output("o", o);
     // Causal prefill does half the work; with a cache, past + sq keys are read.
     let keys = past.map_or(skv, |p| p as usize + sq);
-    let flops = 4.0 * (b * heads * sq * keys * d) as f64
-        / if causal && past.is_none() { 2.0 } else { 1.0 };
+    let flops =
+        4.0 * (b * heads * sq * keys * d) as f64 / if causal && past.is_none() { 2.0 } else { 1.0 };
     let name = format!(
         "b{b} h{heads} d{d} sq{sq} skv{skv} causal={causal} mask={mask} past={past:?} fused={fused}"
     );
@@ -751,91 +713,46 @@ fn attention_case(c: AttnCase, rng: &mut Rng) -> Result<OpCase> {
 
 fn attention(rng: &mut Rng) -> Result<Vec<OpCase>> {
     [
-        attn(1, 1, 1, 1, 1, false, false, None, false),
-        attn(2, 3, 7, 17, 17, false, true, None, true),
-        attn(1, 12, 64, 65, 65, true, false, None, true),
-        attn(3, 2, 32, 63, 63, false, true, None, false),
-        attn(1, 4, 16, 1, 129, false, false, None, false),
-        attn(2, 2, 64, 7, 127, true, true, None, false),
+        (1, 1, 1, 1, 1, false, false, None, false),
+        (2, 3, 7, 17, 17, false, true, None, true),
+        (1, 12, 64, 65, 65, true, false, None, true),
+        (3, 2, 32, 63, 63, false, true, None, false),
+        (1, 4, 16, 1, 129, false, false, None, false),
+        (2, 2, 64, 7, 127, true, true, None, false),
         // KV-cache decoding: one query at position `past` over a preallocated cache.
-        attn(1, 12, 64, 1, 1000, true, false, Some(17), false),
-        attn(1, 12, 64, 1, 1024, true, false, Some(478), false),
-        attn(1, 12, 64, 1, 1024, true, false, Some(479), false),
-        attn(1, 12, 64, 1, 1024, true, false, Some(600), false),
-        attn(1, 12, 64, 1, 1024, true, false, Some(1023), false),
-        attn(1, 4, 32, 3, 1024, true, true, Some(700), false),
-        attn(2, 3, 16, 5, 64, true, false, Some(0), false),
-        attn(1, 2, 8, 3, 40, true, true, Some(36), false),
+        (1, 12, 64, 1, 1000, true, false, Some(17), false),
+        (1, 12, 64, 1, 1024, true, false, Some(478), false),
+        (1, 12, 64, 1, 1024, true, false, Some(479), false),
+        (1, 12, 64, 1, 1024, true, false, Some(600), false),
+        (1, 12, 64, 1, 1024, true, false, Some(1023), false),
+        (1, 4, 32, 3, 1024, true, true, Some(700), false),
+        (2, 3, 16, 5, 64, true, false, Some(0), false),
+        (1, 2, 8, 3, 40, true, true, Some(36), false),
     ]
     .into_iter()
     .map(|c| attention_case(c, rng))
     .collect()
 }
 
-/// A conv2d problem: batch, channels, input size, outputs, kernel, stride, padding, dilation,
-/// groups, activation, bias and residual.
-#[derive(Clone, Copy)]
-struct ConvCase {
-    n: usize,
-    c: usize,
-    hw: (usize, usize),
-    o: usize,
-    k: (usize, usize),
-    s: usize,
-    p: usize,
-    dil: usize,
-    groups: usize,
-    act: Act,
-    bias: bool,
-    res: bool,
-}
-
-#[allow(clippy::too_many_arguments)]
-const fn conv(
-    n: usize,
-    c: usize,
-    hw: (usize, usize),
-    o: usize,
-    k: (usize, usize),
-    s: usize,
-    p: usize,
-    dil: usize,
-    groups: usize,
-    act: Act,
-    bias: bool,
-    res: bool,
-) -> ConvCase {
-    ConvCase {
-        n,
-        c,
-        hw,
-        o,
-        k,
-        s,
-        p,
-        dil,
-        groups,
-        act,
-        bias,
-        res,
-    }
-}
+/// A conv2d problem: (batch, channels, input size, outputs, kernel, stride, padding, dilation,
+/// groups, activation, bias, residual).
+type ConvCase = (
+    usize,
+    usize,
+    (usize, usize),
+    usize,
+    (usize, usize),
+    usize,
+    usize,
+    usize,
+    usize,
+    Act,
+    bool,
+    bool,
+);
 
 fn conv_case(cc: ConvCase, rng: &mut Rng) -> Result<OpCase> {
-    let ConvCase {
-        n,
-        c,
-        hw,
-        o,
-        k,
-        s,
-        p,
-        dil,
-        groups,
-        act,
-        bias,
-        res,
-    } = cc;
+    let (n, c, hw, o, k, s, p, dil, groups, act, bias, res) = cc;
     let op = Conv2d {
         stride: [s, s],
         padding: [p, p],
@@ -874,17 +791,108 @@ fn conv_pool_upsample(rng: &mut Rng) -> Result<Vec<OpCase>> {
     // Widths that are multiples of 4 take the vec4 packing path; 7 and 3 channels leave a
     // partial channel quad, batch 2 checks image boundaries.
     for c in [
-        conv(2, 7, (6, 8), 5, (3, 3), 1, 1, 1, 1, Act::None, true, false),
-        conv(1, 3, (16, 16), 16, (3, 3), 2, 1, 1, 1, Act::Silu, true, false),
-        conv(1, 1, (1, 1), 1, (1, 1), 1, 0, 1, 1, Act::None, false, false),
-        conv(1, 3, (17, 17), 16, (3, 3), 2, 1, 1, 1, Act::Silu, true, false),
-        conv(2, 7, (13, 9), 5, (3, 3), 1, 1, 1, 1, Act::None, true, true),
-        conv(1, 16, (15, 15), 17, (1, 1), 1, 0, 1, 1, Act::Silu, true, false),
-        conv(1, 8, (11, 12), 8, (5, 5), 1, 2, 2, 1, Act::Relu, false, false),
-        conv(1, 6, (9, 9), 9, (3, 3), 2, 1, 1, 3, Act::None, true, false),
-        conv(2, 12, (8, 8), 12, (3, 3), 1, 1, 1, 12, Act::Silu, true, false),
-        conv(1, 3, (48, 48), 96, (8, 8), 8, 0, 1, 1, Act::None, true, false),
-        conv(1, 65, (7, 5), 63, (3, 1), 1, 1, 1, 1, Act::GeluErf, true, true),
+        (2, 7, (6, 8), 5, (3, 3), 1, 1, 1, 1, Act::None, true, false),
+        (
+            1,
+            3,
+            (16, 16),
+            16,
+            (3, 3),
+            2,
+            1,
+            1,
+            1,
+            Act::Silu,
+            true,
+            false,
+        ),
+        (1, 1, (1, 1), 1, (1, 1), 1, 0, 1, 1, Act::None, false, false),
+        (
+            1,
+            3,
+            (17, 17),
+            16,
+            (3, 3),
+            2,
+            1,
+            1,
+            1,
+            Act::Silu,
+            true,
+            false,
+        ),
+        (2, 7, (13, 9), 5, (3, 3), 1, 1, 1, 1, Act::None, true, true),
+        (
+            1,
+            16,
+            (15, 15),
+            17,
+            (1, 1),
+            1,
+            0,
+            1,
+            1,
+            Act::Silu,
+            true,
+            false,
+        ),
+        (
+            1,
+            8,
+            (11, 12),
+            8,
+            (5, 5),
+            1,
+            2,
+            2,
+            1,
+            Act::Relu,
+            false,
+            false,
+        ),
+        (1, 6, (9, 9), 9, (3, 3), 2, 1, 1, 3, Act::None, true, false),
+        (
+            2,
+            12,
+            (8, 8),
+            12,
+            (3, 3),
+            1,
+            1,
+            1,
+            12,
+            Act::Silu,
+            true,
+            false,
+        ),
+        (
+            1,
+            3,
+            (48, 48),
+            96,
+            (8, 8),
+            8,
+            0,
+            1,
+            1,
+            Act::None,
+            true,
+            false,
+        ),
+        (
+            1,
+            65,
+            (7, 5),
+            63,
+            (3, 1),
+            1,
+            1,
+            1,
+            1,
+            Act::GeluErf,
+            true,
+            true,
+        ),
     ] {
         out.push(conv_case(c, rng)?);
     }
@@ -937,7 +945,20 @@ fn long_reductions(rng: &mut Rng) -> Result<Vec<OpCase>> {
         out.push(layernorm_case(2, n, 1e-5, rng, -1.0, 1.0)?);
     }
     out.push(conv_case(
-        conv(1, 1024, (5, 5), 5, (3, 3), 1, 1, 1, 1, Act::Silu, true, false),
+        (
+            1,
+            1024,
+            (5, 5),
+            5,
+            (3, 3),
+            1,
+            1,
+            1,
+            1,
+            Act::Silu,
+            true,
+            false,
+        ),
         rng,
     )?);
     Ok(out)
@@ -967,16 +988,21 @@ fn bench(rng: &mut Rng) -> Result<Vec<OpCase>> {
             let c = g.node1(op, &[x, wv])?;
             g.output("c", c);
             out.push(
-                OpCase::new(format!("matmul/{}", v.name()), format!("{m}x{k}x{n}"), g, vec![a.clone()])
-                    .forcing(v.name(), Box::new(move |d| v.supports(d, m, k, n, true))),
+                OpCase::new(
+                    format!("matmul/{}", v.name()),
+                    format!("{m}x{k}x{n}"),
+                    g,
+                    vec![a.clone()],
+                )
+                .forcing(v.name(), Box::new(move |d| v.supports(d, m, k, n, true))),
             );
         }
     }
     // BERT-base batch 8 x 128, GPT-2 prefill 1 x 128 (causal), one decode step over 600 keys.
     for c in [
-        attn(8, 12, 64, 128, 128, false, false, None, true),
-        attn(1, 12, 64, 128, 128, true, false, None, true),
-        attn(1, 12, 64, 1, 1024, true, false, Some(599), false),
+        (8, 12, 64, 128, 128, false, false, None, true),
+        (1, 12, 64, 128, 128, true, false, None, true),
+        (1, 12, 64, 1, 1024, true, false, Some(599), false),
     ] {
         out.push(attention_case(c, rng)?);
     }
@@ -991,7 +1017,20 @@ fn bench(rng: &mut Rng) -> Result<Vec<OpCase>> {
         (32, 32, 3, 1, 160),
         (128, 64, 1, 1, 40),
     ] {
-        let c = conv(1, ci, (hw, hw), co, (k, k), s, k / 2, 1, 1, Act::Silu, true, false);
+        let c = (
+            1,
+            ci,
+            (hw, hw),
+            co,
+            (k, k),
+            s,
+            k / 2,
+            1,
+            1,
+            Act::Silu,
+            true,
+            false,
+        );
         out.push(conv_case(c, rng)?);
     }
     Ok(out)

@@ -43,6 +43,53 @@ pub(crate) fn expect_inputs(op: &str, inputs: &[&ValueInfo], n: usize) -> Result
     Ok(())
 }
 
+/// Checks a fused epilogue's inputs after the two operands: a bias [channels] if `bias`, then an
+/// output-shaped residual if `residual`.
+pub(crate) fn check_epilogue(
+    op: &str,
+    inputs: &[&ValueInfo],
+    (bias, residual): (bool, bool),
+    channels: usize,
+    out: &[usize],
+) -> Result<()> {
+    if bias && inputs[2].shape != [channels] {
+        return Err(Error::shape(
+            op,
+            format!("bias must have shape [{channels}]"),
+            &shapes(inputs),
+        ));
+    }
+    if residual && inputs[2 + bias as usize].shape != out {
+        return Err(Error::shape(
+            op,
+            format!("residual must have the output shape {out:?}"),
+            &shapes(inputs),
+        ));
+    }
+    Ok(())
+}
+
+/// (bias, residual) data of a fused epilogue, when present.
+type EpilogueData<'a> = (Option<&'a [f32]>, Option<&'a [f32]>);
+
+/// The data of a fused epilogue's optional bias and residual inputs.
+pub(crate) fn epilogue_data<'a>(
+    inputs: &[&'a Tensor],
+    (bias, residual): (bool, bool),
+) -> Result<EpilogueData<'a>> {
+    let b = if bias {
+        Some(inputs[2].as_f32()?)
+    } else {
+        None
+    };
+    let r = if residual {
+        Some(inputs[2 + bias as usize].as_f32()?)
+    } else {
+        None
+    };
+    Ok((b, r))
+}
+
 /// Errors unless every input is f32.
 pub(crate) fn expect_f32(op: &str, inputs: &[&ValueInfo]) -> Result<()> {
     for i in inputs {
@@ -248,123 +295,5 @@ pub(crate) fn row_reduce(cx: &Lower<'_>) -> Vec<(&'static str, String)> {
     }
 }
 
-/// Every WGSL kernel is validated by naga without an adapter: with its defaults and with the
-/// specialisations the ops use.
 #[cfg(test)]
-mod shader_tests {
-    use crate::shaders::{compose, kernels, validate};
-
-    #[test]
-    fn every_kernel_validates_with_defaults() {
-        let mut n = 0;
-        for k in kernels() {
-            let src = compose(k.name, &[]).unwrap_or_else(|e| panic!("{e}"));
-            validate(k.name, &src).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
-        }
-        assert!(n >= 12, "expected every kernel to be listed, found {n}");
-    }
-
-    #[test]
-    fn specialisations_validate() {
-        let s = |v: &str| v.to_string();
-        let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
-            ("copy.wgsl", vec![("T", s("vec4<u32>"))]),
-            ("conv2d_pack.wgsl", vec![("V4", s("1"))]),
-            ("upsample.wgsl", vec![("W2", s("1"))]),
-            ("elementwise.wgsl", vec![("ACT", s("1"))]),
-            ("elementwise.wgsl", vec![("ACT", s("2"))]),
-            ("elementwise.wgsl", vec![("ACT", s("3"))]),
-            ("binary.wgsl", vec![("OP", s("3")), ("SAME", s("1"))]),
-            ("softmax.wgsl", vec![("WG", s("8")), ("RED", s("subgroup"))]),
-            ("softmax.wgsl", vec![("WG", s("64")), ("RED", s("tree"))]),
-            (
-                "layernorm.wgsl",
-                vec![("WG", s("32")), ("RED", s("subgroup"))],
-            ),
-            ("layernorm.wgsl", vec![("WG", s("256")), ("RED", s("tree"))]),
-            (
-                "matmul_tiled.wgsl",
-                vec![
-                    ("TRANS_B", s("1")),
-                    ("ACT", s("1")),
-                    ("HAS_BIAS", s("1")),
-                    ("HAS_RES", s("1")),
-                ],
-            ),
-            (
-                "matmul_reg.wgsl",
-                vec![("BMODE", s("0")), ("R", s("3")), ("HAS_BIAS", s("1"))],
-            ),
-            ("matmul_reg.wgsl", vec![("BMODE", s("1")), ("R", s("8"))]),
-            (
-                "matmul_reg.wgsl",
-                vec![("BMODE", s("2")), ("R", s("1")), ("HAS_RES", s("1"))],
-            ),
-            (
-                "attention.wgsl",
-                vec![
-                    ("WG", s("64")),
-                    ("D", s("7")),
-                    ("CAUSAL", s("1")),
-                    ("HAS_MASK", s("1")),
-                    ("HAS_LEN", s("1")),
-                ],
-            ),
-            (
-                "conv2d.wgsl",
-                vec![
-                    ("R", s("1")),
-                    ("ACT", s("3")),
-                    ("HAS_BIAS", s("1")),
-                    ("HAS_RES", s("1")),
-                ],
-            ),
-        ];
-        let mut cases = cases;
-        cases.push(("matmul_pack_a.wgsl", vec![("VEC", s("1"))]));
-        for nv in [1, 8, 9, 96, 384] {
-            cases.push((
-                "layernorm_v4.wgsl",
-                crate::ops::layernorm::v4_defines(nv),
-            ));
-        }
-        for half in [false, true] {
-            for r in [8, 16, 32] {
-                cases.push((
-                    "matmul_cw.wgsl",
-                    crate::ops::matmul::texture::cw_defines(r, half),
-                ));
-            }
-            cases.push((
-                "matmul_gemv.wgsl",
-                crate::ops::matmul::texture::gemv_defines(half),
-            ));
-            let bh = s(if half { "1" } else { "0" });
-            cases.push(("matmul_tiled.wgsl", vec![("BH", bh.clone())]));
-            cases.push(("matmul_reg.wgsl", vec![("BH", bh.clone())]));
-            cases.push(("embedding.wgsl", vec![("TH", bh)]));
-        }
-        for (name, defs) in cases {
-            let src = compose(name, &defs).unwrap_or_else(|e| panic!("{e}"));
-            validate(name, &src).unwrap_or_else(|e| panic!("{name} {defs:?}: {e}"));
-        }
-    }
-
-    #[test]
-    fn broken_shader_gives_a_readable_error() {
-        let err = validate("broken.wgsl", "fn main() { let x: f32 = 1u; }").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("broken.wgsl"), "{msg}");
-        assert!(
-            msg.contains("wgsl:1"),
-            "naga's annotated location is kept: {msg}"
-        );
-    }
-
-    #[test]
-    fn unknown_shader_is_an_error() {
-        let err = compose("nope.wgsl", &[]).unwrap_err();
-        assert!(err.to_string().contains("nope.wgsl"), "{err}");
-    }
-}
+mod shader_tests;

@@ -165,4 +165,3 @@ pub(crate) fn body(n: usize, w: usize, by_keys: bool, mask: bool) -> Vec<(&'stat
         ("STORE", store),
     ]
 }
-

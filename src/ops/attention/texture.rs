@@ -102,7 +102,12 @@ pub(super) fn lower(
 }
 
 /// Generated parts of attention_tex.wgsl: `d4` texels per head, `rl` query rows per lane.
-pub(crate) fn tex_body(d4: usize, rl: usize, mask: bool, causal: bool) -> Vec<(&'static str, String)> {
+pub(crate) fn tex_body(
+    d4: usize,
+    rl: usize,
+    mask: bool,
+    causal: bool,
+) -> Vec<(&'static str, String)> {
     use std::fmt::Write;
     let r = 8 * rl;
     let e_n = d4.div_ceil(8);

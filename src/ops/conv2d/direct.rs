@@ -105,4 +105,3 @@ fn pack_conv(dev: &Device, name: &str, t: &Tensor, groups: usize) -> Result<Pack
         }],
     })
 }
-

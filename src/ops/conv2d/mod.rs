@@ -8,7 +8,7 @@
 mod direct;
 pub(crate) mod texture;
 
-use super::{expect_f32, shapes, Act};
+use super::{check_epilogue, epilogue_data, expect_f32, Act};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Lower, Op, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
@@ -183,24 +183,7 @@ impl Op for Conv2d {
         expect_f32("conv2d", inputs)?;
         let g = self.geo(&inputs[0].shape, &inputs[1].shape)?;
         let out = vec![g.n, g.o, g.ho, g.wo];
-        let mut i = 2;
-        if self.bias {
-            if inputs[i].shape != [g.o] {
-                return Err(Error::shape(
-                    "conv2d",
-                    format!("bias must be [{}]", g.o),
-                    &shapes(inputs),
-                ));
-            }
-            i += 1;
-        }
-        if self.residual && inputs[i].shape != out {
-            return Err(Error::shape(
-                "conv2d",
-                format!("residual must be {out:?}"),
-                &shapes(inputs),
-            ));
-        }
+        check_epilogue("conv2d", inputs, (self.bias, self.residual), g.o, &out)?;
         Ok(vec![ValueInfo::f32(&out)])
     }
 
@@ -208,18 +191,7 @@ impl Op for Conv2d {
         let g = self.geo(inputs[0].shape(), inputs[1].shape())?;
         let x = inputs[0].as_f32()?;
         let wt = inputs[1].f32_cow();
-        let mut i = 2;
-        let bias = if self.bias {
-            i += 1;
-            Some(inputs[i - 1].as_f32()?)
-        } else {
-            None
-        };
-        let res = if self.residual {
-            Some(inputs[i].as_f32()?)
-        } else {
-            None
-        };
+        let (bias, res) = epilogue_data(inputs, (self.bias, self.residual))?;
         let (cg, og) = (g.c / self.groups, g.o / self.groups);
         let mut y = vec![0.0f32; g.n * g.o * g.ho * g.wo];
         for b in 0..g.n {

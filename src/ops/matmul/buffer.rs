@@ -71,10 +71,9 @@ pub(super) fn lower(
         None => {
             pieces.push((Arg::Read(inputs[1]), 0, d.n));
             match variant {
-                MatmulVariant::Tiled => defines.push((
-                    "TRANS_B",
-                    u32::from(op.layout == Layout::NxK).to_string(),
-                )),
+                MatmulVariant::Tiled => {
+                    defines.push(("TRANS_B", u32::from(op.layout == Layout::NxK).to_string()))
+                }
                 _ => defines.push((
                     "BMODE",
                     if op.layout == Layout::NxK { "2" } else { "1" }.into(),
@@ -193,4 +192,3 @@ fn pack_weight(
     }
     Ok(Packed { chunks })
 }
-

@@ -11,7 +11,7 @@ mod cpu;
 pub(crate) mod texture;
 mod tune;
 
-use super::{expect_f32, expect_inputs, shapes, Act};
+use super::{check_epilogue, epilogue_data, expect_f32, expect_inputs, Act};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Lower, Op, Tunable, ValueId};
@@ -221,24 +221,7 @@ impl Op for Matmul {
         }
         expect_f32("matmul", &f32_inputs)?;
         let (d, out) = self.dims(&inputs[0].shape, &inputs[1].shape)?;
-        let mut i = 2;
-        if self.bias {
-            if inputs[i].shape != [d.n] {
-                return Err(Error::shape(
-                    "matmul",
-                    format!("bias must have shape [{}]", d.n),
-                    &shapes(inputs),
-                ));
-            }
-            i += 1;
-        }
-        if self.residual && inputs[i].shape != out {
-            return Err(Error::shape(
-                "matmul",
-                format!("residual must have the output shape {out:?}"),
-                &shapes(inputs),
-            ));
-        }
+        check_epilogue("matmul", inputs, (self.bias, self.residual), d.n, &out)?;
         Ok(vec![ValueInfo::f32(&out)])
     }
 
@@ -246,18 +229,7 @@ impl Op for Matmul {
         let (d, out) = self.dims(inputs[0].shape(), inputs[1].shape())?;
         let a = inputs[0].as_f32()?;
         let b = inputs[1].f32_cow();
-        let mut i = 2;
-        let bias = if self.bias {
-            i += 1;
-            Some(inputs[i - 1].as_f32()?)
-        } else {
-            None
-        };
-        let res = if self.residual {
-            Some(inputs[i].as_f32()?)
-        } else {
-            None
-        };
+        let (bias, res) = epilogue_data(inputs, (self.bias, self.residual))?;
         let (m, k, n) = (d.m, d.k, d.n);
         let mut c = vec![0.0f32; d.batch * m * n];
         for bi in 0..d.batch {
@@ -313,8 +285,9 @@ impl Op for Matmul {
                 let trans = self.layout == Layout::NxK;
                 let dev = cx.device().clone();
                 let key = format!("matmul/texture/{}", trans as u8);
-                let packed =
-                    c.packed(cx.device(), &key, |t| texture::pack_b(&dev, c.name(), t, trans))?;
+                let packed = c.packed(cx.device(), &key, |t| {
+                    texture::pack_b(&dev, c.name(), t, trans)
+                })?;
                 let bias = self.bias.then(|| inputs[2]);
                 let res = self.residual.then(|| inputs[2 + self.bias as usize]);
                 texture::lower(

@@ -1,0 +1,132 @@
+//! The basic layers: [`Linear`] (with the matmul kernels' fused epilogue), [`LayerNorm`] and
+//! [`Embedding`].
+
+use super::Vars;
+use crate::error::Result;
+use crate::graph::{Constant, Graph, ValueId};
+use crate::ops::{Act, Epilogue, Layout};
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+/// A linear layer: `x · W (+ b)`, with the fused epilogue of the matmul kernels.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub w: Arc<Constant>,
+    pub b: Option<Arc<Constant>>,
+    pub layout: Layout,
+}
+
+impl Linear {
+    /// `nn.Linear(d_in, d_out)` at `vb`: `weight` [d_out, d_in], `bias` [d_out].
+    pub fn load(vb: &Vars, d_in: usize, d_out: usize) -> Result<Linear> {
+        Ok(Linear {
+            w: vb.weight("weight", &[d_out, d_in])?,
+            b: Some(vb.param("bias", &[d_out])?),
+            layout: Layout::NxK,
+        })
+    }
+
+    /// GPT-2's `Conv1D(d_out, d_in)` at `vb`: `weight` [d_in, d_out], `bias` [d_out].
+    pub fn load_conv1d(vb: &Vars, d_in: usize, d_out: usize) -> Result<Linear> {
+        Ok(Linear {
+            w: vb.weight("weight", &[d_in, d_out])?,
+            b: Some(vb.param("bias", &[d_out])?),
+            layout: Layout::KxN,
+        })
+    }
+
+    /// Several `nn.Linear(d_in, d_out)` fused into one projection of `parts.len()·d_out`
+    /// outputs (Q, K and V in one matmul). The fused weight is named `fused.weight` in `vb`.
+    pub fn load_fused(vb: &Vars, parts: &[Vars], d_in: usize, d_out: usize) -> Result<Linear> {
+        let mut w = Vec::with_capacity(parts.len() * d_out * d_in);
+        let mut b = Vec::with_capacity(parts.len() * d_out);
+        for p in parts {
+            w.extend(p.tensor("weight", &[d_out, d_in])?.as_f32()?);
+            b.extend(p.tensor("bias", &[d_out])?.as_f32()?);
+        }
+        let n = parts.len() * d_out;
+        Ok(Linear {
+            w: vb
+                .opts()
+                .weight(vb.key("weight"), Tensor::from_f32(&[n, d_in], w)?)?,
+            b: Some(Constant::new(vb.key("bias"), Tensor::from_f32(&[n], b)?)),
+            layout: Layout::NxK,
+        })
+    }
+
+    /// `x · W + b`.
+    pub fn forward(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        self.forward_fused(g, x, Act::None, None)
+    }
+
+    /// `act(x · W + b) + residual`, one kernel.
+    pub fn forward_fused(
+        &self,
+        g: &mut Graph,
+        x: ValueId,
+        act: Act,
+        residual: Option<ValueId>,
+    ) -> Result<ValueId> {
+        let w = g.constant(&self.w)?;
+        let bias = match &self.b {
+            Some(b) => Some(g.constant(b)?),
+            None => None,
+        };
+        g.matmul_fused(
+            x,
+            w,
+            self.layout,
+            Epilogue {
+                bias,
+                act,
+                residual,
+            },
+        )
+    }
+}
+
+/// LayerNorm over the last axis.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    pub gamma: Arc<Constant>,
+    pub beta: Arc<Constant>,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    /// `nn.LayerNorm(dim)` at `vb`: `weight` and `bias` [dim] (legacy `gamma` / `beta` names
+    /// resolve too).
+    pub fn load(vb: &Vars, dim: usize, eps: f64) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            gamma: vb.param("weight", &[dim])?,
+            beta: vb.param("bias", &[dim])?,
+            eps: eps as f32,
+        })
+    }
+
+    pub fn forward(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        let (w, b) = (g.constant(&self.gamma)?, g.constant(&self.beta)?);
+        g.layernorm(x, w, b, self.eps)
+    }
+}
+
+/// A lookup table [rows, dim].
+#[derive(Clone, Debug)]
+pub struct Embedding {
+    pub table: Arc<Constant>,
+}
+
+impl Embedding {
+    /// `nn.Embedding(rows, dim)` at `vb` (`weight`), in the storage dtype.
+    pub fn load(vb: &Vars, rows: usize, dim: usize) -> Result<Embedding> {
+        Ok(Embedding {
+            table: vb.weight("weight", &[rows, dim])?,
+        })
+    }
+
+    /// Rows of the table for u32 `ids`.
+    pub fn forward(&self, g: &mut Graph, ids: ValueId) -> Result<ValueId> {
+        let t = g.constant(&self.table)?;
+        g.embedding(t, ids)
+    }
+}
