@@ -14,7 +14,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn backends() -> Vec<Backend> {
-    vec![Backend::Gpu(device()), Backend::Cpu]
+    common::model_backends()
 }
 
 fn input(r: &Weights, key: &str) -> BertInput {
@@ -74,7 +74,7 @@ fn check_model(name: &str) {
     for backend in backends() {
         let model = Bert::load(backend.clone(), fixture(name)).unwrap();
         assert!(model.warnings().is_empty(), "{:?}", model.warnings());
-        let label = format!("bert {name} {}", backend.name());
+        let label = format!("bert {name} {}", common::label(&backend));
         // Tokenisation matches the tokenizers library the fixture used.
         let texts = strs(&m["batch"]);
         let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
@@ -218,13 +218,13 @@ fn real_minilm_matches_sentence_transformers() {
         let emb = model.embed(&refs).unwrap();
         let got = Tensor::from_f32(&[emb.len(), 384], emb.concat()).unwrap();
         let (a, _) = compare(
-            &format!("minilm {}", backend.name()),
+            &format!("minilm {}", common::label(&backend)),
             &got,
             &want,
             2e-5,
             0.0,
         );
-        record("minilm", backend.name(), a, 0.0);
+        record("minilm", common::label(&backend), a, 0.0);
     }
     common::print_table_for("minilm");
 }

@@ -26,10 +26,10 @@ fn ids(r: &Weights, name: &str) -> Vec<u32> {
 fn check(name: &str) {
     let r = Weights::open(fixture(name).join("reference.safetensors")).unwrap();
     let m = meta(name);
-    for backend in [Backend::Gpu(device()), Backend::Cpu] {
+    for backend in common::model_backends() {
         let model = Gpt2::load(backend.clone(), fixture(name)).unwrap();
         assert!(model.warnings().is_empty(), "{:?}", model.warnings());
-        let label = format!("gpt2 {name} {}", backend.name());
+        let label = format!("gpt2 {name} {}", common::label(&backend));
         let n_layer = model.config().n_layer;
 
         // Every position of the context window, and per-layer hidden states.

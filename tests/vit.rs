@@ -27,10 +27,10 @@ fn tiny_cls_logits_match_transformers() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("tiny_cls/reference.json")).unwrap())
             .unwrap();
-    for backend in [Backend::Gpu(device()), Backend::Cpu] {
+    for backend in common::model_backends() {
         let m = Vit::load(backend.clone(), fixture("tiny_cls")).unwrap();
         assert!(m.warnings().is_empty(), "{:?}", m.warnings());
-        let label = format!("vit tiny_cls {}", backend.name());
+        let label = format!("vit tiny_cls {}", common::label(&backend));
         let mut worst = 0.0f64;
         for key in ["random", "bus"] {
             let out = m
@@ -68,7 +68,7 @@ fn tiny_cls_logits_match_transformers() {
 #[test]
 fn tiny_bare_embeddings_match_transformers() {
     let r = Weights::open(fixture("tiny_bare/reference.safetensors")).unwrap();
-    for backend in [Backend::Gpu(device()), Backend::Cpu] {
+    for backend in common::model_backends() {
         let m = Vit::load(backend.clone(), fixture("tiny_bare")).unwrap();
         let out = m.forward(&r.get("random.pixel_values").unwrap()).unwrap();
         assert!(out.logits.is_none());
@@ -88,7 +88,7 @@ fn tiny_bare_embeddings_match_transformers() {
         );
         record(
             "vit logits",
-            &format!("vit tiny_bare {}", backend.name()),
+            &format!("vit tiny_bare {}", common::label(&backend)),
             a.max(b),
             0.0,
         );

@@ -82,19 +82,19 @@ fn head_output_matches_ultralytics() {
     let img = levels_image(&r.get_u32("head320.input_levels").unwrap());
     let input = to_tensor(&img).unwrap();
     let want = r.get("head320.decoded").unwrap();
-    for backend in [Backend::Gpu(device()), Backend::Cpu] {
+    for backend in common::model_backends() {
         let m = Yolo::load(backend.clone(), fixture()).unwrap();
         assert!(m.warnings().is_empty(), "{:?}", m.warnings());
         let got = m.forward(&input).unwrap();
         assert_eq!(got.shape(), &[1, 84, 2100]);
         let (a, _) = compare(
-            &format!("yolo head {}", backend.name()),
+            &format!("yolo head {}", common::label(&backend)),
             &got,
             &want,
             1e-3,
             0.0,
         );
-        record("yolo head", backend.name(), a, 0.0);
+        record("yolo head", common::label(&backend), a, 0.0);
     }
     common::print_table_for("yolo head");
 }
@@ -113,7 +113,7 @@ fn predict_on_ultralytics_letterboxed_input() {
         w: 480,
         h: 640,
     };
-    for backend in [Backend::Gpu(device()), Backend::Cpu] {
+    for backend in common::model_backends() {
         let m = Yolo::load(backend.clone(), fixture()).unwrap();
         let pred = m.forward(&to_tensor(&lb_img).unwrap()).unwrap();
         let dets = m.postprocess(
@@ -122,7 +122,7 @@ fn predict_on_ultralytics_letterboxed_input() {
             &lb,
             &DetectOptions::default(),
         );
-        let label = format!("yolo predict {}", backend.name());
+        let label = format!("yolo predict {}", common::label(&backend));
         let (b, s) = match_detections(&label, &dets, &w);
         println!(
             "PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}",
@@ -147,10 +147,10 @@ fn predict_from_an_image_file() {
     let r = Weights::open(fixture().join("reference.safetensors")).unwrap();
     let w = want(&r);
     let png = fixture().parent().unwrap().join("bus_decoded.png");
-    for backend in [Backend::Gpu(device()), Backend::Cpu] {
+    for backend in common::model_backends() {
         let m = Yolo::load(backend.clone(), fixture()).unwrap();
         let dets = m.detect(&png, &DetectOptions::default()).unwrap();
-        let label = format!("yolo file {}", backend.name());
+        let label = format!("yolo file {}", common::label(&backend));
         let (b, s) = match_detections(&label, &dets, &w);
         println!(
             "PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}",
@@ -160,7 +160,7 @@ fn predict_from_an_image_file() {
             b <= 1.0 && s <= 1e-3,
             "{label}: box diff {b}, score diff {s}"
         );
-        if backend.name() == "gpu" {
+        if common::label(&backend) == "gpu" {
             // The annotated image, written where the closing note points.
             let out =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output/bus_annotated.png");

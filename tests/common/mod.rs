@@ -35,6 +35,24 @@ pub fn portable_device() -> Device {
     .clone()
 }
 
+/// The backends model tests compare against PyTorch: the GPU with the adapter's kernels, the
+/// GPU with the portable (browser) kernel set, and the CPU reference.
+pub fn model_backends() -> Vec<Backend> {
+    vec![
+        Backend::Gpu(device()),
+        Backend::Gpu(portable_device()),
+        Backend::Cpu,
+    ]
+}
+
+/// A backend's name in test labels: `gpu`, `gpu-portable` or `cpu`.
+pub fn label(b: &Backend) -> &'static str {
+    match b.device() {
+        Some(d) if d.policy().portable => "gpu-portable",
+        _ => b.name(),
+    }
+}
+
 /// Worst error seen for one op across its cases.
 #[derive(Clone, Debug, Default)]
 pub struct Worst {
