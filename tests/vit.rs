@@ -2,7 +2,7 @@
 //! image processor, and image decoding errors.
 
 mod common;
-use common::{assets, compare, device, record};
+use common::{assets, compare, record};
 use std::path::{Path, PathBuf};
 use wgpu_infer::imageio::{load_rgb, resize_bilinear_aa};
 use wgpu_infer::models::vit::Vit;
