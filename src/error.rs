@@ -9,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No usable GPU adapter. The message says how to get one.
-    #[error("no GPU adapter found{detail}. Install a GPU driver (Vulkan, Metal or DX12), or on a headless Linux box the software Vulkan driver: `apt-get install -y mesa-vulkan-drivers libvulkan1`. Set WGPU_INFER_ADAPTER=<substring> to pick an adapter by name; `wgpu-infer info` lists what is visible")]
+    #[error("no GPU adapter found{detail}. Install a GPU driver (Vulkan, Metal or DX12), or on a headless Linux box the software Vulkan driver: `apt-get install -y mesa-vulkan-drivers libvulkan1`. Set WGPU_INFER_ADAPTER=<substring> to pick an adapter by name; Device::list_adapters() lists what is visible")]
     NoAdapter { detail: String },
 
     /// The adapter exists but could not give us a device.

@@ -170,6 +170,7 @@ pub fn describe(e: &Error) -> String {
             };
             format!("{e}{hint}")
         }
+        Error::NoAdapter { .. } => format!("{e} (`wgpu-infer info` shows them)"),
         e => e.to_string(),
     }
 }
