@@ -389,7 +389,7 @@ impl Device {
 
     /// Compiles (or fetches from the cache) a kernel: shader + placeholder values + binding
     /// kinds. Errors the driver reports asynchronously are caught by the caller's error scope
-    /// (the graph compiler's); see [`Device::kernel_new`].
+    /// (the graph compiler's).
     pub fn kernel(
         &self,
         shader: &str,

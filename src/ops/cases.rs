@@ -491,7 +491,7 @@ fn embedding_case(op: &str, table: Tensor, tokens: usize, rng: &mut Rng) -> Resu
     Ok(OpCase::new(op, name, g, feeds).bytes((8 * tokens * dim) as f64))
 }
 
-/// The vocabulary of [`larger_than_one_binding`]'s table: 50257 x 768 f32 (GPT-2's tied
+/// The table of the `larger_than_one_binding` group: 50257 x 768 f32 (GPT-2's tied
 /// embedding, 154 MB), beyond one 128 MiB storage binding.
 pub const BIG_TABLE: [usize; 2] = [50257, 768];
 

@@ -6,7 +6,7 @@
 //! needs no split). Output: [batch, sq, heads*D].
 //!
 //! GPU variants: `Buffer` (portable), `Keys` (few query rows over an 8-lane subgroup) in
-//! [`buffer`], and `Texture` (CPU-backed adapters) in [`texture`].
+//! `buffer.rs`, and `Texture` (CPU-backed adapters) in `texture.rs`.
 
 pub(crate) mod buffer;
 pub(crate) mod texture;

@@ -1,8 +1,8 @@
 //! 2-D convolution, NCHW: stride, padding, dilation, groups, bias, fused activation and an
 //! optional residual added after the activation.
 //!
-//! GPU variants: `Direct` ([`direct`]: storage buffers, any geometry, the portable variant) and
-//! `Texture` ([`texture`]: padded NHWC4 input texture and subgroup broadcasts, groups 1 and
+//! GPU variants: `Direct` (`direct.rs`: storage buffers, any geometry, the portable variant) and
+//! `Texture` (`texture.rs`: padded NHWC4 input texture and subgroup broadcasts, groups 1 and
 //! square strides; 10-30x faster on CPU-backed adapters).
 
 mod direct;

@@ -1,9 +1,9 @@
 //! Matmul: C = act(A · B + bias) + residual, batched, B in either layout.
 //!
-//! GPU variants: `Tiled` and `Reg` ([`buffer`]: storage buffers only, the portable set) and
-//! `Texture` ([`texture`]: texture-tiled with subgroup broadcasts, constant B only; by far the
+//! GPU variants: `Tiled` and `Reg` (`buffer.rs`: storage buffers only, the portable set) and
+//! `Texture` (`texture.rs`: texture-tiled with subgroup broadcasts, constant B only; by far the
 //! fastest on CPU-backed adapters such as lavapipe). The variant is forced by the op or the
-//! device's kernel policy, else taken from the tuning cache (measured by [`tune`]), else a
+//! device's kernel policy, else taken from the tuning cache (measured by `tune.rs`), else a
 //! per-adapter default.
 
 mod buffer;
