@@ -89,6 +89,30 @@ pub enum Error {
     /// Image decoding / preprocessing failure.
     #[error("image {path}: {msg}")]
     Image { path: PathBuf, msg: String },
+
+    /// A model produced NaN or an infinity: its weights (or inputs) overflow f32. Raised where
+    /// the value would reach the caller, naming the stage (embeddings, logits, scores), never
+    /// passed on as a result.
+    #[error("{stage}: the model produced a non-finite value ({value} at index {index} of {len}); its weights or inputs overflow f32")]
+    NonFinite {
+        stage: String,
+        index: usize,
+        value: f32,
+        len: usize,
+    },
+}
+
+/// Fails with [`Error::NonFinite`] naming `stage` if any value is NaN or infinite.
+pub(crate) fn check_finite(stage: impl FnOnce() -> String, values: &[f32]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFinite {
+            stage: stage(),
+            index,
+            value: values[index],
+            len: values.len(),
+        }),
+    }
 }
 
 impl Error {

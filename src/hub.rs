@@ -108,7 +108,7 @@ pub fn resolve(spec: &str, opts: &HubOptions) -> Result<PathBuf> {
                 .map(|f| f.to_string()),
         );
         if missing.is_empty() {
-            return Ok(cfg.parent().expect("a file has a parent").to_path_buf());
+            return snapshot_folder(spec, &repo_dir, &cfg);
         }
     } else {
         missing.push("config.json".into());
@@ -149,7 +149,36 @@ pub fn resolve(spec: &str, opts: &HubOptions) -> Result<PathBuf> {
         // Optional files may not exist in the repository.
         let _ = remote.get(f);
     }
-    Ok(cfg.parent().expect("a file has a parent").to_path_buf())
+    snapshot_folder(spec, &repo_dir, &cfg)
+}
+
+/// The snapshot folder holding `config` (a file the cache resolved), which must lie inside
+/// the repository's cache folder: a `refs/main` of `../../../x` (or a snapshot symlinked
+/// elsewhere) is refused rather than followed out of the cache.
+fn snapshot_folder(spec: &str, repo_dir: &Path, config: &Path) -> Result<PathBuf> {
+    let outside = |why: String| Error::Model {
+        spec: spec.into(),
+        msg: format!(
+            "the hub cache at {} is corrupt: {why}; delete that folder and download again",
+            repo_dir.display()
+        ),
+    };
+    let dir = config
+        .parent()
+        .ok_or_else(|| outside(format!("{} has no folder", config.display())))?;
+    let real_repo =
+        std::fs::canonicalize(repo_dir).map_err(|e| outside(format!("cannot resolve it ({e})")))?;
+    let real_dir = std::fs::canonicalize(dir)
+        .map_err(|e| outside(format!("cannot resolve {} ({e})", dir.display())))?;
+    if !real_dir.starts_with(real_repo.join("snapshots")) {
+        return Err(outside(format!(
+            "its snapshot {} resolves to {}, outside {}",
+            dir.display(),
+            real_dir.display(),
+            real_repo.join("snapshots").display()
+        )));
+    }
+    Ok(real_dir)
 }
 
 #[cfg(test)]

@@ -80,8 +80,32 @@ pub struct Tensor {
     data: Arc<Data>,
 }
 
+/// Elements of `shape`, or an error when the product does not fit in `usize` (a shape from
+/// untrusted input must never wrap around to a small number).
+pub fn checked_numel(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "shape {shape:?} has more elements than this platform can address"
+            ))
+        })
+}
+
+/// Bytes of `shape` elements of `dtype`, checked like [`checked_numel`].
+pub fn checked_bytes(shape: &[usize], dtype: DType) -> Result<usize> {
+    checked_numel(shape)?
+        .checked_mul(dtype.size())
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{dtype} tensor of shape {shape:?} needs more bytes than this platform can address"
+            ))
+        })
+}
+
 fn check_len(shape: &[usize], len: usize) -> Result<()> {
-    let n: usize = shape.iter().product();
+    let n = checked_numel(shape)?;
     if n != len {
         return Err(Error::InvalidArgument(format!(
             "tensor of shape {shape:?} needs {n} elements, got {len}"
@@ -131,11 +155,10 @@ impl Tensor {
 
     /// Builds a tensor from little-endian bytes of `dtype`.
     pub fn from_bytes(shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<Self> {
-        let n: usize = shape.iter().product();
-        if bytes.len() != n * dtype.size() {
+        let need = checked_bytes(shape, dtype)?;
+        if bytes.len() != need {
             return Err(Error::InvalidArgument(format!(
-                "{dtype} tensor of shape {shape:?} needs {} bytes, got {}",
-                n * dtype.size(),
+                "{dtype} tensor of shape {shape:?} needs {need} bytes, got {}",
                 bytes.len()
             )));
         }

@@ -153,7 +153,7 @@ fn gpt2_small_f16_halves_weight_memory() {
         let g = m.generate_ids(&prompt, &opts, |_| true).unwrap();
         assert_eq!(g.tokens.len(), 4);
         let (total, _) = m.memory_and_dispatches();
-        mem.push(total - m.kv_cache_bytes());
+        mem.push(total - m.kv_cache_bytes(m.kv_cache_positions(16 + 4)));
         logits.push(m.forward(&prompt, 1, 16, None, false).unwrap().logits);
     }
     let (a, _) = compare(

@@ -238,7 +238,7 @@ fn gpt2_small_sized_generation_completes() {
         "GPT-2-small-sized: prefill 16 tokens {:.2}s, decode {:.1} tokens/s, KV cache {} MiB",
         g.prefill_secs,
         31.0 / g.decode_secs,
-        gpu.kv_cache_bytes() >> 20
+        gpu.kv_cache_bytes(gpu.kv_cache_positions(16 + 32)) >> 20
     );
     let cpu = Gpt2::from_source(Backend::Cpu, cfg, &source, None, &LoadOptions::default()).unwrap();
     let a = gpu.forward(&prompt[..4], 1, 4, None, false).unwrap();

@@ -116,12 +116,14 @@ fn predict_on_ultralytics_letterboxed_input() {
     for backend in common::model_backends() {
         let m = Yolo::load(backend.clone(), fixture()).unwrap();
         let pred = m.forward(&to_tensor(&lb_img).unwrap()).unwrap();
-        let dets = m.postprocess(
-            pred.as_f32().unwrap(),
-            pred.shape()[2],
-            &lb,
-            &DetectOptions::default(),
-        );
+        let dets = m
+            .postprocess(
+                pred.as_f32().unwrap(),
+                pred.shape()[2],
+                &lb,
+                &DetectOptions::default(),
+            )
+            .unwrap();
         let label = format!("yolo predict {}", common::label(&backend));
         let (b, s) = match_detections(&label, &dets, &w);
         println!(

@@ -1,6 +1,8 @@
 use super::bench_harness::{self, BenchOptions, TorchResult};
+use super::output;
 use clap::Args;
 use std::io::IsTerminal;
+use std::io::Write;
 use std::path::PathBuf;
 use wgpu_infer::{Device, Error, Result};
 
@@ -33,7 +35,13 @@ pub struct BenchArgs {
 
 fn torch_results(python: &PathBuf, quick: bool) -> Result<Vec<TorchResult>> {
     let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/bench_torch.py"));
-    let out = std::env::temp_dir().join(format!("wgpu-infer-torch-{}.json", std::process::id()));
+    // A fresh private file (O_EXCL, random name), removed when `tmp` drops.
+    let tmp = tempfile::Builder::new()
+        .prefix("wgpu-infer-torch-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let out = tmp.path().to_path_buf();
     let mut cmd = std::process::Command::new(python);
     cmd.arg(&script)
         .arg("models")
@@ -53,7 +61,6 @@ fn torch_results(python: &PathBuf, quick: bool) -> Result<Vec<TorchResult>> {
         )));
     }
     let text = std::fs::read_to_string(&out).map_err(|e| Error::io(&out, e))?;
-    let _ = std::fs::remove_file(&out);
     serde_json::from_str(&text).map_err(|e| Error::Config {
         path: out,
         msg: format!("unexpected output of bench_torch.py: {e}"),
@@ -65,6 +72,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         // Cold starts must include real shader compiles. Set before any Vulkan instance exists.
         std::env::set_var("MESA_SHADER_CACHE_DISABLE", "true");
     }
+    // Checked before minutes of measuring, not after.
+    let json = match &args.json {
+        Some(p) => Some(output::OutputPath::check("--json", p, &[])?),
+        None => None,
+    };
     let dev = Device::new()?;
     let opts = BenchOptions {
         quick: args.quick,
@@ -94,7 +106,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     print!("{}", report.to_markdown(&torch));
     println!("\n(total {:.0} s)", started.elapsed().as_secs_f64());
-    if let Some(path) = &args.json {
+    if let Some(out) = &json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
             #[serde(flatten)]
@@ -106,9 +118,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             torch: &torch,
         })
         .expect("plain data");
-        let tmp = path.with_extension("json.partial");
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        out.write(|w| {
+            w.write_all(text.as_bytes())
+                .map_err(|e| Error::io(out.path(), e))
+        })?;
     }
     Ok(())
 }

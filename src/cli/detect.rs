@@ -1,4 +1,4 @@
-use super::{ModelArgs, WeightDtype};
+use super::{output, ModelArgs, WeightDtype};
 use clap::Args;
 use std::path::PathBuf;
 use wgpu_infer::models::yolo::{annotate, DetectOptions, Yolo};
@@ -38,31 +38,37 @@ pub fn run(args: DetectArgs) -> Result<()> {
             "YOLO weights load as f32 only (--dtype f32)".into(),
         ));
     }
-    if let Some(out) = &args.out {
-        image::ImageFormat::from_path(out).map_err(|e| Error::Image {
-            path: out.clone(),
-            msg: format!("unsupported output format: {e}"),
-        })?;
-    }
+    // The output is checked before anything runs: its format has an encoder, its directory
+    // exists, and it is not the input.
+    let out = match &args.out {
+        Some(path) => {
+            let fmt = image::ImageFormat::from_path(path)
+                .ok()
+                .filter(|f| f.can_write() && f.writing_enabled())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "--out {}: unsupported output format (use .png, .jpg, .webp, .bmp or .gif)",
+                        path.display()
+                    ))
+                })?;
+            Some((
+                output::OutputPath::check("--out", path, &[&args.image])?,
+                fmt,
+            ))
+        }
+        None => None,
+    };
     let model = super::load(&args.model, |b, dir, _| Yolo::load(b, dir), Yolo::warnings)?;
     let img = wgpu_infer::imageio::load_rgb(&args.image)?;
     let dets = model.detect_image(&img, &opts)?;
-    if let Some(out) = &args.out {
-        // Written to a temporary name first: never a half-written file at `out`.
-        let tmp = out.with_file_name(format!(
-            ".{}.partial",
-            out.file_name()
-                .map(|s| s.to_string_lossy())
-                .unwrap_or_default()
-        ));
-        let fmt = image::ImageFormat::from_path(out).expect("checked above");
-        annotate(&img, &dets)
-            .save_with_format(&tmp, fmt)
-            .map_err(|e| Error::Image {
-                path: out.clone(),
+    if let Some((out, fmt)) = &out {
+        let annotated = annotate(&img, &dets);
+        out.write(|w| {
+            annotated.write_to(w, *fmt).map_err(|e| Error::Image {
+                path: out.path().to_path_buf(),
                 msg: format!("cannot write: {e}"),
-            })?;
-        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+            })
+        })?;
     }
     println!("{}", serde_json::to_string(&dets).expect("plain data"));
     Ok(())

@@ -9,6 +9,7 @@ mod embed;
 mod generate;
 mod info;
 mod inspect;
+mod output;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

@@ -40,25 +40,69 @@ pub struct AdapterSummary {
 }
 
 /// How to open a device.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DeviceOptions {
     /// Only adapters whose name contains this (case-insensitive).
     pub adapter: Option<String>,
     /// Which kernels the device may use.
     pub policy: KernelPolicy,
+    /// Most bytes of buffers and textures the device may hold at once (weights, activations,
+    /// KV caches). wgpu does not report how much memory an adapter has, so this is a cap an
+    /// allocation is checked against before it is made; beyond it loading or generating is a
+    /// typed error naming the bytes. Default [`DEFAULT_MEMORY_BUDGET`].
+    pub memory_budget: u64,
+}
+
+/// The default memory budget: 8 GiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 8 << 30;
+
+impl Default for DeviceOptions {
+    fn default() -> Self {
+        DeviceOptions {
+            adapter: None,
+            policy: KernelPolicy::default(),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+        }
+    }
 }
 
 impl DeviceOptions {
-    /// Options from the environment: `WGPU_INFER_ADAPTER=<substring>` and the kernel policy's
+    /// Options from the environment: `WGPU_INFER_ADAPTER=<substring>`,
+    /// `WGPU_INFER_MEMORY_BUDGET=<bytes, or with a KiB/MiB/GiB suffix>` and the kernel policy's
     /// variables (see [`KernelPolicy::from_env`]).
     pub fn from_env() -> Result<DeviceOptions> {
+        let budget = match std::env::var("WGPU_INFER_MEMORY_BUDGET") {
+            Ok(v) if !v.trim().is_empty() => parse_bytes(&v).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "WGPU_INFER_MEMORY_BUDGET='{v}': expected bytes, e.g. 4GiB or 512MiB"
+                ))
+            })?,
+            _ => DEFAULT_MEMORY_BUDGET,
+        };
         Ok(DeviceOptions {
             adapter: std::env::var("WGPU_INFER_ADAPTER")
                 .ok()
                 .filter(|s| !s.trim().is_empty()),
             policy: KernelPolicy::from_env()?,
+            memory_budget: budget,
         })
     }
+}
+
+/// `123`, `4KiB`, `512MiB`, `8GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB` as binary units).
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
 }
 
 /// A GPU device. Cheap to clone; all clones share the queue and caches.
@@ -75,6 +119,7 @@ struct Inner {
     limits: wgpu::Limits,
     features: wgpu::Features,
     policy: KernelPolicy,
+    budget: u64,
     kernels: kernels::KernelCache,
     errors: Arc<Mutex<Vec<String>>>,
     tuning: Mutex<TuneCache>,
@@ -184,10 +229,14 @@ impl Device {
             (type_rank(i.device_type), backend_rank(i.backend))
         });
         let adapter = adapters.swap_remove(0);
-        Self::from_adapter(adapter, opts.policy.clone()).await
+        Self::from_adapter(adapter, opts.policy.clone(), opts.memory_budget).await
     }
 
-    async fn from_adapter(adapter: wgpu::Adapter, policy: KernelPolicy) -> Result<Device> {
+    async fn from_adapter(
+        adapter: wgpu::Adapter,
+        policy: KernelPolicy,
+        budget: u64,
+    ) -> Result<Device> {
         let info = adapter.get_info();
         let features = adapter.features() & wanted_features(&policy);
         let limits = wanted_limits(&adapter.limits(), &policy);
@@ -223,6 +272,7 @@ impl Device {
                 limits,
                 features,
                 policy,
+                budget,
                 kernels: kernels::KernelCache::default(),
                 errors,
                 tuning: Mutex::new(tuning),
@@ -278,6 +328,28 @@ impl Device {
             buffer_bytes: c.buffer_memory.read(),
             texture_bytes: c.texture_memory.read(),
         }
+    }
+
+    /// The memory budget this device was opened with (see [`DeviceOptions::memory_budget`]).
+    pub fn memory_budget(&self) -> u64 {
+        self.inner.budget
+    }
+
+    /// Checks that `bytes` more for `what` stay within the memory budget, before they are
+    /// allocated: an [`Error::Limit`] naming the bytes otherwise.
+    pub fn reserve(&self, what: &str, bytes: u64) -> Result<()> {
+        let m = self.memory();
+        let used = (m.buffer_bytes.max(0) + m.texture_bytes.max(0)) as u64;
+        let needed = used.saturating_add(bytes);
+        if needed > self.inner.budget {
+            return Err(Error::Limit {
+                what: format!("{what} ({bytes} bytes, {used} already in use)"),
+                needed,
+                limit: self.inner.budget,
+                limit_name: "memory budget, WGPU_INFER_MEMORY_BUDGET",
+            });
+        }
+        Ok(())
     }
 
     /// Total bytes of weights uploaded to this device so far (a model opened twice from the

@@ -149,6 +149,7 @@ impl GpuPlan {
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
         let max_buf = device.limits().max_buffer_size;
+        device.reserve("intermediate buffers", mplan.total_bytes())?;
         let mut pool = Vec::new();
         for (b, &size) in mplan.buffer_sizes.iter().enumerate() {
             if size > max_buf {

@@ -106,6 +106,10 @@ impl Constant {
         if let Some(p) = map.get(&k) {
             return Ok(p.clone());
         }
+        device.reserve(
+            &format!("weight '{}'", self.name),
+            self.tensor.info().bytes() as u64,
+        )?;
         let p = Arc::new(make(&self.tensor)?);
         device.count_upload(p.bytes());
         map.insert(k, p.clone());
@@ -146,6 +150,9 @@ impl Graph {
     }
 
     fn push_value(&mut self, info: ValueInfo, name: String, source: Source) -> Result<ValueId> {
+        // Every later size computation on this value is safe once this product fits.
+        crate::tensor::checked_bytes(&info.shape, info.dtype)
+            .map_err(|e| Error::Graph(format!("value '{name}': {e}")))?;
         if info.numel() == 0 {
             return Err(Error::Graph(format!(
                 "value '{name}' has an empty shape {:?}",

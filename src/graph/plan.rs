@@ -239,11 +239,13 @@ impl Backend {
         Ok(Plan { kind })
     }
 
-    /// A zero-filled persistent buffer.
+    /// A zero-filled persistent buffer, checked against the memory budget first.
     pub fn new_state(&self, info: &ValueInfo) -> Result<State> {
+        let bytes = crate::tensor::checked_bytes(&info.shape, info.dtype)? as u64;
         match self {
             Backend::Gpu(d) => {
-                let size = (info.bytes() as u64).div_ceil(4) * 4;
+                let size = bytes.div_ceil(4) * 4;
+                d.reserve(&format!("state buffer {:?}", info.shape), size)?;
                 if size > d.limits().max_buffer_size {
                     return Err(Error::Limit {
                         what: format!("state buffer {:?}", info.shape),
@@ -265,10 +267,21 @@ impl Backend {
                     info: info.clone(),
                 })
             }
-            Backend::Cpu => Ok(State::Cpu(Arc::new(Mutex::new(Tensor::zeros(
-                &info.shape,
-                info.dtype,
-            ))))),
+            Backend::Cpu => {
+                let budget = crate::device::DEFAULT_MEMORY_BUDGET;
+                if bytes > budget {
+                    return Err(Error::Limit {
+                        what: format!("state buffer {:?} on the CPU", info.shape),
+                        needed: bytes,
+                        limit: budget,
+                        limit_name: "memory budget",
+                    });
+                }
+                Ok(State::Cpu(Arc::new(Mutex::new(Tensor::zeros(
+                    &info.shape,
+                    info.dtype,
+                )))))
+            }
         }
     }
 

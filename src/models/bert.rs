@@ -17,7 +17,7 @@ use super::runner::Runner;
 use super::sentence::{self, SentenceConfig};
 pub use super::sentence::{pool, Pooling};
 use super::text::{TextEncoder, TokenBatch};
-use crate::error::{Error, Result};
+use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Graph};
 use crate::ops::Act;
 use crate::tensor::{DType, Tensor};
@@ -358,7 +358,9 @@ impl Bert {
             let mut out = (self.runner)
                 .run(key, || self.graph(b, seq, hidden_states), &refs)
                 .await?;
-            last.extend_from_slice(out.take("last_hidden_state")?.as_f32()?);
+            let hs = out.take("last_hidden_state")?;
+            check_finite(|| "encoder output (last_hidden_state)".into(), hs.as_f32()?)?;
+            last.extend_from_slice(hs.as_f32()?);
             if self.w.pooler.is_some() {
                 pooled.extend_from_slice(out.take("pooler_output")?.as_f32()?);
             }

@@ -54,6 +54,11 @@ impl DetectOptions {
                 self.conf, self.iou
             )));
         }
+        if self.max_det == 0 {
+            return Err(Error::InvalidArgument(
+                "max_det must be at least 1 (the most detections to keep)".into(),
+            ));
+        }
         if self.imgsz == 0 || !self.imgsz.is_multiple_of(32) || self.imgsz > 4096 {
             return Err(Error::InvalidArgument(format!(
                 "imgsz must be a positive multiple of 32 up to 4096, got {}",
@@ -78,8 +83,11 @@ pub struct Letterbox {
 pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterbox) {
     let (w0, h0) = img.dimensions();
     let r = (imgsz as f64 / h0 as f64).min(imgsz as f64 / w0 as f64);
-    let new_w = round_half_even(w0 as f64 * r) as u32;
-    let new_h = round_half_even(h0 as f64 * r) as u32;
+    // At least one pixel: a 1x2000 strip scales to 1x640, not 0x640 (where OpenCV would fail),
+    // and the padding below is computed from these clamped sides, so with `rect` both sides
+    // are multiples of 32.
+    let new_w = (round_half_even(w0 as f64 * r) as u32).max(1);
+    let new_h = (round_half_even(h0 as f64 * r) as u32).max(1);
     let (mut dw, mut dh) = (imgsz as f64 - new_w as f64, imgsz as f64 - new_h as f64);
     if rect {
         dw %= 32.0;
@@ -88,7 +96,7 @@ pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterb
     dw /= 2.0;
     dh /= 2.0;
     let resized = if (new_w, new_h) != (w0, h0) {
-        resize_bilinear_cv2(img, new_w.max(1), new_h.max(1))
+        resize_bilinear_cv2(img, new_w, new_h)
     } else {
         img.clone()
     };
@@ -96,7 +104,7 @@ pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterb
     let bottom = round_half_even(dh + 0.1) as u32;
     let left = round_half_even(dw - 0.1) as u32;
     let right = round_half_even(dw + 0.1) as u32;
-    let (w, h) = (new_w.max(1) + left + right, new_h.max(1) + top + bottom);
+    let (w, h) = (new_w + left + right, new_h + top + bottom);
     let mut out = RgbImage::from_pixel(w, h, image::Rgb([114, 114, 114]));
     image::imageops::replace(&mut out, &resized, left as i64, top as i64);
     (
@@ -112,14 +120,27 @@ pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterb
 
 /// Detections for one decoded prediction [4 + nc, anchors] in letterboxed coordinates:
 /// confidence filter, class-aware NMS, `max_det`, then boxes scaled to the original image.
+/// `pred` must hold (4 + classes) · anchors values and the options must validate.
 pub fn postprocess(
     pred: &[f32],
     anchors: usize,
     names: &[String],
     lb: &Letterbox,
     opts: &DetectOptions,
-) -> Vec<Detection> {
+) -> Result<Vec<Detection>> {
+    opts.validate()?;
     let nc = names.len();
+    if (4 + nc).checked_mul(anchors) != Some(pred.len()) || nc == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "a prediction of {} classes and {anchors} anchors holds {} values, got {}",
+            nc,
+            (4 + nc).saturating_mul(anchors),
+            pred.len()
+        )));
+    }
+    if lb.orig_w == 0 || lb.orig_h == 0 || lb.w == 0 || lb.h == 0 {
+        return Err(Error::InvalidArgument(format!("empty letterbox {lb:?}")));
+    }
     // (x1, y1, x2, y2, score, class) of candidates above the threshold.
     let mut cand: Vec<([f32; 4], f32, usize)> = Vec::new();
     for a in 0..anchors {
@@ -153,13 +174,13 @@ pub fn postprocess(
     let mut keep: Vec<usize> = Vec::new();
     let mut suppressed = vec![false; cand.len()];
     for i in 0..cand.len() {
+        if keep.len() >= opts.max_det {
+            break;
+        }
         if suppressed[i] {
             continue;
         }
         keep.push(i);
-        if keep.len() == opts.max_det {
-            break;
-        }
         let bi = offset(cand[i].2, &cand[i].0);
         for j in i + 1..cand.len() {
             if !suppressed[j] && iou(&bi, &offset(cand[j].2, &cand[j].0)) > opts.iou {
@@ -171,7 +192,8 @@ pub fn postprocess(
     let gain = (lb.h as f64 / lb.orig_h as f64).min(lb.w as f64 / lb.orig_w as f64);
     let padx = round_half_even((lb.w as f64 - lb.orig_w as f64 * gain) / 2.0 - 0.1);
     let pady = round_half_even((lb.h as f64 - lb.orig_h as f64 * gain) / 2.0 - 0.1);
-    keep.into_iter()
+    Ok(keep
+        .into_iter()
         .map(|i| {
             let (b, score, class_id) = cand[i];
             let sx = |v: f32| (((v as f64 - padx) / gain).clamp(0.0, lb.orig_w as f64)) as f32;
@@ -183,7 +205,7 @@ pub fn postprocess(
                 bbox: [sx(b[0]), sy(b[1]), sx(b[2]), sy(b[3])],
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Letterboxed RGB to a [1, 3, h, w] tensor in [0, 1].

@@ -103,6 +103,7 @@ impl ModelFiles {
             #[cfg(not(target_arch = "wasm32"))]
             Source::Dir => {
                 let p = self.path(name);
+                self.check_subfolder(name, &p)?;
                 if p.is_file() {
                     crate::files::read(&p).map(Some)
                 } else {
@@ -110,6 +111,30 @@ impl ModelFiles {
                 }
             }
         }
+    }
+
+    /// A name in a subfolder (`1_Pooling/config.json`, from modules.json) must resolve inside
+    /// the folder: a subfolder that is a symlink to elsewhere is refused. Files themselves
+    /// may be symlinks (a hub snapshot links its files to the cache's blobs).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn check_subfolder(&self, name: &str, p: &Path) -> Result<()> {
+        let parent = match p.parent() {
+            Some(d) if Path::new(name).components().count() > 1 && d.exists() => d,
+            _ => return Ok(()),
+        };
+        let root = std::fs::canonicalize(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let real = std::fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?;
+        if !real.starts_with(&root) {
+            return Err(Error::Config {
+                path: p.to_path_buf(),
+                msg: format!(
+                    "its folder resolves to {}, outside the model folder {}",
+                    real.display(),
+                    root.display()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The file `name`, or a typed error saying that `what` is missing.

@@ -3,7 +3,7 @@
 //! per token; sampling; stop at EOS; text streamed without splitting UTF-8 characters).
 
 use super::sampling::{sample, Rng, Sampling};
-use crate::error::{Error, Result};
+use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Graph, PlanCache, State};
 use crate::tensor::{DType, Tensor, ValueInfo};
 use std::sync::Arc;
@@ -52,20 +52,25 @@ pub struct Generation {
     pub decode_secs: f64,
 }
 
-/// A decoder's KV cache on one backend (two states [1, positions, width] per layer) and the
-/// compiled step plans, by the number of tokens a step feeds.
+/// A decoder's KV cache on one backend (two states [1, positions, width] per layer, sized to
+/// the generations it serves, not to the model's whole context) and the compiled step plans,
+/// by the number of tokens a step feeds.
 pub(crate) struct KvSession {
+    positions: usize,
     states: Vec<State>,
     steps: PlanCache<usize>,
 }
 
 impl KvSession {
+    /// A cache of `positions` positions; its bytes are checked against the memory budget
+    /// before anything is allocated.
     pub fn new(backend: &Backend, layers: usize, positions: usize, width: usize) -> Result<Self> {
         let info = ValueInfo::new(&[1, positions, width], DType::F32);
         let states = (0..2 * layers)
             .map(|_| backend.new_state(&info))
             .collect::<Result<Vec<_>>>()?;
         Ok(KvSession {
+            positions,
             states,
             steps: PlanCache::new(8),
         })
@@ -78,16 +83,16 @@ impl KvSession {
         (self.steps.peak_bytes() + cache, last)
     }
 
-    /// Runs one step over `ids` at offset `past` with the plan built by `build(ids.len())`:
-    /// the logits of the last token.
+    /// Runs one step over `ids` at offset `past` with the plan built by
+    /// `build(ids.len(), positions)`: the logits of the last token.
     pub async fn step(
         &mut self,
         backend: &Backend,
         ids: &[u32],
         past: usize,
-        build: impl FnOnce(usize) -> Result<Graph>,
+        build: impl FnOnce(usize, usize) -> Result<Graph>,
     ) -> Result<Tensor> {
-        let s = ids.len();
+        let (s, positions) = (ids.len(), self.positions);
         let feeds = [
             Tensor::from_u32(&[1, s], ids.to_vec())?,
             Tensor::from_u32(&[1, s], (past..past + s).map(|p| p as u32).collect())?,
@@ -98,10 +103,79 @@ impl KvSession {
         let plan = self
             .steps
             .get_or_build_async(s, || async move {
-                backend.compile_async(Arc::new(build(s)?), &states).await
+                backend
+                    .compile_async(Arc::new(build(s, positions)?), &states)
+                    .await
             })
             .await?;
         plan.run_async(&refs).await?.take("logits")
+    }
+}
+
+/// Idle KV sessions of one model. A generation takes one big enough (or makes one sized to
+/// prompt + new tokens, rounded up to a power of two, at most the context) and gives it back,
+/// so no lock is held while it runs: concurrent generations run side by side, and a token
+/// callback may call back into the same model.
+pub(crate) struct KvPool {
+    idle: std::sync::Mutex<Vec<KvSession>>,
+}
+
+/// The positions of a new cache for a generation of `need` tokens: `need` rounded up to a
+/// power of two, at least 64, at most the model's `context`.
+pub(crate) fn cache_positions(need: usize, context: usize) -> usize {
+    need.next_power_of_two().max(64).min(context).max(need)
+}
+
+/// Sessions kept idle per model (more concurrent generations allocate and then drop theirs).
+const IDLE_SESSIONS: usize = 2;
+
+impl KvPool {
+    pub fn new() -> Self {
+        KvPool {
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<KvSession>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A session of at least `need` positions: the smallest idle one that fits, else a new one
+    /// of `need` rounded up to a power of two (at least 64, at most `context`).
+    pub fn take(
+        &self,
+        backend: &Backend,
+        (layers, width, context): (usize, usize, usize),
+        need: usize,
+    ) -> Result<KvSession> {
+        let found = {
+            let mut idle = self.idle();
+            let best = (0..idle.len())
+                .filter(|&i| idle[i].positions >= need)
+                .min_by_key(|&i| idle[i].positions);
+            best.map(|i| idle.swap_remove(i))
+        };
+        match found {
+            Some(s) => Ok(s),
+            None => KvSession::new(backend, layers, cache_positions(need, context), width),
+        }
+    }
+
+    /// Returns a session for reuse (the largest ones are kept).
+    pub fn give_back(&self, session: KvSession) {
+        let mut idle = self.idle();
+        idle.push(session);
+        idle.sort_by_key(|s| std::cmp::Reverse(s.positions));
+        idle.truncate(IDLE_SESSIONS);
+    }
+
+    /// Memory and dispatches of the largest idle session (zeros when none is idle).
+    pub fn memory_and_dispatches(&self) -> (u64, usize) {
+        self.idle()
+            .iter()
+            .map(KvSession::memory_and_dispatches)
+            .max()
+            .unwrap_or((0, 0))
     }
 }
 
@@ -171,7 +245,10 @@ pub(crate) async fn decode(
         let t0 = Instant::now();
         let s = fed.len();
         let logits = step(std::mem::take(&mut fed), past).await?;
-        let next = sample(logits.as_f32()?, &opts.sampling, &mut rng) as u32;
+        let logits = logits.as_f32()?;
+        let n = out.tokens.len();
+        check_finite(|| format!("logits of generated token {n}"), logits)?;
+        let next = sample(logits, &opts.sampling, &mut rng) as u32;
         let secs = t0.elapsed().as_secs_f64();
         if past == 0 {
             out.prefill_secs += secs;

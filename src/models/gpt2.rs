@@ -11,17 +11,16 @@
 
 use super::family::{self, act_ok, eps_ok, heads_ok, positive, FamilyConfig, ModelKind, MAX_DIM};
 use super::files::ModelFiles;
-use super::generate::{self, KvSession};
+use super::generate::{self, KvPool};
 pub use super::generate::{GenerateOptions, Generation, TokenEvent};
 use super::loader::{self, Folder, Loaded};
 use super::nn::*;
 use super::options::LoadOptions;
 use super::runner::Runner;
-use crate::error::{Error, Result};
+use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Constant, Graph, ValueId};
 use crate::ops::{Act, Layout};
 use crate::tensor::{DType, Tensor};
-use futures_util::lock::Mutex;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -161,7 +160,7 @@ pub struct Gpt2 {
     tokenizer: Option<tokenizers::Tokenizer>,
     w: Arc<Loaded<Gpt2Weights>>,
     forward: Runner<(usize, usize, bool)>,
-    session: Mutex<Option<KvSession>>,
+    sessions: KvPool,
     warnings: Vec<String>,
 }
 
@@ -204,18 +203,14 @@ impl Gpt2 {
             warnings: w.warnings.clone(),
             w,
             forward: Runner::new(backend, 8),
-            session: Mutex::new(None),
+            sessions: KvPool::new(),
         }
     }
 
-    /// Device memory of the generation session (weights + activations + I/O of the largest step
-    /// plan, plus the KV cache), and the dispatch count of the last step; zeros while a
-    /// generation holds the session.
+    /// Device memory of the largest idle generation session (weights + activations + I/O of
+    /// its largest step plan, plus its KV cache), and the dispatch count of its last step.
     pub fn memory_and_dispatches(&self) -> (u64, usize) {
-        match self.session.try_lock() {
-            Some(s) => s.as_ref().map_or((0, 0), KvSession::memory_and_dispatches),
-            None => (0, 0),
-        }
+        self.sessions.memory_and_dispatches()
     }
     pub fn name(&self) -> &str {
         &self.name
@@ -233,10 +228,18 @@ impl Gpt2 {
         self.tokenizer.as_ref()
     }
 
-    /// Bytes the KV cache takes on the backend once allocated: 2 · layers · n_positions · n_embd · 4.
-    pub fn kv_cache_bytes(&self) -> u64 {
+    /// The positions of the KV cache a generation of `tokens` tokens (prompt + new) allocates
+    /// when no idle cache fits: `tokens` rounded up to a power of two, at least 64, at most
+    /// n_positions.
+    pub fn kv_cache_positions(&self, tokens: usize) -> usize {
+        generate::cache_positions(tokens, self.config.n_positions)
+    }
+
+    /// Bytes of a KV cache for `positions` positions: 2 · layers · positions · n_embd · 4
+    /// (a generation's cache holds prompt + new tokens, rounded up to a power of two).
+    pub fn kv_cache_bytes(&self, positions: usize) -> u64 {
         let c = &self.config;
-        2 * (c.n_layer * c.n_positions * c.n_embd * 4) as u64
+        2 * (c.n_layer as u64) * (positions as u64) * (c.n_embd as u64) * 4
     }
 
     /// Token + position embeddings of [b, s] ids.
@@ -276,13 +279,14 @@ impl Gpt2 {
     }
 
     /// The graph of one cached generation step over `s` new tokens at run-time offset `past`
-    /// (inputs input_ids, position_ids, past; states k.{l}, v.{l}): logits of the last token.
-    pub fn step_graph(&self, s: usize) -> Result<Graph> {
+    /// with a cache of `positions` positions (inputs input_ids, position_ids, past; states
+    /// k.{l}, v.{l}): logits of the last token.
+    pub fn step_graph(&self, s: usize, positions: usize) -> Result<Graph> {
         let c = &self.config;
         let mut g = Graph::new();
         let mut x = self.embed(&mut g, 1, s)?;
         let past = ids_input(&mut g, "past", &[1])?;
-        let cache_shape = [1, c.n_positions, c.n_embd];
+        let cache_shape = [1, positions, c.n_embd];
         for (l, block) in self.w.blocks.iter().enumerate() {
             let k = g.state(&format!("k.{l}"), &cache_shape, DType::F32)?;
             let v = g.state(&format!("v.{l}"), &cache_shape, DType::F32)?;
@@ -306,10 +310,9 @@ impl Gpt2 {
         hidden_states: bool,
     ) -> Result<Gpt2Output> {
         let c = &self.config;
-        if ids.len() != batch * seq || batch == 0 || seq == 0 {
+        if batch.checked_mul(seq) != Some(ids.len()) || ids.is_empty() {
             return Err(Error::InvalidArgument(format!(
-                "expected batch*seq = {} ids, got {}",
-                batch * seq,
+                "expected batch*seq = {batch}*{seq} ids, got {}",
                 ids.len()
             )));
         }
@@ -345,6 +348,7 @@ impl Gpt2 {
         let key = (batch, seq, hidden_states);
         let mut out = self.forward.run(key, build, &refs).await?;
         let logits = out.take("logits")?;
+        check_finite(|| "GPT-2 logits".into(), logits.as_f32()?)?;
         Ok(Gpt2Output {
             logits,
             hidden_states: out.into_tensors(),
@@ -381,17 +385,17 @@ impl Gpt2 {
         let c = &self.config;
         generate::check_request(prompt, opts, c.vocab_size, c.n_positions)?;
         let backend = self.backend();
-        let mut guard = self.session.lock().await;
-        if guard.is_none() {
-            *guard = Some(KvSession::new(backend, c.n_layer, c.n_positions, c.n_embd)?);
-        }
-        let session = guard.as_mut().expect("the session was just created");
+        let need = prompt.len() + opts.max_new_tokens; // checked against the context above
+        let dims = (c.n_layer, c.n_embd, c.n_positions);
+        let mut session = self.sessions.take(backend, dims, need)?;
         let step = async |ids: Vec<u32>, past: usize| {
             session
-                .step(backend, &ids, past, |s| self.step_graph(s))
+                .step(backend, &ids, past, |s, p| self.step_graph(s, p))
                 .await
         };
         let tok = self.tokenizer.as_ref();
-        generate::decode(prompt, opts, c.eos_token_id, tok, step, on_token).await
+        let out = generate::decode(prompt, opts, c.eos_token_id, tok, step, on_token).await;
+        self.sessions.give_back(session);
+        out
     }
 }

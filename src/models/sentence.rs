@@ -96,9 +96,18 @@ impl SentenceConfig {
             })?,
             None => None,
         };
+        let st_name = "sentence_bert_config.json";
         let max_seq_length = files
-            .json::<StConfig>("sentence_bert_config.json")?
+            .json::<StConfig>(st_name)?
             .and_then(|c| c.max_seq_length);
+        if max_seq_length == Some(0) {
+            return Err(Error::Config {
+                path: files.path(st_name),
+                msg: "max_seq_length is 0; it must be at least 1 (sentence-transformers \
+                      truncates to it)"
+                    .into(),
+            });
+        }
         Ok(SentenceConfig {
             pooling,
             normalize: is_st && normalize,

@@ -116,17 +116,34 @@ impl TextEncoder {
                 )));
             }
         }
-        self.tok
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))
+        let bounded = texts
+            .iter()
+            .map(|t| bounded_prefix(&self.tok, t, self.max_len))
+            .collect::<Result<Vec<&str>>>()?;
+        let encs = self
+            .tok
+            .encode_batch(bounded, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        for (i, e) in encs.iter().enumerate() {
+            // Only [CLS] [SEP] left: the tokenizer deleted the whole text.
+            if e.get_special_tokens_mask().iter().all(|&m| m == 1) {
+                return Err(Error::InvalidArgument(format!(
+                    "text {i} has no tokens once tokenized (the tokenizer's normalizer removed \
+                     all of it)"
+                )));
+            }
+        }
+        Ok(encs)
     }
 
     /// Encodings of sentence pairs ([CLS] a [SEP] b [SEP], token type 1 for b).
     pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoding>> {
-        let inputs: Vec<tokenizers::EncodeInput> = pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()).into())
-            .collect();
+        let mut inputs: Vec<tokenizers::EncodeInput> = Vec::with_capacity(pairs.len());
+        for (a, b) in pairs {
+            let a = bounded_prefix(&self.tok, a, self.max_len)?;
+            let b = bounded_prefix(&self.tok, b, self.max_len)?;
+            inputs.push((a.to_string(), b.to_string()).into());
+        }
         self.tok
             .encode_batch(inputs, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))
@@ -145,6 +162,61 @@ impl TextEncoder {
             }
         }
         Ok(())
+    }
+}
+
+/// Bytes per token of `max_len` tokenized at first of an over-long text (English averages
+/// 4-6 bytes per WordPiece or BPE token).
+const BYTES_PER_TOKEN: usize = 16;
+
+/// The start of `text` that tokenizes to the same first `max_len` tokens as the whole text,
+/// found without tokenizing the whole text: a prefix cut at a whitespace is tokenized (without
+/// special tokens), and it is enough once it yields more than `max_len` tokens; else a prefix
+/// twice as long is tried, up to the whole text. A 20 MB line thus costs a few kilobytes of
+/// tokenization, not gigabytes. The cut is made before a whitespace, where every Hugging Face
+/// pre-tokenizer ends a word, so the words before it tokenize exactly as in the whole text;
+/// only a prefix with no whitespace in its second half (one word of kilobytes) is cut mid-word.
+pub(crate) fn bounded_prefix<'t>(
+    tok: &Tokenizer,
+    text: &'t str,
+    max_len: usize,
+) -> Result<&'t str> {
+    let mut cap = max_len.saturating_mul(BYTES_PER_TOKEN).max(4096);
+    while cap < text.len() {
+        let prefix = cut_before_whitespace(text, cap);
+        let enc = tok
+            .encode(prefix, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let tokens = enc.len()
+            + enc
+                .get_overflowing()
+                .iter()
+                .map(Encoding::len)
+                .sum::<usize>();
+        if tokens > max_len {
+            return Ok(prefix);
+        }
+        cap = cap.saturating_mul(2);
+    }
+    Ok(text)
+}
+
+/// `text` cut to at most `cap` bytes: before the last whitespace in the second half of that
+/// window, else at the last character boundary.
+fn cut_before_whitespace(text: &str, cap: usize) -> &str {
+    let mut end = cap.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let window = &text[..end];
+    match window
+        .char_indices()
+        .rev()
+        .take_while(|&(i, _)| i >= end / 2)
+        .find(|(_, c)| c.is_whitespace())
+    {
+        Some((i, _)) => &text[..i],
+        None => window,
     }
 }
 

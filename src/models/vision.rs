@@ -103,6 +103,30 @@ impl ImageProcessorConfig {
                 "only 3-channel RGB models with 3 mean/std values are supported".into(),
             ));
         }
+        if self.do_normalize {
+            if let Some(v) = self
+                .image_std
+                .iter()
+                .find(|v| !(v.is_finite() && **v > 0.0))
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "image_std {:?}: every value must be finite and > 0 (got {v})",
+                    self.image_std
+                )));
+            }
+            if self.image_mean.iter().any(|v| !v.is_finite()) {
+                return Err(Error::InvalidArgument(format!(
+                    "image_mean {:?}: every value must be finite",
+                    self.image_mean
+                )));
+            }
+        }
+        if self.do_rescale && !(self.rescale_factor.is_finite() && self.rescale_factor > 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "rescale_factor {} must be finite and > 0",
+                self.rescale_factor
+            )));
+        }
         Resample::from_pil(self.resample)?;
         Ok(())
     }

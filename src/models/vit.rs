@@ -16,7 +16,7 @@ use super::options::LoadOptions;
 use super::runner::Runner;
 use super::vision::{self, check_id2label, check_patches, labels, top_k};
 pub use super::vision::{ImageProcessorConfig, Prediction};
-use crate::error::{Error, Result};
+use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Constant, Graph};
 use crate::ops::{Act, Layout};
 use crate::tensor::{DType, Tensor};
@@ -304,9 +304,18 @@ impl Vit {
         let mut out = (self.runner)
             .run(b, || self.graph_for(b), &[pixel_values])
             .await?;
+        let last_hidden_state = out.take("last_hidden_state")?;
+        check_finite(
+            || "ViT encoder output (last_hidden_state)".into(),
+            last_hidden_state.as_f32()?,
+        )?;
+        let logits = out.take("logits").ok();
+        if let Some(l) = &logits {
+            check_finite(|| "ViT classifier logits".into(), l.as_f32()?)?;
+        }
         Ok(VitOutput {
-            last_hidden_state: out.take("last_hidden_state")?,
-            logits: out.take("logits").ok(),
+            last_hidden_state,
+            logits,
             pooler_output: out.take("pooler_output").ok(),
         })
     }

@@ -24,7 +24,7 @@ use super::nn::Vars;
 use super::options::LoadOptions;
 use super::runner::Runner;
 use super::yolo_blocks::{branch, run_branch, Branch, C2f, Conv, REG_MAX};
-use crate::error::{Error, Result};
+use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Graph};
 use crate::ops::yolo_decode::YoloDecode;
 use crate::ops::Act;
@@ -255,7 +255,9 @@ impl Yolo {
         let (b, h, w) = (s[0], s[2], s[3]);
         let build = || self.graph_for(b, h, w);
         let mut out = self.runner.run((b, h, w), build, &[images]).await?;
-        out.take("decoded")
+        let pred = out.take("decoded")?;
+        check_finite(|| "YOLO boxes and class scores".into(), pred.as_f32()?)?;
+        Ok(pred)
     }
 
     /// ultralytics' LetterBox (see [`letterbox`]).
@@ -271,7 +273,7 @@ impl Yolo {
         anchors: usize,
         lb: &Letterbox,
         opts: &DetectOptions,
-    ) -> Vec<Detection> {
+    ) -> Result<Vec<Detection>> {
         super::detect::postprocess(pred, anchors, &self.names, lb, opts)
     }
 
@@ -285,6 +287,6 @@ impl Yolo {
         let (lb_img, lb) = letterbox(img, opts.imgsz, opts.rect);
         let pred = self.forward_async(&to_tensor(&lb_img)?).await?;
         let anchors = pred.shape()[2];
-        Ok(self.postprocess(pred.as_f32()?, anchors, &lb, opts))
+        self.postprocess(pred.as_f32()?, anchors, &lb, opts)
     }
 }

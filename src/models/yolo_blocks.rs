@@ -2,7 +2,7 @@
 //! one kernel), `C2f`, and the Detect head's branches, loaded by their `state_dict` names.
 
 use super::nn::Vars;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::{Constant, Graph, ValueId};
 use crate::ops::conv2d::Conv2d;
 use crate::ops::Act;
@@ -45,6 +45,16 @@ impl Conv {
             ["weight", "bias", "running_mean", "running_var"].map(|n| bn.tensor(n, &[o]));
         let (g, beta, mean, var) = (g?, beta?, mean?, var?);
         let (g, beta, mean, var) = (g.as_f32()?, beta.as_f32()?, mean.as_f32()?, var.as_f32()?);
+        // A variance is never negative: a file with one is corrupt (and √ of it is NaN).
+        if let Some(i) = var.iter().position(|v| !(*v >= 0.0 && v.is_finite())) {
+            return Err(Error::Storage {
+                tensor: bn.key("running_var"),
+                msg: format!(
+                    "channel {i} has variance {}; a BatchNorm variance is finite and >= 0",
+                    var[i]
+                ),
+            });
+        }
         let per = s[1] * s[2] * s[3];
         let mut wv = cw.as_f32()?.to_vec();
         let mut bv = vec![0.0f32; o];

@@ -36,14 +36,24 @@ impl Linear {
     }
 
     /// Several `nn.Linear(d_in, d_out)` fused into one projection of `parts.len()·d_out`
-    /// outputs (Q, K and V in one matmul). The fused weight is named `fused.weight` in `vb`.
+    /// outputs (Q, K and V in one matmul), named `weight` / `bias` in `vb`. Every part is read
+    /// (and its shape checked against the file) before the fused buffer is allocated, so a
+    /// config that claims huge sizes fails on the first tensor instead of reserving them.
     pub fn load_fused(vb: &Vars, parts: &[Vars], d_in: usize, d_out: usize) -> Result<Linear> {
-        let mut w = Vec::with_capacity(parts.len() * d_out * d_in);
-        let mut b = Vec::with_capacity(parts.len() * d_out);
+        let mut ws = Vec::with_capacity(parts.len());
+        let mut bs = Vec::with_capacity(parts.len());
         for p in parts {
-            w.extend(p.tensor("weight", &[d_out, d_in])?.as_f32()?);
-            b.extend(p.tensor("bias", &[d_out])?.as_f32()?);
+            ws.push(p.tensor("weight", &[d_out, d_in])?);
+            bs.push(p.tensor("bias", &[d_out])?);
         }
+        let concat = |ts: &[Tensor]| -> Result<Vec<f32>> {
+            let mut v = Vec::with_capacity(ts.iter().map(Tensor::numel).sum());
+            for t in ts {
+                v.extend_from_slice(t.as_f32()?);
+            }
+            Ok(v)
+        };
+        let (w, b) = (concat(&ws)?, concat(&bs)?);
         let n = parts.len() * d_out;
         Ok(Linear {
             w: vb
