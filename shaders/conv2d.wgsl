@@ -14,6 +14,8 @@ struct Params {
     sh: u32, sw: u32, ph: u32, pw: u32,
     dh: u32, dw: u32, groups: u32, cg: u32,
     og: u32, og4: u32, _p0: u32, _p1: u32,
+    // The logical grid (channel blocks, pixel blocks, batch x groups); the dispatch may fold it.
+    gx: u32, gy: u32, gz: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -26,7 +28,13 @@ struct Params {
 const R: u32 = {{R}}u;
 
 @compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg3: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let lin = wg3.x + nwg.x * (wg3.y + nwg.y * wg3.z);
+    if (lin >= p.gx * p.gy * p.gz) {
+        return;
+    }
+    let wg = vec3<u32>(lin % p.gx, (lin / p.gx) % p.gy, lin / (p.gx * p.gy));
     let bi = wg.z / p.groups;
     let gi = wg.z % p.groups;
     let pixels = p.ho * p.wo;

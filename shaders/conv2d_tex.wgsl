@@ -23,6 +23,8 @@
 struct Params {
     c4: u32, hp: u32, wo: u32, npix: u32,
     cout: u32, f: u32, has_bias: u32, has_res: u32,
+    // The logical grid (pixel blocks, channel blocks, batch); the dispatch may fold it.
+    gx: u32, gy: u32, gz: u32, _p0: u32,
 }
 
 @group(0) @binding(0) var xt: texture_storage_2d<rgba32float, read>;
@@ -44,10 +46,15 @@ const KW: u32 = {{KW}}u;
 const S: u32 = {{S}}u;
 
 @compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let m0 = wg.x * R;
-    let blk = wg.y;
-    let b = wg.z;
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let lin = wg.x + nwg.x * (wg.y + nwg.y * wg.z);
+    if (lin >= p.gx * p.gy * p.gz) {
+        return;
+    }
+    let m0 = (lin % p.gx) * R;
+    let blk = (lin / p.gx) % p.gy;
+    let b = lin / (p.gx * p.gy);
     let c4 = p.c4;
     let hp = p.hp;
     let npix = p.npix;

@@ -32,13 +32,16 @@ pub enum Error {
     #[error("gpu: {context}: {msg}")]
     Gpu { context: String, msg: String },
 
-    /// A resource is bigger than the adapter can bind or allocate.
-    #[error("{what} needs {needed} bytes but the adapter allows at most {limit} ({limit_name})")]
+    /// A resource is bigger than the adapter can bind, allocate or dispatch, or than the
+    /// memory budget allows.
+    #[error("{what} needs {needed} {unit} but at most {limit} are allowed ({limit_name})")]
     Limit {
         what: String,
         needed: u64,
         limit: u64,
         limit_name: &'static str,
+        /// What `needed` and `limit` count: bytes, texels or workgroups.
+        unit: &'static str,
     },
 
     /// A WGSL shader failed naga validation.

@@ -56,7 +56,7 @@ impl Packed {
                 what: format!("constant '{label}'"),
                 needed: bytes.len() as u64,
                 limit: max,
-                limit_name: "max_buffer_size",
+                limit_name: "max_buffer_size", unit: "bytes",
             });
         }
         let buffer = device.upload(label, bytes, wgpu::BufferUsages::COPY_SRC);
@@ -172,7 +172,7 @@ impl<'a> Lower<'a> {
                 what: format!("scratch texture of {width}x{height} texels"),
                 needed: width.max(height) as u64,
                 limit: max as u64,
-                limit_name: "max_texture_dimension_2d",
+                limit_name: "max_texture_dimension_2d", unit: "texels",
             });
         }
         self.scratch_tex.push((width, height, format, layout));
@@ -193,7 +193,7 @@ impl<'a> Lower<'a> {
                 what: format!("{shader} dispatch {groups:?}"),
                 needed: *groups.iter().max().unwrap() as u64,
                 limit: max as u64,
-                limit_name: "max_compute_workgroups_per_dimension",
+                limit_name: "max_compute_workgroups_per_dimension", unit: "workgroups",
             });
         }
         if groups.contains(&0) {
@@ -247,6 +247,30 @@ pub fn grid(device: &Device, n: u32) -> [u32; 3] {
     } else {
         [max, n.div_ceil(max), 1]
     }
+}
+
+/// A 3-D grid of `groups` workgroups as dispatched: as is when every dimension is within the
+/// per-dimension limit, else folded into a 2-D grid of the same count (see [`grid`]). Kernels
+/// written for it recover their 3-D id from the linear one
+/// `wg.x + nwg.x * (wg.y + nwg.y * wg.z)`, which is right for both shapes, and return when
+/// it is `>= x·y·z`. An error when even the fold cannot hold the count.
+pub fn grid3(device: &Device, groups: [u32; 3]) -> Result<[u32; 3]> {
+    let max = device.limits().max_compute_workgroups_per_dimension.max(1);
+    if groups.iter().all(|&g| g <= max) {
+        return Ok(groups);
+    }
+    let total = groups
+        .iter()
+        .try_fold(1u64, |a, &g| a.checked_mul(g as u64))
+        .filter(|&t| t <= (max as u64) * (max as u64))
+        .ok_or_else(|| Error::Limit {
+            what: format!("a dispatch of {groups:?} workgroups"),
+            needed: groups.iter().map(|&g| g as u64).product(),
+            limit: (max as u64) * (max as u64),
+            limit_name: "max_compute_workgroups_per_dimension squared",
+            unit: "workgroups",
+        })?;
+    Ok(grid(device, total as u32))
 }
 
 /// Builds a uniform block field by field (std140-compatible for scalars and vec4 arrays).

@@ -12,7 +12,7 @@ mod op;
 mod plan;
 mod tune;
 
-pub use lower::{grid as grid_for, Arg, Lower, Packed, PackedChunk, Params, Resource};
+pub use lower::{grid as grid_for, grid3, Arg, Lower, Packed, PackedChunk, Params, Resource};
 pub use memory::{plan_memory, Interval, MemoryPlan};
 pub use op::Op;
 pub use plan::{Backend, DispatchTime, Outputs, Plan, PlanCache, PlanStats, State};
@@ -295,6 +295,16 @@ impl Graph {
     pub fn value(&self, v: ValueId) -> &Value {
         &self.values[v.index()]
     }
+    /// The largest input or op output (weights and views excluded). On the GPU each must fit
+    /// one storage binding.
+    pub fn largest_activation(&self) -> Option<&ValueInfo> {
+        self.values
+            .iter()
+            .filter(|v| matches!(v.source, Source::Input | Source::Node { .. }))
+            .map(|v| &v.info)
+            .max_by_key(|i| i.bytes())
+    }
+
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }

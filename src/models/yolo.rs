@@ -260,6 +260,32 @@ impl Yolo {
         Ok(pred)
     }
 
+    /// On the GPU every activation of an `h`x`w` forward must fit one storage binding: checked
+    /// before anything runs, naming `imgsz` and the largest size that fits this adapter.
+    fn check_fits(&self, imgsz: usize, h: usize, w: usize) -> Result<()> {
+        let Some(dev) = self.backend().device() else {
+            return Ok(());
+        };
+        let g = self.graph_for(1, h, w)?;
+        let Some(big) = g.largest_activation() else {
+            return Ok(());
+        };
+        let bytes = big.bytes() as u64;
+        let limit = dev.max_binding();
+        if bytes <= limit {
+            return Ok(());
+        }
+        // Activations scale with the pixel count, so with the square of imgsz.
+        let fits = (imgsz as f64 * (limit as f64 / bytes as f64).sqrt()) as usize / 32 * 32;
+        Err(Error::InvalidArgument(format!(
+            "imgsz {imgsz} letterboxes this image to {w}x{h}, whose largest activation \
+             ({:?}, {bytes} bytes) exceeds this adapter's {limit}-byte storage binding \
+             limit (max_storage_buffer_binding_size); use imgsz {fits} or less, or the CPU \
+             backend",
+            big.shape
+        )))
+    }
+
     /// ultralytics' LetterBox (see [`letterbox`]).
     pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterbox) {
         letterbox(img, imgsz, rect)
@@ -285,6 +311,7 @@ impl Yolo {
     ) -> Result<Vec<Detection>> {
         opts.validate()?;
         let (lb_img, lb) = letterbox(img, opts.imgsz, opts.rect);
+        self.check_fits(opts.imgsz, lb.h as usize, lb.w as usize)?;
         let pred = self.forward_async(&to_tensor(&lb_img)?).await?;
         let anchors = pred.shape()[2];
         self.postprocess(pred.as_f32()?, anchors, &lb, opts)

@@ -961,6 +961,26 @@ fn long_reductions(rng: &mut Rng) -> Result<Vec<OpCase>> {
         ),
         rng,
     )?);
+    // More workgroups than one dispatch dimension holds (65535): 2.25M output pixels are
+    // 70313 pixel blocks of the texture kernel and 281250 of the direct one, folded into a
+    // 2-D grid (YOLO at imgsz 3328 has 1.3M pixels in its first layer).
+    out.push(conv_case(
+        (
+            1,
+            1,
+            (1500, 1500),
+            8,
+            (3, 3),
+            1,
+            1,
+            1,
+            1,
+            Act::Silu,
+            true,
+            false,
+        ),
+        rng,
+    )?);
     Ok(out)
 }
 

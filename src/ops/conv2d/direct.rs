@@ -52,6 +52,17 @@ pub(super) fn lower(
         .u32(u(og4))
         .u32(0)
         .u32(0);
+    let logical = [
+        og4.div_ceil(8) as u32,
+        pixels.div_ceil(r) as u32,
+        (g.n * groups) as u32,
+    ];
+    let params = params
+        .u32(logical[0])
+        .u32(logical[1])
+        .u32(logical[2])
+        .u32(0);
+    let dispatch = crate::graph::grid3(cx.device(), logical)?;
     cx.dispatch(
         "conv2d.wgsl",
         &[
@@ -68,11 +79,7 @@ pub(super) fn lower(
             Arg::Write(outputs[0]),
             params.arg(),
         ],
-        [
-            og4.div_ceil(8) as u32,
-            pixels.div_ceil(r) as u32,
-            (g.n * groups) as u32,
-        ],
+        dispatch,
     )
 }
 

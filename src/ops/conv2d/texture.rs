@@ -230,6 +230,8 @@ pub(crate) fn lower(
         ("VEC", u32::from(npix.is_multiple_of(4)).to_string()),
     ]);
     let f = packed.chunks[0].meta[0];
+    let logical = [npix.div_ceil(r) as u32, g.blocks() as u32, g.n as u32];
+    let groups = crate::graph::grid3(cx.device(), logical)?;
     cx.dispatch(
         "conv2d_tex.wgsl",
         &defs,
@@ -251,8 +253,12 @@ pub(crate) fn lower(
                 .u32(f)
                 .u32(bias.is_some() as u32)
                 .u32(res.is_some() as u32)
+                .u32(logical[0])
+                .u32(logical[1])
+                .u32(logical[2])
+                .u32(0)
                 .arg(),
         ],
-        [npix.div_ceil(r) as u32, g.blocks() as u32, g.n as u32],
+        groups,
     )
 }
