@@ -25,14 +25,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let nf = f32(p.n);
     let step = 4u * WG;
     let n4 = p.n / step * step;
+    // The mean sums x / n, so rows of values near f32's maximum do not overflow (PyTorch's
+    // Welford mean does not either).
+    let inv = 1.0 / nf;
     var s = 0.0;
     for (var i = li; i < n4; i = i + step) {
-        s = s + (x[base + i] + x[base + i + WG]) + (x[base + i + 2u * WG] + x[base + i + 3u * WG]);
+        s = s + (x[base + i] * inv + x[base + i + WG] * inv)
+            + (x[base + i + 2u * WG] * inv + x[base + i + 3u * WG] * inv);
     }
     for (var i = n4 + li; i < p.n; i = i + WG) {
-        s = s + x[base + i];
+        s = s + x[base + i] * inv;
     }
-    let mean = wg_sum(s, li) / nf;
+    let mean = wg_sum(s, li);
     var v = 0.0;
     for (var i = li; i < n4; i = i + step) {
         let d0 = x[base + i] - mean;

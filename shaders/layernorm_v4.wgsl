@@ -34,9 +34,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     let base = row * NV;
 {{LOADS}}
+    // The mean sums x / n, so rows of values near f32's maximum do not overflow (PyTorch's
+    // Welford mean does not either).
+    let inv_n = 1.0 / f32(p.n);
     var s = 0.0;
 {{SUMS}}
-    let mean = subgroupAdd(s) / f32(p.n);
+    let mean = subgroupAdd(s);
     var v = 0.0;
 {{VARS}}
     let rstd = inverseSqrt(subgroupAdd(v) / f32(p.n) + p.eps);

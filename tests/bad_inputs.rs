@@ -100,6 +100,8 @@ fn assert_failed(case: &str, out: &Output, needles: &[&str]) {
     for n in needles {
         assert!(err.contains(n), "[{case}] '{n}' not on stderr: {err}");
     }
+    let errors = err.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "[{case}] expected one 'error:' line: {err}");
 }
 
 /// Runs `wgpu-infer <sub> --backend {gpu,cpu} <args>`; both must fail with the needles.
@@ -706,8 +708,19 @@ fn image_fails(case: &str, img: &Path, kind: fn(&Error) -> bool, needles: &[&str
         needles,
     );
     assert!(!out.exists(), "[{case}] {} was written", out.display());
-    let partial = img.with_file_name(".annotated.png.partial");
-    assert!(!partial.exists(), "[{case}] partial file left behind");
+    assert_no_partial_files(case, out.parent().unwrap());
+}
+
+/// No temporary output file is left in `dir`.
+fn assert_no_partial_files(case: &str, dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(
+            !name.ends_with(".partial"),
+            "[{case}] temporary file {name} left in {}",
+            dir.display()
+        );
+    }
 }
 
 #[test]
@@ -1141,4 +1154,1070 @@ fn c35_weight_out_of_f16_range() {
     );
     // The same folder loads in f32.
     assert!(Bert::load(Backend::Cpu, &d).is_ok());
+}
+
+// ---------------------------------------------------------------- hardening (issue 13)
+
+/// Runs `f` on its own thread; a hang (a deadlock, a read that blocks) fails the case after
+/// `secs` seconds instead of stalling the suite.
+fn within<T: Send + 'static>(case: &str, secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("[{case}] still running after {secs} s: it hangs")
+        }
+        Err(_) => panic!("[{case}] the case panicked (see above)"),
+    }
+}
+
+/// Runs the CLI with stdin from `stdin`, stdout and stderr to files, polling the child's peak
+/// resident memory (VmHWM) while it runs: (output, peak RSS in bytes).
+fn cli_peak_rss(args: &[OsString], stdin: &Path, envs: &[(&str, &OsStr)]) -> (Output, u64) {
+    let dir = stdin.parent().unwrap();
+    let (o, e) = (dir.join("stdout.txt"), dir.join("stderr.txt"));
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"));
+    c.args(args)
+        .stdin(std::fs::File::open(stdin).unwrap())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            for l in text.lines().filter(|l| l.starts_with("VmHWM:")) {
+                let kib: u64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let out = Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    };
+    (out, peak_kib * 1024)
+}
+
+fn is_limit(e: &Error) -> bool {
+    matches!(e, Error::Limit { .. })
+}
+fn is_non_finite(e: &Error) -> bool {
+    matches!(e, Error::NonFinite { .. })
+}
+fn is_io(e: &Error) -> bool {
+    matches!(e, Error::Io { .. })
+}
+
+/// A copy of fixture `rel` whose weights went through `edit`.
+fn weights_with(rel: &str, tag: &str, edit: impl FnOnce(&mut Vec<Entry>)) -> PathBuf {
+    let d = copy_fixture(rel, tag);
+    let w = d.join("model.safetensors");
+    let mut e = read_entries(&w);
+    edit(&mut e);
+    write_entries(&w, &e);
+    d
+}
+
+/// Rewrites the JSON file `name` of folder `d` through `edit`.
+fn edit_json(d: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let p = d.join(name);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&p, v.to_string()).unwrap();
+}
+
+fn f32s(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn cli_ok(case: &str, args: &[OsString]) -> Output {
+    let out = cli(args, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "[{case}] failed: {err}");
+    assert!(
+        !err.contains("error:"),
+        "[{case}] printed an error line: {err}"
+    );
+    out
+}
+
+/// Row 1: sizes in config.json far beyond the weights fail on the first tensor's shape, before
+/// any buffer of those sizes is reserved (this used to abort the process).
+#[test]
+fn c36_config_sizes_far_beyond_the_weights() {
+    for h in [65536usize, 1_048_576] {
+        let d = bert_config(&format!("hugeh{h}"), |c| {
+            c["hidden_size"] = h.into();
+            c["num_attention_heads"] = 1.into();
+        });
+        bert_load_fails(
+            &format!("bert hidden_size {h}"),
+            &d,
+            is_weights,
+            &["model.safetensors", "but the config implies"],
+        );
+        let v = copy_fixture("vit/tiny_cls", &format!("vit-hugeh{h}"));
+        edit_json(&v, "config.json", |c| {
+            c["hidden_size"] = h.into();
+            c["num_attention_heads"] = 1.into();
+        });
+        lib_fails(
+            "vit hidden_size",
+            is_weights,
+            &["but the config implies"],
+            |b| Vit::load(b, &v),
+        );
+        let img = fixture("vit/bus_crop.png");
+        cli_fails(
+            "vit hidden_size",
+            "classify",
+            &[os("--model"), os(&v), os(&img)],
+            &["but the config implies"],
+        );
+        let g = copy_fixture("gpt2/tiny_b", &format!("gpt-hugeh{h}"));
+        edit_json(&g, "config.json", |c| {
+            c["n_embd"] = h.into();
+            c["n_head"] = 1.into();
+        });
+        // n_inner defaults to 4·n_embd, over the supported size: refused from the config.
+        lib_fails(
+            "gpt2 n_embd",
+            |e| is_weights(e) || is_config(e),
+            &[],
+            |b| Gpt2::load(b, &g),
+        );
+    }
+}
+
+/// Row 2: a YOLO conv weight stored with the wrong rank is a typed error (it used to panic).
+#[test]
+fn c37_yolo_conv_weight_of_the_wrong_rank() {
+    let img = fixture("vit/bus_crop.png");
+    for (tag, rank) in [("2d", 2usize), ("1d", 1)] {
+        let d = weights_with("yolo/yolov8n", &format!("yolo-rank{tag}"), |e| {
+            let t = entry(e, "model.22.cv2.0.2.weight");
+            let n: usize = t.shape.iter().product();
+            t.shape = if rank == 2 {
+                vec![t.shape[0], n / t.shape[0]]
+            } else {
+                vec![n]
+            };
+        });
+        lib_fails(
+            "yolo conv rank",
+            is_weights,
+            &["model.22.cv2.0.2.weight", "must be 4-D"],
+            |b| Yolo::load(b, &d),
+        );
+        cli_fails(
+            "yolo conv rank",
+            "detect",
+            &[os("--model"), os(&d), os(&img)],
+            &["must be 4-D"],
+        );
+    }
+}
+
+/// Row 3: a panic inside a caller's token callback unwinds through the library without
+/// poisoning anything: the same model generates the same tokens afterwards.
+#[test]
+fn c38_a_panicking_callback_leaves_the_model_usable() {
+    let d = fixture("gpt2/tiny_b");
+    let opts = GenerateOptions {
+        max_new_tokens: 6,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    for b in backends() {
+        let m = Gpt2::load(b, &d).unwrap();
+        let want = m.generate_ids(&[5, 6, 7], &opts, |_| true).unwrap().tokens;
+        for _ in 0..2 {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                m.generate_ids(&[5, 6, 7], &opts, |e| {
+                    if e.index == 2 {
+                        panic!("a caller's callback panics");
+                    }
+                    true
+                })
+            }));
+            assert!(r.is_err(), "the callback's panic must reach the caller");
+        }
+        let again = m.generate_ids(&[5, 6, 7], &opts, |_| true).unwrap().tokens;
+        assert_eq!(
+            again,
+            want,
+            "{}: the model changed after a panic",
+            m.backend().name()
+        );
+        assert!(m.forward(&[1, 2, 3], 1, 3, None, false).is_ok());
+    }
+}
+
+/// Row 4: a token count that would overflow the length check is refused.
+#[test]
+fn c39_max_new_tokens_that_would_overflow() {
+    let d = fixture("gpt2/tiny_b");
+    let opts = GenerateOptions {
+        max_new_tokens: usize::MAX,
+        ..Default::default()
+    };
+    lib_fails("max_new_tokens overflow", is_arg, &["n_positions"], |b| {
+        Gpt2::load(b, &d)?.generate("hello", &opts, |_| true)
+    });
+    cli_fails(
+        "max-new-tokens overflow",
+        "generate",
+        &[
+            os("--model"),
+            os(&d),
+            os("--prompt"),
+            os("hello"),
+            os("--max-new-tokens"),
+            os("18446744073709551615"),
+        ],
+        &["n_positions"],
+    );
+}
+
+/// Row 5: `detect --out` writes through a fresh O_EXCL temporary file renamed into place: a
+/// planted symlink is never followed, concurrent runs never collide, nothing is left behind,
+/// the output format is checked before anything runs, and the input is never the output.
+#[test]
+#[cfg(unix)]
+fn c40_output_files_are_written_safely() {
+    let yolo = fixture("yolo/yolov8n");
+    let dir = scratch("out-safe");
+    let img = dir.join("in.png");
+    std::fs::copy(fixture("vit/bus_crop.png"), &img).unwrap();
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let detect = |out: &Path| {
+        vec![
+            os("detect"),
+            os("--backend"),
+            os("cpu"),
+            os("--imgsz"),
+            os("320"),
+            os("--model"),
+            os(&yolo),
+            os("--out"),
+            os(out),
+            os(&img),
+        ]
+    };
+    // The old fixed temporary name, planted as a symlink to the victim.
+    let out = dir.join("annotated.png");
+    std::os::unix::fs::symlink(&victim, dir.join(".annotated.png.partial")).unwrap();
+    cli_ok("planted temp symlink", &detect(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let written = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(
+        written.dimensions(),
+        image::open(&img).unwrap().to_rgb8().dimensions()
+    );
+    std::fs::remove_file(dir.join(".annotated.png.partial")).unwrap();
+    // --out itself a symlink to the victim: the link is replaced, the victim untouched.
+    let link = dir.join("link.png");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    cli_ok("--out is a symlink", &detect(&link));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Six concurrent runs to one --out all succeed, and the result is a whole image.
+    let shared = dir.join("shared.png");
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"))
+                .args(detect(&shared))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in runs {
+        let o = r.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(image::open(&shared).unwrap().to_rgb8(), written);
+    assert_no_partial_files("concurrent --out", &dir);
+    // An unsupported format is refused before the model is even opened.
+    let e = cli(
+        &[
+            os("detect"),
+            os("--model"),
+            os(dir.join("no-such-model")),
+            os("--out"),
+            os(dir.join("boxes.xyz")),
+            os(&img),
+        ],
+        &[],
+    );
+    assert_failed(
+        "format before inference",
+        &e,
+        &["boxes.xyz", "unsupported output format"],
+    );
+    // --out naming the input, directly, through `..`, or through a symlink: refused, input
+    // unchanged.
+    let before = std::fs::read(&img).unwrap();
+    let via_link = dir.join("in-link.png");
+    std::os::unix::fs::symlink(&img, &via_link).unwrap();
+    let sub = dir.join("sub.png");
+    std::fs::create_dir_all(&sub).unwrap();
+    for same in [img.clone(), sub.join("../in.png"), via_link] {
+        for b in ["gpu", "cpu"] {
+            let mut args = detect(&same);
+            args[2] = os(b);
+            let o = cli(&args, &[]);
+            assert_failed(
+                "--out is the input",
+                &o,
+                &["is the input", "choose another path"],
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read(&img).unwrap(),
+        before,
+        "the input was modified"
+    );
+    // A directory as --out, and a missing directory.
+    for (bad, why) in [
+        (sub.clone(), "is a directory"),
+        (dir.join("absent/x.png"), "does not exist"),
+    ] {
+        let o = cli(&detect(&bad), &[]);
+        assert_failed("bad --out", &o, &[why]);
+    }
+    assert_no_partial_files("after errors", &dir);
+}
+
+/// Row 6: a token callback may call back into the same model (generate again, forward):
+/// no lock is held while it runs.
+#[test]
+fn c41_callback_reentering_the_model() {
+    let d = fixture("gpt2/tiny_b");
+    within("re-entrant callback", 300, move || {
+        let opts = GenerateOptions {
+            max_new_tokens: 4,
+            stop_at_eos: false,
+            ..Default::default()
+        };
+        for b in backends() {
+            let m = Gpt2::load(b, &d).unwrap();
+            let alone = m.generate_ids(&[9, 8], &opts, |_| true).unwrap().tokens;
+            let mut inner = Vec::new();
+            let outer = m
+                .generate_ids(&[1, 2, 3], &opts, |e| {
+                    if e.index == 1 {
+                        inner = m.generate_ids(&[9, 8], &opts, |_| true).unwrap().tokens;
+                        m.forward(&[4, 5], 1, 2, None, false).unwrap();
+                    }
+                    true
+                })
+                .unwrap();
+            assert_eq!(outer.tokens.len(), 4);
+            assert_eq!(inner, alone, "a nested generation differs from one alone");
+        }
+    });
+}
+
+/// Row 7: an over-long text is cut on characters before tokenizing, so a 20 MB line costs
+/// kilobytes of tokenization (it used to take 4.6 GB), with the same result as truncating
+/// the full token sequence.
+#[test]
+fn c42_over_long_text_is_cut_before_tokenizing() {
+    let d = fixture("bert/tiny_a");
+    let words: Vec<String> = (0..4_200_000).map(|i| format!("w{}", i % 977)).collect();
+    let huge = words.join(" ");
+    assert!(huge.len() > 15 << 20);
+    let head = words[..200].join(" "); // more than max_len (48) tokens
+    for b in backends() {
+        let m = Bert::load(b, &d).unwrap();
+        let got = m.embed(&[&huge]).unwrap();
+        let want = m.embed(&[&head]).unwrap();
+        assert_eq!(
+            got,
+            want,
+            "{}: 20 MB text vs its first 200 words",
+            m.backend().name()
+        );
+        // The length check still sees that it is too long.
+        assert!(m.check_lengths(&[&huge]).is_err());
+    }
+    let dir = scratch("huge-text");
+    let input = dir.join("line.txt");
+    std::fs::write(&input, format!("{huge}\n")).unwrap();
+    for b in ["gpu", "cpu"] {
+        let args = [
+            os("embed"),
+            os("--backend"),
+            os(b),
+            os("--truncate"),
+            os("--model"),
+            os(&d),
+        ];
+        let (out, peak) = cli_peak_rss(&args, &input, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["embeddings"].as_array().unwrap().len(), 1);
+        eprintln!(
+            "[20 MB line] embed --truncate --backend {b}: peak RSS {} MiB",
+            peak >> 20
+        );
+        assert!(
+            peak < 1 << 30,
+            "peak RSS {} MiB for a 20 MB line",
+            peak >> 20
+        );
+    }
+}
+
+/// Row 8: the KV cache is sized to the request (prompt + new tokens), not to n_positions,
+/// and every allocation is checked against the memory budget first.
+#[test]
+fn c43_kv_cache_sized_to_the_request_within_a_budget() {
+    let positions = 1usize << 17;
+    let d = weights_with("gpt2/tiny_a", "npos", |e| {
+        let t = entry(e, "transformer.wpe.weight");
+        let row = t.data[..72 * 4].to_vec();
+        t.shape = vec![positions, 72];
+        t.data = row.repeat(positions);
+    });
+    edit_json(&d, "config.json", |c| c["n_positions"] = positions.into());
+    let opts = GenerateOptions {
+        max_new_tokens: 8,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    for b in backends() {
+        let m = Gpt2::load(b.clone(), &d).unwrap();
+        assert_eq!(m.kv_cache_positions(3 + 8), 64);
+        let g = m.generate_ids(&[1, 2, 3], &opts, |_| true).unwrap();
+        assert_eq!(g.tokens.len(), 8);
+        if b.device().is_some() {
+            let (bytes, _) = m.memory_and_dispatches();
+            let full = m.kv_cache_bytes(positions);
+            eprintln!(
+                "[n_positions 2^17] session {} MiB; a full-context cache would be {} MiB",
+                bytes >> 20,
+                full >> 20
+            );
+            assert!(
+                bytes < full / 2,
+                "{bytes} bytes: the cache is not sized to the request"
+            );
+        }
+    }
+    // Over the budget: a typed error naming the bytes, before allocating.
+    let small = wgpu_infer::DeviceOptions {
+        memory_budget: 1 << 20,
+        ..Default::default()
+    };
+    let dev = Device::with_options(&small).unwrap();
+    let e = Gpt2::load(Backend::Gpu(dev), &d)
+        .and_then(|m| m.generate_ids(&[1, 2, 3], &opts, |_| true))
+        .unwrap_err();
+    assert!(is_limit(&e), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("memory budget") && msg.contains("bytes"),
+        "{msg}"
+    );
+    let out = cli(
+        &[
+            os("generate"),
+            os("--model"),
+            os(&d),
+            os("--prompt"),
+            os("hi"),
+        ],
+        &[("WGPU_INFER_MEMORY_BUDGET", OsStr::new("1MiB"))],
+    );
+    assert_failed(
+        "memory budget cli",
+        &out,
+        &["memory budget", "WGPU_INFER_MEMORY_BUDGET"],
+    );
+    let out = cli(
+        &[
+            os("generate"),
+            os("--model"),
+            os(&d),
+            os("--prompt"),
+            os("hi"),
+        ],
+        &[("WGPU_INFER_MEMORY_BUDGET", OsStr::new("lots"))],
+    );
+    assert_failed(
+        "memory budget value",
+        &out,
+        &["WGPU_INFER_MEMORY_BUDGET='lots'"],
+    );
+}
+
+/// Row 9: non-finite results are typed errors naming the stage; inputs and files that would
+/// produce them are refused when loading.
+#[test]
+fn c44_non_finite_results_are_errors() {
+    // Word embeddings of 3e38 are valid: the first LayerNorm's mean must not overflow (as in
+    // PyTorch), every row normalises to its beta, and the result is finite and the same on
+    // both backends.
+    let d = bert_with("huge-emb", |e| {
+        let t = entry(e, "embeddings.word_embeddings.weight");
+        t.data = f32s(&vec![3e38; t.data.len() / 4]);
+    });
+    let per: Vec<Vec<f32>> = backends()
+        .into_iter()
+        .map(|b| {
+            Bert::load(b, &d)
+                .unwrap()
+                .embed(&["hello world"])
+                .unwrap()
+                .remove(0)
+        })
+        .collect();
+    assert!(per[0].iter().all(|v| v.is_finite()), "{:?}", per[0]);
+    let worst = per[0]
+        .iter()
+        .zip(&per[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(worst < 1e-4, "GPU vs CPU on 3e38 embeddings: {worst}");
+    // An intermediate weight of 3e38 overflows to inf and then NaN (in PyTorch too): a typed
+    // error naming the stage, not NaN embeddings.
+    let d = bert_with("huge-ffn", |e| {
+        let t = entry(e, "encoder.layer.0.intermediate.dense.weight");
+        t.data = f32s(&vec![3e38; t.data.len() / 4]);
+    });
+    lib_fails(
+        "overflowing FFN",
+        is_non_finite,
+        &["encoder output", "non-finite"],
+        |b| Bert::load(b, &d)?.embed(&["hello world"]),
+    );
+    cli_fails(
+        "overflowing FFN",
+        "embed",
+        &[os("--model"), os(&d), os("hello world")],
+        &["non-finite"],
+    );
+    let g = weights_with("gpt2/tiny_b", "huge-fc", |e| {
+        let t = entry(e, "h.0.mlp.c_fc.weight");
+        t.data = f32s(&vec![3e38; t.data.len() / 4]);
+    });
+    let few = GenerateOptions {
+        max_new_tokens: 4,
+        ..Default::default()
+    };
+    lib_fails(
+        "overflowing GPT-2 MLP",
+        is_non_finite,
+        &["logits", "non-finite"],
+        |b| Gpt2::load(b, &g)?.generate("hello", &few, |_| true),
+    );
+    cli_fails(
+        "overflowing GPT-2 MLP",
+        "generate",
+        &[
+            os("--model"),
+            os(&g),
+            os("--prompt"),
+            os("hello"),
+            os("--max-new-tokens"),
+            os("4"),
+        ],
+        &["logits", "non-finite"],
+    );
+    // A tokenizer whose normalizer deletes every character.
+    let t = copy_fixture("bert/tiny_a", "eraser");
+    edit_json(&t, "tokenizer.json", |v| {
+        v["normalizer"] = serde_json::json!({
+            "type": "Replace", "pattern": {"Regex": "[\\s\\S]"}, "content": ""
+        });
+    });
+    lib_fails("tokenizer deletes text", is_arg, &["no tokens"], |b| {
+        Bert::load(b, &t)?.embed(&["hello world"])
+    });
+    cli_fails(
+        "tokenizer deletes text",
+        "embed",
+        &[os("--model"), os(&t), os("hello world")],
+        &["no tokens"],
+    );
+    // image_std of zero divides by zero.
+    let v = copy_fixture("vit/tiny_cls", "std0");
+    edit_json(&v, "preprocessor_config.json", |c| {
+        c["image_std"] = serde_json::json!([0.0, 0.0, 0.0])
+    });
+    lib_fails(
+        "image_std 0",
+        is_config,
+        &["preprocessor_config.json", "image_std", "> 0"],
+        |b| Vit::load(b, &v),
+    );
+    cli_fails(
+        "image_std 0",
+        "classify",
+        &[os("--model"), os(&v), os(fixture("vit/bus_crop.png"))],
+        &["image_std"],
+    );
+    // A negative BatchNorm variance (the fixture stores f16: -0.5 is 0xB800).
+    let y = weights_with("yolo/yolov8n", "negvar", |e| {
+        let t = entry(e, "model.4.cv1.bn.running_var");
+        assert_eq!(t.dtype, "F16");
+        t.data[2..4].copy_from_slice(&0xB800u16.to_le_bytes());
+    });
+    lib_fails(
+        "negative BN variance",
+        is_weights,
+        &["model.4.cv1.bn.running_var", "channel 1", "variance"],
+        |b| Yolo::load(b, &y),
+    );
+    cli_fails(
+        "negative BN variance",
+        "detect",
+        &[os("--model"), os(&y), os(fixture("vit/bus_crop.png"))],
+        &["running_var", "variance"],
+    );
+    // Conv weights that overflow inside the network: no detections list, an error.
+    let big = weights_with("yolo/yolov8n", "yolo-huge", |e| {
+        let t = entry(e, "model.0.conv.weight");
+        let n: usize = t.shape.iter().product();
+        t.dtype = "F32".into();
+        t.data = f32s(&vec![3e37; n]);
+    });
+    lib_fails(
+        "yolo overflow",
+        is_non_finite,
+        &["YOLO", "non-finite"],
+        |b| Yolo::load(b, &big)?.detect(&fixture("vit/bus_crop.png"), &DetectOptions::default()),
+    );
+}
+
+/// Row 10: `max_seq_length: 0` in sentence_bert_config.json is refused at load time.
+#[test]
+fn c45_max_seq_length_zero() {
+    let d = copy_fixture("bert/tiny_a", "msl0");
+    edit_json(&d, "sentence_bert_config.json", |c| {
+        c["max_seq_length"] = 0.into()
+    });
+    bert_load_fails(
+        "max_seq_length 0",
+        &d,
+        is_config,
+        &["sentence_bert_config.json", "max_seq_length is 0"],
+    );
+}
+
+/// A JPEG with an EXIF APP1 segment holding only `orientation`.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend(8u32.to_le_bytes()); // IFD0 offset
+    tiff.extend(1u16.to_le_bytes()); // one entry: Orientation, SHORT, count 1
+    tiff.extend(0x0112u16.to_le_bytes());
+    tiff.extend(3u16.to_le_bytes());
+    tiff.extend(1u32.to_le_bytes());
+    tiff.extend(orientation.to_le_bytes());
+    tiff.extend([0, 0]);
+    tiff.extend(0u32.to_le_bytes()); // no next IFD
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+/// Row 11: EXIF orientation is applied when decoding, as PIL's `exif_transpose` (transformers)
+/// and `cv2.imread` (ultralytics) do: orientation 6 is a 90° clockwise turn.
+#[test]
+fn c46_exif_orientation() {
+    // 96x64, a red block in the top-left corner.
+    let src = image::RgbImage::from_fn(96, 64, |x, y| {
+        if x < 24 && y < 24 {
+            image::Rgb([230, 20, 20])
+        } else {
+            image::Rgb([(x * 2) as u8, (y * 3) as u8, 128])
+        }
+    });
+    let mut plain = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 92)
+        .write_image(src.as_raw(), 96, 64, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let dir = scratch("exif");
+    let (p_plain, p_exif, p_rot) = (
+        dir.join("plain.jpg"),
+        dir.join("exif6.jpg"),
+        dir.join("rot.png"),
+    );
+    std::fs::write(&p_plain, &plain).unwrap();
+    std::fs::write(&p_exif, with_exif_orientation(&plain, 6)).unwrap();
+    let decoded = wgpu_infer::imageio::load_rgb(&p_plain).unwrap();
+    let oriented = wgpu_infer::imageio::load_rgb(&p_exif).unwrap();
+    assert_eq!(oriented.dimensions(), (64, 96));
+    let turned = image::imageops::rotate90(&decoded);
+    assert_eq!(
+        oriented, turned,
+        "orientation 6 must equal a 90° clockwise turn"
+    );
+    // The red corner moved to the top right.
+    let px = oriented.get_pixel(64 - 8, 8);
+    assert!(px[0] > 180 && px[1] < 80, "{px:?}");
+    turned.save(&p_rot).unwrap();
+    // Every path-based API and the CLI see the turned pixels.
+    for b in backends() {
+        let vit = Vit::load(b.clone(), fixture("vit/tiny_cls")).unwrap();
+        let a = vit.classify(&[&p_exif], 3).unwrap();
+        let r = vit.classify(&[&p_rot], 3).unwrap();
+        let scores = |p: &Vec<Vec<wgpu_infer::models::vision::Prediction>>| {
+            p[0].iter().map(|c| (c.index, c.score)).collect::<Vec<_>>()
+        };
+        assert_eq!(scores(&a), scores(&r));
+        let y = Yolo::load(b, fixture("yolo/yolov8n")).unwrap();
+        let o = DetectOptions {
+            conf: 0.01,
+            ..Default::default()
+        };
+        let da = y.detect(&p_exif, &o).unwrap();
+        let dr = y.detect(&p_rot, &o).unwrap();
+        assert_eq!(
+            da.iter().map(|d| d.bbox).collect::<Vec<_>>(),
+            dr.iter().map(|d| d.bbox).collect::<Vec<_>>()
+        );
+    }
+    let classify = |p: &Path| {
+        cli_ok(
+            "exif classify",
+            &[
+                os("classify"),
+                os("--backend"),
+                os("cpu"),
+                os("--model"),
+                os(fixture("vit/tiny_cls")),
+                os(p),
+            ],
+        )
+        .stdout
+    };
+    let (a, r): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&classify(&p_exif)).unwrap(),
+        serde_json::from_slice(&classify(&p_rot)).unwrap(),
+    );
+    assert_eq!(a[0]["top"], r[0]["top"]);
+}
+
+/// Row 12: `max_det` 0 is refused; otherwise at most `max_det` detections come back.
+#[test]
+fn c47_max_det() {
+    let yolo = fixture("yolo/yolov8n");
+    let img = fixture("vit/bus_crop.png");
+    let zero = DetectOptions {
+        max_det: 0,
+        ..Default::default()
+    };
+    lib_fails("max_det 0", is_arg, &["max_det must be at least 1"], |b| {
+        Yolo::load(b, &yolo)?.detect(&img, &zero)
+    });
+    cli_fails(
+        "max-det 0",
+        "detect",
+        &[os("--model"), os(&yolo), os("--max-det"), os("0"), os(&img)],
+        &["max_det must be at least 1"],
+    );
+    for b in backends() {
+        let m = Yolo::load(b, &yolo).unwrap();
+        let many = DetectOptions {
+            conf: 0.01,
+            ..Default::default()
+        };
+        let all = m.detect(&img, &many).unwrap();
+        assert!(all.len() > 3, "{} detections", all.len());
+        for k in [1usize, 3] {
+            let o = DetectOptions {
+                max_det: k,
+                ..many.clone()
+            };
+            let top = m.detect(&img, &o).unwrap();
+            assert_eq!(top.len(), k);
+            assert_eq!(top[..], all[..k], "max_det keeps the best {k}");
+        }
+    }
+}
+
+/// Row 13: paths named by config files and hub refs stay inside their folder.
+#[test]
+#[cfg(unix)]
+fn c48_paths_stay_inside_their_folder() {
+    // modules.json naming a Pooling folder outside the model folder.
+    let root = scratch("escape");
+    let d = root.join("model");
+    copy_dir(&fixture("bert/tiny_a"), &d);
+    copy_dir(&fixture("bert/tiny_a/1_Pooling"), &root.join("elsewhere"));
+    edit_json(&d, "modules.json", |m| m[1]["path"] = "../elsewhere".into());
+    bert_load_fails(
+        "modules.json ../elsewhere",
+        &d,
+        is_config,
+        &["must stay inside the folder"],
+    );
+    // A Pooling folder that is a symlink to elsewhere.
+    edit_json(&d, "modules.json", |m| m[1]["path"] = "1_Pooling".into());
+    std::fs::remove_dir_all(d.join("1_Pooling")).unwrap();
+    std::os::unix::fs::symlink(root.join("elsewhere"), d.join("1_Pooling")).unwrap();
+    bert_load_fails(
+        "1_Pooling symlinked outside",
+        &d,
+        is_config,
+        &["outside the model folder"],
+    );
+    // A hub cache whose refs/main climbs out of the cache.
+    let spec = "wgpu-infer-test/escape";
+    let home = hub_home("hub-escape", spec, &fixture("bert/tiny_a"));
+    let repo = home.join(format!("hub/models--{}", spec.replace('/', "--")));
+    std::fs::write(repo.join("refs/main"), "../../../x").unwrap();
+    copy_dir(&fixture("bert/tiny_a"), &home.join("x"));
+    let out = hub_cli(
+        &[
+            os("embed"),
+            os("--backend"),
+            os("cpu"),
+            os("--model"),
+            os(spec),
+            os("hello"),
+        ],
+        &home,
+    );
+    assert_failed("hub refs escape", &out, &[spec, "outside"]);
+}
+
+/// Row 14: inputs that are not regular files are refused without blocking; image files are
+/// read up to a size limit.
+#[test]
+#[cfg(unix)]
+fn c49_non_regular_and_oversized_inputs() {
+    let dir = scratch("fifo");
+    let fifo = dir.join("pipe.png");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mkfifo failed");
+    let f = fifo.clone();
+    within("FIFO image", 300, move || {
+        image_fails("FIFO image", &f, is_io, &["pipe.png", "not a regular file"]);
+    });
+    // A FIFO as a model file.
+    let d = copy_fixture("bert/tiny_a", "fifo-model");
+    std::fs::remove_file(d.join("config.json")).unwrap();
+    let ok = std::process::Command::new("mkfifo")
+        .arg(d.join("config.json"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    within("FIFO config", 300, move || {
+        bert_load_fails(
+            "FIFO config.json",
+            &d,
+            is_io,
+            &["config.json", "not a regular file"],
+        );
+    });
+    // /dev/zero is endless.
+    within("/dev/zero image", 300, || {
+        lib_fails("/dev/zero", is_io, &["not a regular file"], |_| {
+            wgpu_infer::imageio::load_rgb(Path::new("/dev/zero"))
+        });
+    });
+    // A 300 MB (sparse) file with a PNG signature: refused from its size.
+    let big = dir.join("big.png");
+    let mut bytes = png_declaring(64, 64);
+    bytes.truncate(64);
+    std::fs::write(&big, &bytes).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    image_fails("300 MB image file", &big, is_io, &["big.png", "limit"]);
+}
+
+/// Row 15: extreme aspect ratios letterbox to valid sizes and give an answer; an imgsz beyond
+/// what the adapter can bind is refused up front with the size that fits.
+#[test]
+fn c50_thin_images_and_imgsz_beyond_the_adapter() {
+    let yolo = fixture("yolo/yolov8n");
+    let dir = scratch("thin");
+    for (w, h) in [(1u32, 2000u32), (2000, 1), (1, 1), (3, 5000)] {
+        let p = dir.join(format!("{w}x{h}.png"));
+        image::RgbImage::from_pixel(w, h, image::Rgb([120, 40, 200]))
+            .save(&p)
+            .unwrap();
+        let (lb, info) = Yolo::letterbox(&image::open(&p).unwrap().to_rgb8(), 640, true);
+        assert!(
+            info.w % 32 == 0 && info.h % 32 == 0,
+            "{w}x{h} -> {:?}",
+            lb.dimensions()
+        );
+        for b in backends() {
+            let dets = Yolo::load(b, &yolo)
+                .unwrap()
+                .detect(&p, &DetectOptions::default())
+                .unwrap();
+            for d in &dets {
+                let [x1, y1, x2, y2] = d.bbox;
+                assert!(
+                    x1 >= 0.0 && y1 >= 0.0 && x2 <= w as f32 && y2 <= h as f32,
+                    "{d:?}"
+                );
+            }
+        }
+        for b in ["gpu", "cpu"] {
+            let out = cli_ok(
+                "thin image",
+                &[
+                    os("detect"),
+                    os("--backend"),
+                    os(b),
+                    os("--model"),
+                    os(&yolo),
+                    os(&p),
+                ],
+            );
+            let _: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        }
+    }
+    // 4096 on a 128 MiB binding: the first activation is 256 MiB. The message names imgsz,
+    // the limit and the largest size that fits.
+    let img = fixture("vit/bus_crop.png");
+    let big = DetectOptions {
+        imgsz: 4096,
+        ..Default::default()
+    };
+    let e = Yolo::load(Backend::Gpu(device()), &yolo)
+        .unwrap()
+        .detect(&img, &big)
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(is_arg(&e), "{e:?}");
+    for n in ["imgsz 4096", "max_storage_buffer_binding_size", "use imgsz"] {
+        assert!(msg.contains(n), "'{n}' not in {msg}");
+    }
+    assert!(!msg.contains("wgsl"), "internal kernel names in: {msg}");
+    let out = cli(
+        &[
+            os("detect"),
+            os("--model"),
+            os(&yolo),
+            os("--imgsz"),
+            os("4096"),
+            os(&img),
+        ],
+        &[],
+    );
+    assert_failed("imgsz 4096", &out, &["imgsz 4096", "use imgsz"]);
+    for bad in ["4097", "8192", "0"] {
+        cli_fails(
+            "imgsz out of range",
+            "detect",
+            &[os("--model"), os(&yolo), os("--imgsz"), os(bad), os(&img)],
+            &["imgsz must be a positive multiple of 32 up to 4096"],
+        );
+    }
+}
+
+/// Row 16: threads sharing one model run their forwards side by side (each on its own copy of
+/// the plan) and get exactly what they get alone. Throughput is measured by
+/// `wgpu-infer bench` (see the README), not here.
+#[test]
+fn c51_threads_sharing_one_model() {
+    within("threads sharing a model", 600, || {
+        for b in backends() {
+            let bert = std::sync::Arc::new(Bert::load(b.clone(), fixture("bert/tiny_a")).unwrap());
+            let gpt = std::sync::Arc::new(Gpt2::load(b.clone(), fixture("gpt2/tiny_b")).unwrap());
+            let vit = std::sync::Arc::new(Vit::load(b.clone(), fixture("vit/tiny_cls")).unwrap());
+            let texts: Vec<String> = (0..4).map(|i| format!("thread {i} says hello")).collect();
+            let alone: Vec<_> = texts.iter().map(|t| bert.embed(&[t]).unwrap()).collect();
+            let opts = GenerateOptions {
+                max_new_tokens: 5,
+                stop_at_eos: false,
+                ..Default::default()
+            };
+            let gen_alone: Vec<_> = (0..4u32)
+                .map(|i| {
+                    gpt.generate_ids(&[i + 1, 7], &opts, |_| true)
+                        .unwrap()
+                        .tokens
+                })
+                .collect();
+            let img = fixture("vit/bus_crop.png");
+            let cls_alone = vit.classify(&[&img], 3).unwrap();
+            std::thread::scope(|s| {
+                for i in 0..4 {
+                    let (bert, gpt, vit) = (bert.clone(), gpt.clone(), vit.clone());
+                    let (texts, alone, gen_alone, opts, img) =
+                        (&texts, &alone, &gen_alone, &opts, &img);
+                    let cls_alone = &cls_alone;
+                    s.spawn(move || {
+                        for _ in 0..3 {
+                            assert_eq!(bert.embed(&[&texts[i]]).unwrap(), alone[i]);
+                            let t = gpt.generate_ids(&[i as u32 + 1, 7], opts, |_| true);
+                            assert_eq!(t.unwrap().tokens, gen_alone[i]);
+                            let c = vit.classify(&[img], 3).unwrap();
+                            assert_eq!(c[0][0].index, cls_alone[0][0].index);
+                            assert_eq!(c[0][0].score, cls_alone[0][0].score);
+                        }
+                    });
+                }
+            });
+        }
+    });
+}
+
+/// A first command on a headless box prints no spurious "error:" lines (Mesa's Wayland probe
+/// complained about XDG_RUNTIME_DIR three times), and a failing one prints exactly one.
+#[test]
+fn c52_no_spurious_error_lines() {
+    for xdg in [None, Some("/nonexistent-runtime-dir")] {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"));
+        c.arg("info");
+        match xdg {
+            None => c.env_remove("XDG_RUNTIME_DIR"),
+            Some(v) => c.env("XDG_RUNTIME_DIR", v),
+        };
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.to_lowercase().contains("error"), "info printed: {err}");
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"));
+        c.args(["embed", "--model", "/no/such/model", "hi"]);
+        if xdg.is_none() {
+            c.env_remove("XDG_RUNTIME_DIR");
+        }
+        let out = c.output().unwrap();
+        assert_failed("missing model, headless", &out, &["/no/such/model"]);
+    }
 }

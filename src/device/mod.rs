@@ -346,7 +346,8 @@ impl Device {
                 what: format!("{what} ({bytes} bytes, {used} already in use)"),
                 needed,
                 limit: self.inner.budget,
-                limit_name: "memory budget, WGPU_INFER_MEMORY_BUDGET", unit: "bytes",
+                limit_name: "memory budget, WGPU_INFER_MEMORY_BUDGET",
+                unit: "bytes",
             });
         }
         Ok(())
@@ -537,7 +538,8 @@ impl Device {
                 what: format!("texture '{label}' of {width}x{height} texels"),
                 needed: width.max(height) as u64,
                 limit: max as u64,
-                limit_name: "max_texture_dimension_2d", unit: "texels",
+                limit_name: "max_texture_dimension_2d",
+                unit: "texels",
             });
         }
         let size = wgpu::Extent3d {

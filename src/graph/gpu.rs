@@ -157,7 +157,8 @@ impl GpuPlan {
                     what: format!("intermediate buffer {b}"),
                     needed: size,
                     limit: max_buf,
-                    limit_name: "max_buffer_size", unit: "bytes",
+                    limit_name: "max_buffer_size",
+                    unit: "bytes",
                 });
             }
             pool.push(device.wgpu().create_buffer(&wgpu::BufferDescriptor {
@@ -279,7 +280,8 @@ impl GpuPlan {
                             what: format!("{op_name}: binding of {what}"),
                             needed: size,
                             limit: max_bind,
-                            limit_name: "max_storage_buffer_binding_size", unit: "bytes",
+                            limit_name: "max_storage_buffer_binding_size",
+                            unit: "bytes",
                         })
                     } else {
                         Ok(())

@@ -56,7 +56,8 @@ impl Packed {
                 what: format!("constant '{label}'"),
                 needed: bytes.len() as u64,
                 limit: max,
-                limit_name: "max_buffer_size", unit: "bytes",
+                limit_name: "max_buffer_size",
+                unit: "bytes",
             });
         }
         let buffer = device.upload(label, bytes, wgpu::BufferUsages::COPY_SRC);
@@ -172,7 +173,8 @@ impl<'a> Lower<'a> {
                 what: format!("scratch texture of {width}x{height} texels"),
                 needed: width.max(height) as u64,
                 limit: max as u64,
-                limit_name: "max_texture_dimension_2d", unit: "texels",
+                limit_name: "max_texture_dimension_2d",
+                unit: "texels",
             });
         }
         self.scratch_tex.push((width, height, format, layout));
@@ -193,7 +195,8 @@ impl<'a> Lower<'a> {
                 what: format!("{shader} dispatch {groups:?}"),
                 needed: *groups.iter().max().unwrap() as u64,
                 limit: max as u64,
-                limit_name: "max_compute_workgroups_per_dimension", unit: "workgroups",
+                limit_name: "max_compute_workgroups_per_dimension",
+                unit: "workgroups",
             });
         }
         if groups.contains(&0) {

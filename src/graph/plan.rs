@@ -251,7 +251,8 @@ impl Backend {
                         what: format!("state buffer {:?}", info.shape),
                         needed: size,
                         limit: d.limits().max_buffer_size,
-                        limit_name: "max_buffer_size", unit: "bytes",
+                        limit_name: "max_buffer_size",
+                        unit: "bytes",
                     });
                 }
                 let buffer = d.wgpu().create_buffer(&wgpu::BufferDescriptor {
@@ -274,7 +275,8 @@ impl Backend {
                         what: format!("state buffer {:?} on the CPU", info.shape),
                         needed: bytes,
                         limit: budget,
-                        limit_name: "memory budget", unit: "bytes",
+                        limit_name: "memory budget",
+                        unit: "bytes",
                     });
                 }
                 Ok(State::Cpu(Arc::new(Mutex::new(Tensor::zeros(

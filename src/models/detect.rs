@@ -11,7 +11,7 @@ use image::RgbImage;
 const MAX_WH: f32 = 7680.0;
 
 /// One detection, in the original image's pixels.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Detection {
     pub class_id: usize,
     pub label: String,

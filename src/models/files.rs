@@ -104,10 +104,11 @@ impl ModelFiles {
             Source::Dir => {
                 let p = self.path(name);
                 self.check_subfolder(name, &p)?;
-                if p.is_file() {
-                    crate::files::read(&p).map(Some)
-                } else {
-                    Ok(None)
+                match std::fs::metadata(&p) {
+                    // A directory, FIFO or device is refused (files::read says so).
+                    Ok(_) => crate::files::read(&p).map(Some),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io(&p, e)),
                 }
             }
         }

@@ -171,7 +171,10 @@ impl Vit {
         // Processor checks before reading weights.
         let c = &f.config;
         let bad = |e: Error| match e {
-            Error::InvalidArgument(msg) => f.config_error(msg),
+            Error::InvalidArgument(msg) => Error::Config {
+                path: files.path("preprocessor_config.json"),
+                msg,
+            },
             other => other,
         };
         processor.check(c.num_channels, c.image_size).map_err(bad)?;

@@ -105,7 +105,7 @@ pub(crate) fn v4_defines(nv: usize) -> Vec<(&'static str, String)> {
                 "    let x{j} = select(vec4<f32>(0.0), x[base + min({c}, NV - 1u)], {c} < NV);"
             );
         }
-        let _ = writeln!(sums, "    s = s + dot(x{j}, vec4<f32>(1.0));");
+        let _ = writeln!(sums, "    s = s + dot(x{j}, vec4<f32>(inv_n));");
         if 8 * (j + 1) <= nv {
             let _ = writeln!(vars, "    let d{j} = x{j} - mean;");
         } else {

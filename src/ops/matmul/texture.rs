@@ -69,7 +69,8 @@ pub(crate) fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Resul
         what: format!("texture layout of weight '{name}' ({k}x{n})"),
         needed: (k * n) as u64,
         limit: max as u64,
-        limit_name: "max_texture_dimension_2d", unit: "texels",
+        limit_name: "max_texture_dimension_2d",
+        unit: "texels",
     })?;
     let half = t.dtype() == DType::F16;
     let w = t.f32_cow();
