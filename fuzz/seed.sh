@@ -137,5 +137,58 @@ put("config_parse", "[]")
 put("config_parse", "[" * 200 + "]" * 200)
 put("config_parse", '{"model_type":"bert","hidden_size":1e400}')
 
+# Images: small PNG / BMP made here (standard library), plus JPEG / WebP / GIF and EXIF-rotated
+# JPEGs when Pillow is available; a PNG declaring 50000x50000 pixels; non-images.
+import zlib
+def png(w, h, color=(200, 30, 60), declared=None):
+    dw, dh = declared or (w, h)
+    raw = b"".join(b"\0" + bytes(color) * w for _ in range(h))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", dw, dh, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+def bmp(w, h):
+    row = (b"\x10\x80\xf0" * w).ljust((3 * w + 3) // 4 * 4, b"\0")
+    pix = row * h
+    return (b"BM" + struct.pack("<IHHI", 54 + len(pix), 0, 0, 54)
+            + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(pix), 2835, 2835, 0, 0) + pix)
+for w, h in [(1, 1), (3, 5), (17, 9), (1, 200), (64, 48)]:
+    put("image_preprocess", png(w, h))
+    put("image_preprocess", bmp(w, h))
+put("image_preprocess", png(2, 2, declared=(50000, 50000)))
+put("image_preprocess", b"not an image at all")
+put("image_preprocess", b"\xff\xd8\xff\xe0" + b"\0" * 20)     # a JPEG that stops in its header
+try:
+    import io
+    from PIL import Image
+    im = Image.new("RGB", (40, 24), (10, 200, 90))
+    for fmt, kw in [("JPEG", {"quality": 80}), ("WEBP", {}), ("GIF", {})]:
+        b = io.BytesIO(); im.save(b, fmt, **kw); put("image_preprocess", b.getvalue())
+    for orientation in range(1, 9):
+        ex = Image.Exif(); ex[0x0112] = orientation
+        b = io.BytesIO(); im.save(b, "JPEG", exif=ex.tobytes()); put("image_preprocess", b.getvalue())
+except ImportError:
+    print("(Pillow not installed: no JPEG / WebP / GIF image seeds)")
+
+# Text model files: each fixture file behind its selector byte, and variants of each check.
+tiny = os.path.join(fixtures, "bert", "tiny_a")
+names = ["tokenizer.json", "config.json", "sentence_bert_config.json", "modules.json",
+         "1_Pooling/config.json"]
+for i, n in enumerate(names):
+    put("text_model_files", bytes([i]) + open(os.path.join(tiny, n), "rb").read())
+tok = json.load(open(os.path.join(tiny, "tokenizer.json")))
+def tok_variant(**kw):
+    t = dict(tok); t.update(kw); put("text_model_files", b"\0" + json.dumps(t).encode())
+tok_variant(normalizer={"type": "Replace", "pattern": {"Regex": "[\\s\\S]"}, "content": ""})
+tok_variant(normalizer=None, pre_tokenizer=None)
+tok_variant(post_processor=None)
+tok_variant(truncation={"max_length": 1, "strategy": "LongestFirst", "stride": 0, "direction": "Right"})
+put("text_model_files", b"\2" + b'{"max_seq_length": 0}')
+put("text_model_files", b"\2" + b'{"max_seq_length": 1}')
+put("text_model_files", b"\3" + json.dumps([{"idx": 1, "name": "1", "path": "../x",
+    "type": "sentence_transformers.models.Pooling"}]).encode())
+put("text_model_files", b"\4" + b'{"pooling_mode_max_tokens": true}')
+put("text_model_files", b"\4" + b'{}')
+
 print({t: len(os.listdir(os.path.join("corpus", t))) for t in sorted(os.listdir("corpus"))})
 PY

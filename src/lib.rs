@@ -34,6 +34,7 @@ pub mod rng;
 pub mod tensor;
 pub mod weights;
 
+mod contain;
 #[cfg(not(target_arch = "wasm32"))]
 mod edge;
 mod shaders;

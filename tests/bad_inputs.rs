@@ -2221,3 +2221,36 @@ fn c52_no_spurious_error_lines() {
         assert_failed("missing model, headless", &out, &["/no/such/model"]);
     }
 }
+
+/// Found by cargo-fuzz (text_model_files): a tokenizer.json whose decoder is malformed made the
+/// tokenizers crate panic (`expect("Helper")`) instead of returning an error. Now a typed
+/// error naming the file, and no panic message on stderr.
+#[test]
+fn c53_malformed_tokenizer_decoder() {
+    for (tag, decoder) in [
+        (
+            "syntax",
+            r#"{"type": "WordPiece", "prefix": max_input_chars_per_word": 100}"#,
+        ),
+        ("shape", "5"),
+        (
+            "fields",
+            r##"{"type": "WordPiece", "prefix": ["#"], "cleanup": 3}"##,
+        ),
+    ] {
+        let d = copy_fixture("bert/tiny_a", &format!("decoder-{tag}"));
+        let p = d.join("tokenizer.json");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let old = serde_json::to_string(&v["decoder"]).unwrap();
+        let compact = serde_json::to_string(&v).unwrap();
+        assert!(compact.contains(&old));
+        std::fs::write(&p, compact.replacen(&old, decoder, 1)).unwrap();
+        bert_load_fails(
+            &format!("tokenizer decoder {tag}"),
+            &d,
+            is_config,
+            &["tokenizer.json", "cannot load tokenizer"],
+        );
+    }
+}

@@ -185,9 +185,8 @@ fn tiny_c_legacy_layernorm_names() {
     check_model("tiny_c");
 }
 
-/// The real all-MiniLM-L6-v2 vs sentence-transformers. Fetch it with tools/fetch_minilm.sh.
-#[test]
-fn real_minilm_matches_sentence_transformers() {
+/// The real all-MiniLM-L6-v2 (tools/fetch_minilm.sh); a missing model fails with how to get it.
+fn minilm_dir() -> PathBuf {
     let dir = std::env::var_os("WGPU_INFER_MINILM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -204,6 +203,13 @@ fn real_minilm_matches_sentence_transformers() {
         "all-MiniLM-L6-v2 not found at {}: run `bash tools/fetch_minilm.sh` (or set WGPU_INFER_MINILM)",
         dir.display()
     );
+    dir
+}
+
+/// The real all-MiniLM-L6-v2 vs sentence-transformers. Fetch it with tools/fetch_minilm.sh.
+#[test]
+fn real_minilm_matches_sentence_transformers() {
+    let dir = minilm_dir();
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm");
     let r = Weights::open(fx.join("reference.safetensors")).unwrap();
     let m: serde_json::Value =
@@ -227,6 +233,55 @@ fn real_minilm_matches_sentence_transformers() {
         record("minilm", common::label(&backend), a, 0.0);
     }
     common::print_table_for("minilm");
+}
+
+/// Over-long texts (300 and 3000 words, 3000 CJK characters without whitespace, irregular
+/// whitespace) are cut on characters before tokenizing; the kept token ids must equal
+/// sentence-transformers' truncation of the whole text, and the embeddings its embeddings
+/// (tools/fixtures/gen_minilm_truncation.py).
+#[test]
+fn real_minilm_truncates_like_sentence_transformers() {
+    let dir = minilm_dir();
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm");
+    let r = Weights::open(fx.join("truncation.safetensors")).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("truncation.json")).unwrap())
+            .unwrap();
+    let texts = strs(&m["texts"]);
+    let names = strs(&m["names"]);
+    let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+    let want = r.get("embeddings").unwrap();
+    for backend in backends() {
+        let model = Bert::load(backend.clone(), &dir).unwrap();
+        for (i, t) in refs.iter().enumerate() {
+            let batch = model.tokenize(&[t]).unwrap();
+            let ids: Vec<u64> = batch.input_ids.iter().map(|&v| v as u64).collect();
+            let want_ids: Vec<u64> = m["input_ids"][i]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                ids,
+                want_ids,
+                "{}: token ids of {}",
+                common::label(&backend),
+                names[i]
+            );
+        }
+        let emb = model.embed(&refs).unwrap();
+        let got = Tensor::from_f32(&[emb.len(), 384], emb.concat()).unwrap();
+        let (a, _) = compare(
+            &format!("minilm truncation {}", common::label(&backend)),
+            &got,
+            &want,
+            2e-5,
+            0.0,
+        );
+        record("minilm truncation", common::label(&backend), a, 0.0);
+    }
+    common::print_table_for("minilm truncation");
 }
 
 /// A scratch copy of a fixture folder that the test may break.

@@ -254,6 +254,50 @@ impl Run<'_> {
     }
 }
 
+/// Independent single-sentence requests from 1, 2 and 4 threads sharing one model (a server's
+/// load): sentences per second over all threads, the median of 3 rounds of `per` requests per
+/// thread.
+fn threads(model: &Bert, quick: bool, run: &Run, out: &mut Vec<ModelResult>) -> Result<()> {
+    let seq = 18;
+    let input = BertInput {
+        batch: 1,
+        seq,
+        input_ids: (0..seq).map(|i| (i as u32 * 7919) % 30000 + 100).collect(),
+        token_type_ids: vec![0; seq],
+        attention_mask: vec![1; seq],
+    };
+    let per = if quick { 6 } else { 16 };
+    for n in [1usize, 2, 4] {
+        // Warm-up: every thread's plan copy compiled.
+        let round = || -> Result<f64> {
+            let t0 = Instant::now();
+            std::thread::scope(|s| {
+                let hs: Vec<_> = (0..n)
+                    .map(|_| {
+                        s.spawn(|| -> Result<()> {
+                            for _ in 0..per {
+                                model.forward(&input, false)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .try_for_each(|h| h.join().expect("a bench thread panicked"))
+            })?;
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        round()?;
+        let mut t = (0..3).map(|_| round()).collect::<Result<Vec<f64>>>()?;
+        t.sort_by(f64::total_cmp);
+        let wall = t[1];
+        let workload = format!("batch 1 x {seq} tokens, {n} threads sharing the model");
+        // `ms` is the wall time per request round (every thread one request).
+        out.push(run.row(workload, wall / per as f64, n as f64, "sentences/s"));
+    }
+    Ok(())
+}
+
 fn backends(dev: &Device) -> [Backend; 2] {
     [Backend::Gpu(dev.clone()), Backend::Cpu]
 }
@@ -323,6 +367,14 @@ fn models(
             let workload = format!("batch {batch} x {seq} tokens");
             out.push(run.row(workload, s, batch as f64, "sentences/s"));
         }
+        progress(&format!("MiniLM-L6 threads ({})", backend.name()));
+        let run = Run {
+            model: "MiniLM-L6 (random weights)",
+            backend: backend.name().into(),
+            cold_start_s: cold.unwrap_or(0.0),
+            memory: model.memory_and_dispatches(),
+        };
+        threads(&model, quick, &run, out)?;
     }
     // GPT-2 small sized (random weights): 16-token prompt, 32 greedy tokens with the KV cache;
     // on the GPU with f32 and with f16 weights.

@@ -179,6 +179,24 @@ impl KvPool {
     }
 }
 
+/// The ids of a text prompt. A prompt longer than the context is refused after tokenizing a
+/// bounded prefix of it, not the whole text.
+pub(crate) fn tokenize_prompt(
+    tok: &tokenizers::Tokenizer,
+    prompt: &str,
+    n_positions: usize,
+) -> Result<Vec<u32>> {
+    let head = super::text::bounded_prefix(tok, prompt, n_positions)?;
+    if head.len() < prompt.len() {
+        return Err(Error::InvalidArgument(format!(
+            "prompt of {} bytes is longer than the context of {n_positions} tokens (n_positions)",
+            prompt.len()
+        )));
+    }
+    let enc = super::text::tokenizing(|| tok.encode(prompt, false))?;
+    Ok(enc.get_ids().to_vec())
+}
+
 /// Checks a request before anything runs: sampling parameters, a non-empty prompt inside the
 /// vocabulary, and prompt + new tokens within the context.
 pub(crate) fn check_request(
@@ -259,9 +277,7 @@ pub(crate) async fn decode(
         out.tokens.push(next);
         fed = vec![next];
         if let Some(tok) = tokenizer {
-            out.text = tok
-                .decode(&out.tokens, true)
-                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            out.text = super::text::tokenizing(|| tok.decode(&out.tokens, true))?;
         }
         let eos = opts.stop_at_eos && eos == Some(next);
         let last = eos || out.tokens.len() == opts.max_new_tokens;

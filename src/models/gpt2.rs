@@ -153,7 +153,8 @@ pub struct Gpt2Output {
     pub hidden_states: Vec<Tensor>,
 }
 
-/// A loaded GPT-2. `Send + Sync`; generations on one model run one at a time.
+/// A loaded GPT-2. `Send + Sync`; concurrent generations on one model each take their own KV
+/// cache.
 pub struct Gpt2 {
     name: String,
     config: Gpt2Config,
@@ -366,11 +367,8 @@ impl Gpt2 {
             .tokenizer
             .as_ref()
             .ok_or_else(|| Error::InvalidArgument("this model has no tokenizer".into()))?;
-        let enc = tok
-            .encode(prompt, false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        self.generate_ids_stream(enc.get_ids(), opts, on_token)
-            .await
+        let ids = generate::tokenize_prompt(tok, prompt, self.config.n_positions)?;
+        self.generate_ids_stream(&ids, opts, on_token).await
     }
 
     /// Generates up to `max_new_tokens` after `prompt`, calling `on_token` for each new token as

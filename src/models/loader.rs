@@ -142,7 +142,12 @@ impl<'f, C: FamilyConfig> Folder<'f, C> {
 pub(crate) fn tokenizer_from_bytes(
     bytes: &[u8],
 ) -> std::result::Result<tokenizers::Tokenizer, String> {
-    let mut tok = tokenizers::Tokenizer::from_bytes(bytes)
+    // Syntax first (a clear line and column); then the tokenizers crate, whose panics on
+    // some malformed parts (a decoder of the wrong shape) become errors here.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|e| format!("cannot load tokenizer: not valid JSON: {e}"))?;
+    let mut tok = crate::contain::contain(|| tokenizers::Tokenizer::from_bytes(bytes))
+        .map_err(|p| format!("cannot load tokenizer: the tokenizers crate failed on it ({p})"))?
         .map_err(|e| format!("cannot load tokenizer: {e}"))?;
     tok.with_padding(None);
     tok.with_truncation(None)

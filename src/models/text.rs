@@ -120,10 +120,7 @@ impl TextEncoder {
             .iter()
             .map(|t| bounded_prefix(&self.tok, t, self.max_len))
             .collect::<Result<Vec<&str>>>()?;
-        let encs = self
-            .tok
-            .encode_batch(bounded, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let encs = tokenizing(|| self.tok.encode_batch(bounded, true))?;
         for (i, e) in encs.iter().enumerate() {
             // Only [CLS] [SEP] left: the tokenizer deleted the whole text.
             if e.get_special_tokens_mask().iter().all(|&m| m == 1) {
@@ -144,9 +141,7 @@ impl TextEncoder {
             let b = bounded_prefix(&self.tok, b, self.max_len)?;
             inputs.push((a.to_string(), b.to_string()).into());
         }
-        self.tok
-            .encode_batch(inputs, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))
+        tokenizing(|| self.tok.encode_batch(inputs, true))
     }
 
     /// Fails for the first text longer than `max_len` tokens (which encoding would truncate).
@@ -162,6 +157,17 @@ impl TextEncoder {
             }
         }
         Ok(())
+    }
+}
+
+/// A call into the tokenizers crate: its errors, and its panics on malformed tokenizers, as
+/// [`Error::Tokenizer`].
+pub(crate) fn tokenizing<T, E: std::fmt::Display>(
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> Result<T> {
+    match crate::contain::contain(f) {
+        Ok(r) => r.map_err(|e| Error::Tokenizer(e.to_string())),
+        Err(panic) => Err(Error::Tokenizer(format!("the tokenizer failed: {panic}"))),
     }
 }
 
@@ -184,9 +190,7 @@ pub(crate) fn bounded_prefix<'t>(
     let mut cap = max_len.saturating_mul(BYTES_PER_TOKEN).max(4096);
     while cap < text.len() {
         let prefix = cut_before_whitespace(text, cap);
-        let enc = tok
-            .encode(prefix, false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = tokenizing(|| tok.encode(prefix, false))?;
         let tokens = enc.len()
             + enc
                 .get_overflowing()
