@@ -2076,7 +2076,7 @@ fn c50_thin_images_and_imgsz_beyond_the_adapter() {
         image::RgbImage::from_pixel(w, h, image::Rgb([120, 40, 200]))
             .save(&p)
             .unwrap();
-        let (lb, info) = Yolo::letterbox(&image::open(&p).unwrap().to_rgb8(), 640, true);
+        let (lb, info) = Yolo::letterbox(&image::open(&p).unwrap().to_rgb8(), 640, true).unwrap();
         assert!(
             info.w % 32 == 0 && info.h % 32 == 0,
             "{w}x{h} -> {:?}",
@@ -2252,5 +2252,32 @@ fn c53_malformed_tokenizer_decoder() {
             is_config,
             &["tokenizer.json", "cannot load tokenizer"],
         );
+    }
+}
+
+/// Found by cargo-fuzz (image_preprocess): a GIF whose logical screen is 40x0 decoded to an
+/// image with no pixels, which preprocessing then divided by. Empty images, from files or built
+/// by the caller, are typed errors everywhere.
+#[test]
+fn c54_images_without_pixels() {
+    const GIF_40X0: &[u8] = &[
+        0x47, 0x49, 0x46, 0x38, 0x37, 0x61, 0x28, 0x00, 0x00, 0x00, 0x81, 0x18, 0x00, 0x0a, 0xc8,
+        0x5a, 0x00, 0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+        0x04, 0x00, 0x02, 0x00, 0x40, 0x08, 0x34, 0x00, 0x01, 0x08, 0x1c, 0x48, 0xb0, 0xa0, 0x2c,
+        0x00, 0xc1, 0x00, 0x00, 0x00, 0x08, 0x13, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+        0x00, 0x00, 0x13, 0x2a, 0x7f, 0x5c, 0x3b,
+    ];
+    let p = scratch("gif40x0").join("empty.gif");
+    std::fs::write(&p, GIF_40X0).unwrap();
+    image_fails("40x0 GIF", &p, is_image, &["empty.gif", "no pixels"]);
+    for (w, h) in [(0u32, 0u32), (5, 0), (0, 7)] {
+        let img = image::RgbImage::new(w, h);
+        lib_fails("empty image", is_arg, &["no pixels"], |b| {
+            Yolo::load(b, fixture("yolo/yolov8n"))?.detect_image(&img, &DetectOptions::default())
+        });
+        lib_fails("empty image", is_arg, &["no pixels"], |b| {
+            Vit::load(b, fixture("vit/tiny_cls"))?.classify_images(std::slice::from_ref(&img), 3)
+        });
+        assert!(Yolo::letterbox(&img, 640, true).is_err());
     }
 }

@@ -185,7 +185,7 @@ fn predict_from_the_jpeg() {
     let w = want(&r);
     let bus = assets().join("bus.jpg");
     let img = wgpu_infer::imageio::load_rgb(&bus).unwrap();
-    let (lb_img, lb) = Yolo::letterbox(&img, 640, true);
+    let (lb_img, lb) = Yolo::letterbox(&img, 640, true).unwrap();
     assert_eq!((lb.w, lb.h), (480, 640));
     let ref_lb = levels_image(&r.get_u32("bus640.input_levels").unwrap());
     let worst = lb_img
@@ -200,7 +200,7 @@ fn predict_from_the_jpeg() {
     // On identical decoded pixels the letterbox matches OpenCV exactly.
     let png = wgpu_infer::imageio::load_rgb(&fixture().parent().unwrap().join("bus_decoded.png"))
         .unwrap();
-    let (lb_png, _) = Yolo::letterbox(&png, 640, true);
+    let (lb_png, _) = Yolo::letterbox(&png, 640, true).unwrap();
     assert_eq!(
         lb_png.as_raw(),
         ref_lb.as_raw(),

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(px.to_f32_vec().iter().all(|v| (-1.0..=1.0).contains(v)));
     // YOLO: letterbox to 64 (rect): both sides multiples of 32, pixels in [0, 1].
     if w.max(h) <= 4096 {
-        let (lb, info) = Yolo::letterbox(&img, 64, true);
+        let (lb, info) = Yolo::letterbox(&img, 64, true).expect("a decoded image letterboxes");
         assert_eq!(lb.dimensions(), (info.w, info.h));
         assert!(info.w % 32 == 0 && info.h % 32 == 0 && info.w <= 64 && info.h <= 64);
         let t = to_tensor(&lb).expect("a letterboxed image converts");

@@ -110,6 +110,13 @@ fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
             other => format!("cannot decode: {other}"),
         })?
     };
+    if img.width() == 0 || img.height() == 0 {
+        return Err(format!(
+            "cannot decode: the image is {}x{} (no pixels)",
+            img.width(),
+            img.height()
+        ));
+    }
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
 }

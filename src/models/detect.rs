@@ -69,6 +69,18 @@ impl DetectOptions {
     }
 }
 
+/// An image with no pixels (0 wide or 0 high) is an error, not a division by zero.
+pub(crate) fn check_not_empty(img: &RgbImage) -> Result<()> {
+    match img.dimensions() {
+        (0, _) | (_, 0) => Err(Error::InvalidArgument(format!(
+            "the image is {}x{}: it has no pixels",
+            img.width(),
+            img.height()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// How a letterboxed image maps back to the original.
 #[derive(Clone, Copy, Debug)]
 pub struct Letterbox {
@@ -80,7 +92,14 @@ pub struct Letterbox {
 
 /// ultralytics' LetterBox: scale to fit `imgsz` keeping the aspect ratio (OpenCV bilinear),
 /// pad with 114 to the square (or, with `rect`, to the next multiple of 32), centred.
-pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterbox) {
+/// An empty image, or an `imgsz` that is not a positive multiple of 32, is an error.
+pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> Result<(RgbImage, Letterbox)> {
+    check_not_empty(img)?;
+    if imgsz == 0 || !imgsz.is_multiple_of(32) {
+        return Err(Error::InvalidArgument(format!(
+            "imgsz must be a positive multiple of 32, got {imgsz}"
+        )));
+    }
     let (w0, h0) = img.dimensions();
     let r = (imgsz as f64 / h0 as f64).min(imgsz as f64 / w0 as f64);
     // At least one pixel: a 1x2000 strip scales to 1x640, not 0x640 (where OpenCV would fail),
@@ -107,7 +126,7 @@ pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterb
     let (w, h) = (new_w + left + right, new_h + top + bottom);
     let mut out = RgbImage::from_pixel(w, h, image::Rgb([114, 114, 114]));
     image::imageops::replace(&mut out, &resized, left as i64, top as i64);
-    (
+    Ok((
         out,
         Letterbox {
             orig_w: w0,
@@ -115,7 +134,7 @@ pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterb
             w,
             h,
         },
-    )
+    ))
 }
 
 /// Detections for one decoded prediction [4 + nc, anchors] in letterboxed coordinates:

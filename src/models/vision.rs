@@ -133,6 +133,7 @@ impl ImageProcessorConfig {
 
     /// Decoded RGB pixels resized, rescaled and normalized to [3, s, s] pixel values.
     pub fn preprocess(&self, img: &image::RgbImage, s: usize) -> Result<Tensor> {
+        super::detect::check_not_empty(img)?;
         let s = s as u32;
         let resize = if self.do_resize {
             Some((s, s, Resample::from_pil(self.resample)?))

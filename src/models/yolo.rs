@@ -287,7 +287,7 @@ impl Yolo {
     }
 
     /// ultralytics' LetterBox (see [`letterbox`]).
-    pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> (RgbImage, Letterbox) {
+    pub fn letterbox(img: &RgbImage, imgsz: usize, rect: bool) -> Result<(RgbImage, Letterbox)> {
         letterbox(img, imgsz, rect)
     }
 
@@ -310,7 +310,7 @@ impl Yolo {
         opts: &DetectOptions,
     ) -> Result<Vec<Detection>> {
         opts.validate()?;
-        let (lb_img, lb) = letterbox(img, opts.imgsz, opts.rect);
+        let (lb_img, lb) = letterbox(img, opts.imgsz, opts.rect)?;
         self.check_fits(opts.imgsz, lb.h as usize, lb.w as usize)?;
         let pred = self.forward_async(&to_tensor(&lb_img)?).await?;
         let anchors = pred.shape()[2];
