@@ -20,7 +20,13 @@ impl Op for LayerNorm {
     fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
         expect_inputs("layernorm", inputs, 3)?;
         expect_f32("layernorm", inputs)?;
-        let n = *inputs[0].shape.last().unwrap();
+        let Some(&n) = inputs[0].shape.last() else {
+            return Err(Error::shape(
+                "layernorm",
+                "x must have at least one axis",
+                &shapes(inputs),
+            ));
+        };
         if inputs[1].shape != [n] || inputs[2].shape != [n] {
             return Err(Error::shape(
                 "layernorm",
@@ -50,7 +56,7 @@ impl Op for LayerNorm {
 
     fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
         let info = cx.info(inputs[0]).clone();
-        let n = *info.shape.last().unwrap();
+        let n = info.shape.last().copied().unwrap_or(1);
         let rows = info.numel() / n;
         let groups = groups_for(cx, rows, 1);
         let dev = cx.device();

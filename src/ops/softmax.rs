@@ -1,7 +1,7 @@
 //! Softmax over the last axis.
 
-use super::{expect_f32, expect_inputs, groups_for, row_reduce};
-use crate::error::Result;
+use super::{expect_f32, expect_inputs, groups_for, row_reduce, shapes};
+use crate::error::{Error, Result};
 use crate::graph::{Arg, Graph, Lower, Op, Params, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
@@ -25,12 +25,19 @@ impl Op for Softmax {
     fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
         expect_inputs("softmax", inputs, 1)?;
         expect_f32("softmax", inputs)?;
+        if inputs[0].shape.is_empty() {
+            return Err(Error::shape(
+                "softmax",
+                "x must have at least one axis",
+                &shapes(inputs),
+            ));
+        }
         Ok(vec![inputs[0].clone()])
     }
 
     fn cpu(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let x = inputs[0];
-        let n = *x.shape().last().unwrap();
+        let n = x.shape().last().copied().unwrap_or(1);
         let xv = x.as_f32()?;
         let mut y = vec![0.0; xv.len()];
         for (xr, yr) in xv.chunks(n).zip(y.chunks_mut(n)) {
@@ -41,7 +48,7 @@ impl Op for Softmax {
 
     fn gpu(&self, cx: &mut Lower<'_>, inputs: &[ValueId], outputs: &[ValueId]) -> Result<()> {
         let info = cx.info(inputs[0]).clone();
-        let n = *info.shape.last().unwrap();
+        let n = info.shape.last().copied().unwrap_or(1);
         let rows = info.numel() / n;
         let defs = row_reduce(cx);
         let groups = groups_for(cx, rows, 1);
