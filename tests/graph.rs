@@ -132,9 +132,15 @@ fn bad_shapes_name_the_op_and_shapes() {
     let s = g.input("scalar", &[], DType::F32).unwrap();
     let one = g.input("one", &[1], DType::F32).unwrap();
     let e = g.layernorm(s, one, one, 1e-5).unwrap_err().to_string();
-    assert!(e.starts_with("layernorm") && e.contains("at least one axis"), "{e}");
+    assert!(
+        e.starts_with("layernorm") && e.contains("at least one axis"),
+        "{e}"
+    );
     let e = g.softmax(s).unwrap_err().to_string();
-    assert!(e.starts_with("softmax") && e.contains("at least one axis"), "{e}");
+    assert!(
+        e.starts_with("softmax") && e.contains("at least one axis"),
+        "{e}"
+    );
     // Shapes whose byte size overflows are refused when the value is made.
     let e = g
         .input("huge", &[1 << 40, 1 << 40], DType::F32)

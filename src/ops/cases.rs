@@ -657,15 +657,26 @@ type AttnCase = (
 );
 
 fn attention_case(c: AttnCase, rng: &mut Rng) -> Result<OpCase> {
+    attention_case_in(c, false, rng)
+}
+
+/// An attention case; with `fused`, Q, K and V are columns of one [b, s, w] input: at awkward
+/// offsets (1, hd + 2, 2hd + 4 of 3hd + 5 columns) for parity, or as a model's fused QKV
+/// projection lays them out (0, hd, 2hd of 3hd) when `model_layout`.
+fn attention_case_in(c: AttnCase, model_layout: bool, rng: &mut Rng) -> Result<OpCase> {
     let (b, heads, d, sq, skv, causal, mask, past, fused) = c;
     let hd = heads * d;
     let mut g = Graph::new();
     let mut feeds = vec![];
     let (q, k, v, cols) = if fused {
-        let w = 3 * hd + 5;
+        let (w, cols) = if model_layout {
+            (3 * hd, (0, hd, 2 * hd))
+        } else {
+            (3 * hd + 5, (1, hd + 2, 2 * hd + 4))
+        };
         let x = g.input("qkv", &[b, sq, w], DType::F32)?;
         feeds.push(rng.tensor(&[b, sq, w], -1.0, 1.0));
-        (x, x, x, (1, hd + 2, 2 * hd + 4))
+        (x, x, x, cols)
     } else {
         let q = g.input("q", &[b, sq, hd], DType::F32)?;
         let k = g.input("k", &[b, skv, hd], DType::F32)?;
@@ -1029,7 +1040,7 @@ fn bench(rng: &mut Rng) -> Result<Vec<OpCase>> {
         (1, 12, 64, 128, 128, true, false, None, true),
         (1, 12, 64, 1, 1024, true, false, Some(599), false),
     ] {
-        out.push(attention_case(c, rng)?);
+        out.push(attention_case_in(c, true, rng)?);
     }
     for (rows, n) in [(2048, 768), (4, 50257)] {
         out.push(softmax_case(rows, n, rng, -2.0, 2.0)?);
