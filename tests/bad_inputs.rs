@@ -2281,3 +2281,36 @@ fn c54_images_without_pixels() {
         assert!(Yolo::letterbox(&img, 640, true).is_err());
     }
 }
+
+/// Row 14, text inputs: JSON files of a model folder and text on stdin are read up to a limit
+/// (256 MiB); larger ones are refused before being copied into memory.
+#[test]
+fn c55_oversized_text_inputs() {
+    for name in ["config.json", "tokenizer.json"] {
+        let d = copy_fixture("bert/tiny_a", &format!("big-{name}"));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(d.join(name))
+            .unwrap();
+        f.set_len(300 << 20).unwrap(); // sparse: no disk or memory used
+        bert_load_fails(
+            &format!("300 MB {name}"),
+            &d,
+            is_config,
+            &[name, "limit for a text file"],
+        );
+    }
+    let dir = scratch("big-stdin");
+    let input = dir.join("stdin.txt");
+    let f = std::fs::File::create(&input).unwrap();
+    f.set_len((256 << 20) + 10).unwrap();
+    let args = [
+        os("embed"),
+        os("--backend"),
+        os("cpu"),
+        os("--model"),
+        os(fixture("bert/tiny_a")),
+    ];
+    let (out, _) = cli_peak_rss(&args, &input, &[]);
+    assert_failed("257 MB on stdin", &out, &["stdin holds more than 256 MiB"]);
+}

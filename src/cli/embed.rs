@@ -1,6 +1,6 @@
 use super::ModelArgs;
 use clap::Args;
-use std::io::BufRead;
+use std::io::Read;
 use wgpu_infer::models::bert::Bert;
 use wgpu_infer::models::sentence::Pooling;
 use wgpu_infer::{Error, Result};
@@ -24,15 +24,27 @@ pub struct EmbedArgs {
     texts: Vec<String>,
 }
 
+/// Most bytes of text read from stdin.
+const MAX_STDIN: u64 = 256 << 20;
+
 pub fn run(args: EmbedArgs) -> Result<()> {
     let texts: Vec<String> = if args.texts.is_empty() {
+        // Read up to a limit: one byte past it says the input is too large.
+        let mut all = String::new();
         std::io::stdin()
             .lock()
-            .lines()
-            .collect::<std::io::Result<Vec<String>>>()
-            .map_err(|e| Error::io("<stdin>", e))?
-            .into_iter()
+            .take(MAX_STDIN + 1)
+            .read_to_string(&mut all)
+            .map_err(|e| Error::io("<stdin>", e))?;
+        if all.len() as u64 > MAX_STDIN {
+            return Err(Error::InvalidArgument(format!(
+                "stdin holds more than {} MiB of text; embed it in parts",
+                MAX_STDIN >> 20
+            )));
+        }
+        all.lines()
             .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
             .collect()
     } else {
         args.texts

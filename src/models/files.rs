@@ -14,6 +14,10 @@ enum Source {
     Dir,
 }
 
+/// Largest JSON / text file of a model folder read (tokenizer.json of large vocabularies is
+/// tens of MiB).
+pub const MAX_TEXT_FILE: u64 = 256 << 20;
+
 /// The files of one model folder (`config.json`, `model.safetensors`, `tokenizer.json`,
 /// `1_Pooling/config.json`, ...).
 pub struct ModelFiles {
@@ -146,9 +150,16 @@ impl ModelFiles {
         })
     }
 
-    /// The file `name` as UTF-8 text, if present.
+    /// The file `name` as UTF-8 text, if present (at most [`MAX_TEXT_FILE`] bytes).
     pub fn text(&self, name: &str) -> Result<Option<String>> {
         match self.get(name)? {
+            Some(b) if b.len() as u64 > MAX_TEXT_FILE => Err(Error::Config {
+                path: self.path(name),
+                msg: format!(
+                    "{} bytes is over the {MAX_TEXT_FILE}-byte limit for a text file",
+                    b.len()
+                ),
+            }),
             Some(b) => String::from_utf8(b.to_vec())
                 .map(Some)
                 .map_err(|_| Error::Config {

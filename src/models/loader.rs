@@ -130,6 +130,16 @@ impl<'f, C: FamilyConfig> Folder<'f, C> {
         let bytes = self
             .files
             .require("tokenizer.json", "tokenizer (tokenizer.json)")?;
+        if bytes.len() as u64 > super::files::MAX_TEXT_FILE {
+            return Err(Error::Config {
+                path: self.files.path("tokenizer.json"),
+                msg: format!(
+                    "{} bytes is over the {}-byte limit for a text file",
+                    bytes.len(),
+                    super::files::MAX_TEXT_FILE
+                ),
+            });
+        }
         tokenizer_from_bytes(&bytes).map_err(|msg| Error::Config {
             path: self.files.path("tokenizer.json"),
             msg,
