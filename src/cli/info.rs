@@ -22,9 +22,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
     print!("{}", dev.describe());
     let (tuned, location) = dev.tuned_choices();
     if !tuned.is_empty() {
-        println!("kernel choices (cached in {location}):");
+        println!("kernel choices (cached in {location}; `wgpu-infer tune --show` for times):");
         for (k, v) in tuned {
-            println!("  {k:<30} {v}");
+            println!("  {k:<44} {}", v.variant);
         }
     }
     if args.peak {

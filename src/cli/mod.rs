@@ -10,6 +10,7 @@ mod generate;
 mod info;
 mod inspect;
 mod output;
+mod tune;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// List a safetensors file's tensors (dtype, shape, bytes) and the detected model type.
     Inspect(inspect::InspectArgs),
+    /// Show (or reset) the kernel choices the autotuner cached for this adapter.
+    Tune(tune::TuneArgs),
 }
 
 /// Where to run: the GPU (wgpu adapter) or the CPU reference kernels.
@@ -154,6 +157,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Classify(a) => classify::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Tune(a) => tune::run(a),
     }
 }
 

@@ -11,6 +11,7 @@ mod tuning;
 pub use kernels::{BindingKind, Kernel, TexFormat};
 pub use policy::KernelPolicy;
 pub(crate) use tuning::TuneCache;
+pub use tuning::TunedChoice;
 
 pub(crate) use kernels::KernelKey;
 pub(crate) use readback::map_read;
@@ -314,6 +315,11 @@ impl Device {
     pub fn has_timestamps(&self) -> bool {
         self.features().contains(wgpu::Features::TIMESTAMP_QUERY)
     }
+    /// Timestamps around single dispatches (what profiling and the tuner use).
+    pub fn has_timestamps_in_passes(&self) -> bool {
+        self.features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+    }
     /// Subgroups of exactly `n` lanes or more (the texture kernels assume 8).
     pub fn has_subgroups_of(&self, n: u32) -> bool {
         self.has_subgroups() && self.inner.info.subgroup_min_size >= n
@@ -371,10 +377,17 @@ impl Device {
         self.inner.tuning.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The kernel choices cached for this adapter, and where they are kept.
-    pub fn tuned_choices(&self) -> (Vec<(String, String)>, String) {
+    /// The kernel choices cached for this adapter (with the times behind them), and where
+    /// they are kept.
+    pub fn tuned_choices(&self) -> (Vec<(String, TunedChoice)>, String) {
         let t = self.tuning();
         (t.entries(), t.location())
+    }
+
+    /// Forgets this adapter's kernel choices (in this process and in the cache file): the
+    /// next graphs measure them again.
+    pub fn reset_tuning(&self) {
+        self.tuning().reset();
     }
 
     /// Largest storage buffer range one binding may cover.

@@ -179,7 +179,8 @@ impl Matmul {
 
     /// The kernel for this problem on `cx`'s device: forced by the op, else forced by the
     /// policy (when it can run the problem), else the tuned choice, else the default.
-    fn choose(&self, cx: &Lower<'_>, d: Dims, constant_b: bool) -> Result<MatmulVariant> {
+    fn choose(&self, cx: &Lower<'_>, d: Dims, b: (bool, DType)) -> Result<MatmulVariant> {
+        let (constant_b, b_dtype) = b;
         let dev = cx.device();
         if let Some(v) = self.variant {
             return Ok(v);
@@ -196,7 +197,7 @@ impl Matmul {
         }
         if let Some(v) = dev
             .tuning()
-            .get(&tune::key(dev, d.m, d.k, d.n, constant_b))
+            .variant(&tune::key(dev, d, constant_b, b_dtype))
             .and_then(MatmulVariant::parse)
             .filter(|v| v.supports(dev, d.m, d.k, d.n, constant_b))
         {
@@ -269,7 +270,7 @@ impl Op for Matmul {
             ));
         }
         let constant_b = constant.is_some() && !d.b_batched;
-        let variant = self.choose(cx, d, constant_b)?;
+        let variant = self.choose(cx, d, (constant_b, cx.info(inputs[1]).dtype))?;
         if !variant.supports(cx.device(), d.m, d.k, d.n, constant_b) {
             return Err(Error::shape(
                 "matmul",
@@ -318,8 +319,9 @@ impl Op for Matmul {
         }
         match self.dims(&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape) {
             Ok((d, _)) => {
-                let constant_b = cx.constant(inputs[1]).is_some();
-                vec![tune::tunable(cx.device(), d, constant_b)]
+                let constant_b = cx.constant(inputs[1]).is_some() && !d.b_batched;
+                let dtype = cx.info(inputs[1]).dtype;
+                vec![tune::tunable(cx.device(), d, constant_b, dtype)]
             }
             Err(_) => Vec::new(),
         }

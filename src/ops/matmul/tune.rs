@@ -1,5 +1,11 @@
 //! The matmul's tunable: which kernel to use per shape class, measured on a stand-in problem
 //! of that class. The generic tuner (`crate::graph`) runs it; lowering reads the cached choice.
+//!
+//! The stand-in keeps the real inner size k (each output's loop, what separates the variants)
+//! and the real n up to [`MAX_N`] columns (past that, more columns only add workgroups of the
+//! same kind), with the class's representative row count. An earlier stand-in clamped k and n
+//! to 512: timed by wall clock, fixed overhead dominated, and a busy machine once locked in a
+//! GEMV variant 12x slower than the best on GPT-2's 768x50257 head.
 
 use super::{Dims, Layout, Matmul, MatmulVariant};
 use crate::device::Device;
@@ -15,9 +21,12 @@ fn class(m: usize) -> (&'static str, usize) {
     }
 }
 
-/// Stand-in inner and output sizes (clamped so that measuring stays cheap).
+/// Most output columns of a stand-in problem.
+pub const MAX_N: usize = 4096;
+
+/// Stand-in inner and output sizes: the real k, the real n up to [`MAX_N`].
 fn stand_in(d: Dims) -> (usize, usize) {
-    (d.k.clamp(64, 512), d.n.clamp(64, 512))
+    (d.k.max(1), d.n.clamp(1, MAX_N))
 }
 
 /// Variants that can run the stand-in problem of `d`'s class.
@@ -30,35 +39,31 @@ fn candidates(device: &Device, d: Dims, constant_b: bool) -> Vec<MatmulVariant> 
         .collect()
 }
 
-/// The tuning-cache key of `d`'s class. The candidate set is part of it: adding a kernel
-/// invalidates old choices.
-pub(super) fn key(device: &Device, m: usize, k: usize, n: usize, constant_b: bool) -> String {
-    let d = Dims {
-        batch: 1,
-        m,
-        k,
-        n,
-        b_batched: false,
-    };
+/// The tuning-cache key of `d`'s class (B constant or not, its dtype, the stand-in sizes).
+/// The candidate set is part of it: adding a kernel invalidates old choices.
+pub(super) fn key(device: &Device, d: Dims, constant_b: bool, b_dtype: DType) -> String {
+    let m = d.m;
     let names: Vec<&str> = candidates(device, d, constant_b)
         .iter()
         .map(|v| v.name())
         .collect();
+    let (ks, ns) = stand_in(d);
     format!(
-        "matmul:{}:{}:{}",
+        "matmul:{}:{}{}:k{ks}:n{ns}:{}",
         class(m).0,
         if constant_b { "w" } else { "x" },
+        if b_dtype == DType::F16 { "16" } else { "" },
         names.join("/")
     )
 }
 
 /// The tunable for `d`: every candidate timed on a stand-in [rep_m, k] x [k, n] problem.
-pub(super) fn tunable(device: &Device, d: Dims, constant_b: bool) -> Tunable {
+pub(super) fn tunable(device: &Device, d: Dims, constant_b: bool, b_dtype: DType) -> Tunable {
     let (_, m) = class(d.m);
     let (k, n) = stand_in(d);
     let cands = candidates(device, d, constant_b);
     Tunable {
-        key: key(device, d.m, d.k, d.n, constant_b),
+        key: key(device, d, constant_b, b_dtype),
         default: MatmulVariant::default_for(device, m, k, n, constant_b).name(),
         candidates: cands.iter().map(|v| v.name()).collect(),
         problem: Box::new(move |name| {
@@ -69,7 +74,8 @@ pub(super) fn tunable(device: &Device, d: Dims, constant_b: bool) -> Tunable {
             let a = g.input("a", &[m, k], DType::F32)?;
             let bt = Tensor::from_f32(&[k, n], vec![0.5; k * n])?;
             let b = if constant_b {
-                g.constant_tensor("b", bt.clone())?
+                // The weights' storage type (f16 weights read half the bytes).
+                g.constant_tensor("b", bt.to_dtype(b_dtype)?)?
             } else {
                 g.input("b", &[k, n], DType::F32)?
             };
