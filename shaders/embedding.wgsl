@@ -18,6 +18,17 @@ fn table_at(i: u32) -> f32 {
     return unpack2x16float(table[i >> 1u])[i & 1u];
 }
 //#endif
+//#if TH == 2
+// q8 table chunk (rows row0 .. row0 + rows): int8 values, 4 per u32, then one f32 scale per 32
+// values of a row.
+@group(0) @binding(0) var<storage, read> table: array<u32>;
+fn table_at(i: u32) -> f32 {
+    let q = bitcast<i32>(table[i >> 2u] << (24u - 8u * (i & 3u))) >> 24u;
+    let per_row = (p.dim + 31u) / 32u;
+    let sc = (p.rows * p.dim + 3u) / 4u + (i / p.dim) * per_row + (i % p.dim) / 32u;
+    return f32(q) * bitcast<f32>(table[sc]);
+}
+//#endif
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;

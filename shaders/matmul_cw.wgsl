@@ -40,6 +40,16 @@ struct Params {
 // f16 B: each texel holds 8 columns as 4 u32 f16 pairs (unpacked with unpack2x16float).
 @group(0) @binding(1) var bt: texture_storage_2d<rgba32uint, read>;
 //#endif
+//#if BH == 2
+// q8 B: rgba32uint, a texel holds 8 columns for 2 rows of k as int8 (4 per u32); the scale
+// texture holds f32 scales per 32 rows (see pack_b_q8 in texture.rs).
+@group(0) @binding(1) var bt: texture_storage_2d<rgba32uint, read>;
+@group(0) @binding(6) var st: texture_storage_2d<rgba32float, read>;
+fn dq8(w: u32, s: vec4<f32>) -> vec4<f32> {
+    let q = bitcast<vec4<i32>>(vec4<u32>(w << 24u, w << 16u, w << 8u, w)) >> vec4<u32>(24u);
+    return vec4<f32>(q) * s;
+}
+//#endif
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 //#if VEC == 1
 // N % 4 == 0: outputs and residuals move as vec4.

@@ -4,7 +4,7 @@
 // owns 4 adjacent columns (a vec4 of B per k) and keeps R x vec4 accumulators in registers.
 //
 // BMODE 0: B packed as vec4 [K][Np/4] (N padded to 4, zeros; f16 pairs when BH = 1);
-// 1: raw [K, N]; 2: raw [N, K].
+// 1: raw [K, N]; 2: raw [N, K]. BH = 2: q8 B (see below).
 //#default R 8
 //#default BMODE 0
 //#default BH 0
@@ -27,6 +27,10 @@ struct Params {
 // f16 B: 4 halves per vec2<u32>.
 @group(0) @binding(1) var<storage, read> b: array<vec2<u32>>;
 //#endif
+//#if BH == 2
+// q8 B: [K][Np/4] u32 (4 int8 columns each), then [ceil(K/32)][Np] f32 scales (as u32 bits).
+@group(0) @binding(1) var<storage, read> b: array<u32>;
+//#endif
 //#endif
 //#if BMODE != 0
 @group(0) @binding(1) var<storage, read> b: array<f32>;
@@ -47,6 +51,14 @@ fn load_b(base: u32, k: u32, n: u32) -> vec4<f32> {
 //#if BH == 1
     let h = b[base / 4u + k * np4 + n / 4u];
     return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
+//#endif
+//#if BH == 2
+    let w = b[k * np4 + n / 4u];
+    let q = bitcast<vec4<i32>>(vec4<u32>(w << 24u, w << 16u, w << 8u, w)) >> vec4<u32>(24u);
+    let s = p.k * np4 + (k / 32u) * np4 * 4u + n;
+    let sc = vec4<f32>(bitcast<f32>(b[s]), bitcast<f32>(b[s + 1u]), bitcast<f32>(b[s + 2u]),
+                       bitcast<f32>(b[s + 3u]));
+    return vec4<f32>(q) * sc;
 //#endif
 }
 //#endif

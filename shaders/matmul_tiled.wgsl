@@ -29,6 +29,24 @@ fn b_at(i: u32) -> f32 {
     return unpack2x16float(b[i >> 1u])[i & 1u];
 }
 //#endif
+//#if BH == 2
+// q8 B (packed constant weights, TRANS_B = 0): [K][Np/4] u32 of 4 int8 columns each (Np = N
+// padded to 4), then [ceil(K/32)][Np] f32 scales.
+@group(0) @binding(1) var<storage, read> b: array<u32>;
+fn b_q8(k: u32, n: u32) -> f32 {
+    let np4 = (p.n + 3u) / 4u;
+    let q = bitcast<i32>(b[k * np4 + n / 4u] << (24u - 8u * (n & 3u))) >> 24u;
+    return f32(q) * bitcast<f32>(b[p.k * np4 + (k / 32u) * np4 * 4u + n]);
+}
+fn b_at(i: u32) -> f32 {
+    return 0.0;
+}
+//#endif
+//#if BH != 2
+fn b_q8(k: u32, n: u32) -> f32 {
+    return 0.0;
+}
+//#endif
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> res: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
@@ -80,7 +98,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 let gn = n0 + nn;
                 let gkb = k0 + kb;
                 if (gn < p.n && gkb < p.k) {
-                    bv = b_at(b_base + gkb * p.n + gn);
+                    if ({{BH}}u == 2u) {
+                        bv = b_q8(gkb, gn);
+                    } else {
+                        bv = b_at(b_base + gkb * p.n + gn);
+                    }
                 }
                 Bs[kb * TN + nn] = bv;
             }

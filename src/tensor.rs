@@ -10,7 +10,13 @@ pub enum DType {
     F32,
     F16,
     U32,
+    /// Symmetric int8 weights with one f32 scale per block of [`Q8_BLOCK`] along the last
+    /// dimension (value = q · scale). Storage only: kernels dequantize, arithmetic stays f32.
+    Q8,
 }
+
+/// Elements per scale block of a [`DType::Q8`] tensor (along its last dimension).
+pub const Q8_BLOCK: usize = 32;
 
 impl DType {
     /// Bytes per element.
@@ -18,6 +24,8 @@ impl DType {
         match self {
             DType::F32 | DType::U32 => 4,
             DType::F16 => 2,
+            // Plus one f32 scale per 32 elements (see `Tensor::storage_bytes`).
+            DType::Q8 => 1,
         }
     }
 
@@ -26,6 +34,7 @@ impl DType {
             DType::F32 => "f32",
             DType::F16 => "f16",
             DType::U32 => "u32",
+            DType::Q8 => "q8",
         }
     }
 }
@@ -70,6 +79,51 @@ pub enum Data {
     F32(Vec<f32>),
     F16(Vec<f16>),
     U32(Vec<u32>),
+    Q8(Q8Data),
+}
+
+/// The payload of a [`DType::Q8`] tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Q8Data {
+    /// The int8 values, row-major like the tensor (in -127..=127).
+    pub q: Vec<i8>,
+    /// One scale per block of [`Q8_BLOCK`] along the last dimension: `[rows, ceil(last / 32)]`.
+    pub scales: Vec<f32>,
+}
+
+impl Q8Data {
+    /// Quantizes `v` (rows of `last` elements): each block's scale is its largest magnitude
+    /// divided by 127 (1 for an all-zero block), q = round(x / scale).
+    pub fn quantize(v: &[f32], last: usize) -> Q8Data {
+        let last = last.max(1);
+        let per_row = last.div_ceil(Q8_BLOCK);
+        let rows = v.len() / last;
+        let mut q = vec![0i8; v.len()];
+        let mut scales = vec![1.0f32; rows * per_row];
+        for r in 0..rows {
+            for b in 0..per_row {
+                let (s, e) = (r * last + b * Q8_BLOCK, r * last + ((b + 1) * Q8_BLOCK).min(last));
+                let amax = v[s..e].iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+                scales[r * per_row + b] = scale;
+                for i in s..e {
+                    q[i] = (v[i] / scale).round().clamp(-127.0, 127.0) as i8;
+                }
+            }
+        }
+        Q8Data { q, scales }
+    }
+
+    /// The values q · scale of rows of `last` elements.
+    pub fn dequantize(&self, last: usize) -> Vec<f32> {
+        let last = last.max(1);
+        let per_row = last.div_ceil(Q8_BLOCK);
+        self.q
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| q as f32 * self.scales[(i / last) * per_row + (i % last) / Q8_BLOCK])
+            .collect()
+    }
 }
 
 /// A host tensor (row-major).
@@ -120,8 +174,19 @@ impl Tensor {
             Data::F32(v) => v.len(),
             Data::F16(v) => v.len(),
             Data::U32(v) => v.len(),
+            Data::Q8(d) => d.q.len(),
         };
         check_len(shape, len)?;
+        if let Data::Q8(d) = &data {
+            let last = shape.last().copied().unwrap_or(1).max(1);
+            if d.scales.len() != (len / last) * last.div_ceil(Q8_BLOCK) {
+                return Err(Error::InvalidArgument(format!(
+                    "q8 tensor of shape {shape:?} needs {} scales, got {}",
+                    (len / last) * last.div_ceil(Q8_BLOCK),
+                    d.scales.len()
+                )));
+            }
+        }
         Ok(Tensor {
             shape: shape.to_vec(),
             data: Arc::new(data),
@@ -146,6 +211,13 @@ impl Tensor {
             DType::F32 => Data::F32(vec![0.0; n]),
             DType::F16 => Data::F16(vec![f16::ZERO; n]),
             DType::U32 => Data::U32(vec![0; n]),
+            DType::Q8 => {
+                let last = shape.last().copied().unwrap_or(1).max(1);
+                Data::Q8(Q8Data {
+                    q: vec![0; n],
+                    scales: vec![1.0; (n / last) * last.div_ceil(Q8_BLOCK)],
+                })
+            }
         };
         Tensor {
             shape: shape.to_vec(),
@@ -166,6 +238,11 @@ impl Tensor {
             DType::F32 => Data::F32(bytemuck::pod_collect_to_vec(bytes)),
             DType::F16 => Data::F16(bytemuck::pod_collect_to_vec(bytes)),
             DType::U32 => Data::U32(bytemuck::pod_collect_to_vec(bytes)),
+            DType::Q8 => {
+                return Err(Error::InvalidArgument(
+                    "q8 tensors are made by quantizing f32 values, not read from bytes".into(),
+                ))
+            }
         };
         Ok(Tensor {
             shape: shape.to_vec(),
@@ -182,7 +259,21 @@ impl Tensor {
             Data::F32(_) => DType::F32,
             Data::F16(_) => DType::F16,
             Data::U32(_) => DType::U32,
+            Data::Q8(_) => DType::Q8,
         }
+    }
+
+    /// Bytes this tensor's data takes (a q8 tensor's int8 values plus its scales).
+    pub fn storage_bytes(&self) -> usize {
+        match &*self.data {
+            Data::Q8(d) => d.q.len() + 4 * d.scales.len(),
+            _ => self.numel() * self.dtype().size(),
+        }
+    }
+
+    /// Size of the last dimension (1 for rank 0).
+    fn last_dim(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1).max(1)
     }
 
     pub fn info(&self) -> ValueInfo {
@@ -225,6 +316,7 @@ impl Tensor {
             Data::F32(v) => bytemuck::cast_slice(v),
             Data::F16(v) => bytemuck::cast_slice(v),
             Data::U32(v) => bytemuck::cast_slice(v),
+            Data::Q8(d) => bytemuck::cast_slice(&d.q),
         }
     }
 
@@ -255,6 +347,7 @@ impl Tensor {
             Data::F32(v) => v.clone(),
             Data::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
             Data::U32(v) => v.iter().map(|&x| x as f32).collect(),
+            Data::Q8(d) => d.dequantize(self.last_dim()),
         }
     }
 
@@ -266,7 +359,8 @@ impl Tensor {
         }
     }
 
-    /// Converts to another float dtype (f32 <-> f16). u32 is left alone.
+    /// Converts to another float dtype (f32 <-> f16, f32/f16 -> q8 by quantizing blocks of 32
+    /// along the last dimension, q8 -> f32 by dequantizing).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
@@ -283,6 +377,9 @@ impl Tensor {
                     )));
                 }
                 Data::F16(v.iter().map(|&x| f16::from_f32(x)).collect())
+            }
+            (DType::Q8, Data::F32(_) | Data::F16(_)) => {
+                Data::Q8(Q8Data::quantize(&self.f32_cow(), self.last_dim()))
             }
             _ => {
                 return Err(Error::InvalidArgument(format!(

@@ -179,7 +179,7 @@ impl Weights {
         self.get_as(name, dtype)
     }
 
-    /// A float tensor converted to `dtype` (F32 or F16).
+    /// A float tensor converted to `dtype` (F32, F16, or Q8: quantized in blocks of 32).
     pub fn get_as(&self, name: &str, dtype: DType) -> Result<Tensor> {
         let stored = self.resolve(name).ok_or_else(|| self.missing(name))?;
         let info = self.meta.info(&stored).expect("resolved name exists");
@@ -235,6 +235,7 @@ impl Weights {
                 Error::InvalidArgument(m) => err(m),
                 e => e,
             }),
+            DType::Q8 => t.to_dtype(DType::Q8),
             DType::U32 => Err(err("cannot load weights as u32".into())),
         }
     }

@@ -11,13 +11,14 @@ use wgpu_infer::ops::cases;
 use wgpu_infer::Backend;
 
 /// Every group has a test below (a new group without one fails here).
-const GROUPS: [&str; 12] = [
+const GROUPS: [&str; 13] = [
     "activations",
     "erf",
     "binary_broadcast",
     "softmax_layernorm_mean",
     "matmul_variants",
     "f16_weights",
+    "q8_weights",
     "larger_than_one_binding",
     "embedding_copy_ops",
     "attention",
@@ -101,6 +102,12 @@ fn matmul_variants() {
 #[test]
 fn f16_weights() {
     run_group("f16_weights");
+}
+
+/// q8 weights: every variant dequantizes int8 blocks with their scales and accumulates in f32.
+#[test]
+fn q8_weights() {
+    run_group("q8_weights");
 }
 
 /// A weight larger than one storage binding (GPT-2's tied 50257 x 768 embedding, 154 MB) is

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::device::{map_read, Device, Kernel, TexFormat};
 use crate::error::{Error, Result};
-use crate::tensor::{Tensor, ValueInfo};
+use crate::tensor::{DType, Tensor, ValueInfo};
 use std::sync::Arc;
 
 /// Where a value's bytes live.
@@ -213,6 +213,12 @@ impl GpuPlan {
         for (i, v) in g.values.iter().enumerate() {
             if let Source::Constant(c) = &v.source {
                 if needs_raw(i) {
+                    if c.tensor().dtype() == DType::Q8 {
+                        return Err(Error::Graph(format!(
+                            "q8 weight '{}' is bound raw by a kernel that cannot read q8",
+                            c.name()
+                        )));
+                    }
                     let p = c.packed(device, "raw", |t| {
                         Packed::buffer(device, c.name(), t.as_bytes())
                     })?;

@@ -108,7 +108,7 @@ impl Constant {
         }
         device.reserve(
             &format!("weight '{}'", self.name),
-            self.tensor.info().bytes() as u64,
+            self.tensor.storage_bytes() as u64,
         )?;
         let p = Arc::new(make(&self.tensor)?);
         device.count_upload(p.bytes());

@@ -121,6 +121,7 @@ pub fn groups() -> Vec<Group> {
         g("softmax_layernorm_mean", 3, rows),
         g("matmul_variants", 4, matmul_variants),
         g("f16_weights", 12, f16_weights),
+        g("q8_weights", 13, q8_weights),
         g("larger_than_one_binding", 5, larger_than_one_binding),
         g("embedding_copy_ops", 6, copy_ops),
         g("attention", 7, attention),
@@ -481,6 +482,81 @@ fn f16_weights(rng: &mut Rng) -> Result<Vec<OpCase>> {
         out.push(embedding_case("embedding-f16", t, tokens, rng)?);
     }
     Ok(out)
+}
+
+/// q8 weights (matmul B [N, K] and embedding tables): every variant dequantizes the int8
+/// values with their block scales and accumulates in f32, so the GPU must match the CPU
+/// reference (which dequantizes the same values) as tightly as in f32. K around the block size
+/// (31, 32, 33) and odd N put blocks across u32, texel and chunk boundaries; rows of very
+/// different magnitudes give every block its own scale.
+fn q8_weights(rng: &mut Rng) -> Result<Vec<OpCase>> {
+    let shapes = [
+        (1, 1, 1),
+        (3, 7, 17),
+        (17, 31, 63),
+        (1, 32, 65),
+        (2, 33, 3),
+        (1, 768, 129),
+        (63, 127, 129),
+        (65, 3, 1000),
+        (33, 1000, 65),
+        (9, 65, 127),
+    ];
+    let mut out = Vec::new();
+    for v in MatmulVariant::ALL {
+        for (i, &(m, k, n)) in shapes.iter().enumerate() {
+            let (bias, act, res) = (i % 3 == 1, [Act::None, Act::GeluErf][i % 2], i % 4 == 3);
+            let mut g = Graph::new();
+            let a = g.input("a", &[m, k], DType::F32)?;
+            let w = q8_test_weight(rng, n, k)?;
+            let b = g.constant_tensor("w", w)?;
+            let mut inputs = vec![a, b];
+            let mut feeds = vec![rng.tensor(&[m, k], -1.0, 1.0)];
+            if bias {
+                inputs.push(g.input("bias", &[n], DType::F32)?);
+                feeds.push(rng.tensor(&[n], -1.0, 1.0));
+            }
+            if res {
+                inputs.push(g.input("res", &[m, n], DType::F32)?);
+                feeds.push(rng.tensor(&[m, n], -1.0, 1.0));
+            }
+            let op = Matmul {
+                layout: Layout::NxK,
+                act,
+                bias,
+                residual: res,
+                variant: Some(v),
+            };
+            let c = g.node1(op, &inputs)?;
+            g.output("c", c);
+            let name = format!("{m}x{k}x{n} bias={bias} act={act:?} res={res}");
+            out.push(
+                OpCase::new(format!("matmul-q8/{}", v.name()), name, g, feeds)
+                    .forcing(v.name(), Box::new(move |d| v.supports(d, m, k, n, true))),
+            );
+        }
+    }
+    for (vocab, dim, tokens) in [(1usize, 1usize, 1usize), (17, 3, 7), (1001, 65, 129), (5, 33, 9)] {
+        let t = q8_test_weight(rng, vocab, dim)?;
+        out.push(embedding_case("embedding-q8", t, tokens, rng)?);
+    }
+    Ok(out)
+}
+
+/// A random [rows, cols] weight quantized to q8; rows are scaled by 1, 0.1, 0.01, 0.001 in
+/// turn and every 32-block of a row by its own factor in 0.5 .. 1, so that blocks get very
+/// different scales (values stay within ±1 like the other cases').
+fn q8_test_weight(rng: &mut Rng, rows: usize, cols: usize) -> Result<Tensor> {
+    let mut w = rng.tensor(&[rows, cols], -1.0, 1.0);
+    let factors = rng.tensor(&[rows * cols.div_ceil(32)], 0.5, 1.0);
+    let factors = factors.as_f32()?;
+    for (r, row) in w.as_f32_mut()?.chunks_mut(cols).enumerate() {
+        let scale = [1.0f32, 0.1, 0.01, 0.001][r % 4];
+        for (i, x) in row.iter_mut().enumerate() {
+            *x *= scale * factors[r * cols.div_ceil(32) + i / 32];
+        }
+    }
+    w.to_dtype(DType::Q8)
 }
 
 fn embedding_case(op: &str, table: Tensor, tokens: usize, rng: &mut Rng) -> Result<OpCase> {

@@ -75,18 +75,19 @@ fn specialisations_validate() {
     for nv in [1, 8, 9, 96, 384] {
         cases.push(("layernorm_v4.wgsl", crate::ops::layernorm::v4_defines(nv)));
     }
-    for half in [false, true] {
+    use crate::ops::matmul::texture::BMode;
+    for mode in [BMode::F32, BMode::F16, BMode::Q8] {
         for r in [8, 16, 32] {
             cases.push((
                 "matmul_cw.wgsl",
-                crate::ops::matmul::texture::cw_defines(r, half),
+                crate::ops::matmul::texture::cw_defines(r, mode),
             ));
         }
         cases.push((
             "matmul_gemv.wgsl",
-            crate::ops::matmul::texture::gemv_defines(half),
+            crate::ops::matmul::texture::gemv_defines(mode),
         ));
-        let bh = s(if half { "1" } else { "0" });
+        let bh = (mode as u32).to_string();
         cases.push(("matmul_tiled.wgsl", vec![("BH", bh.clone())]));
         cases.push(("matmul_reg.wgsl", vec![("BH", bh.clone())]));
         cases.push(("embedding.wgsl", vec![("TH", bh)]));

@@ -5,7 +5,7 @@ use super::Vars;
 use crate::error::Result;
 use crate::graph::{Constant, Graph, ValueId};
 use crate::ops::{Act, Epilogue, Layout};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
 /// A linear layer: `x · W (+ b)`, with the fused epilogue of the matmul kernels.
@@ -26,8 +26,27 @@ impl Linear {
         })
     }
 
-    /// GPT-2's `Conv1D(d_out, d_in)` at `vb`: `weight` [d_in, d_out], `bias` [d_out].
+    /// GPT-2's `Conv1D(d_out, d_in)` at `vb`: `weight` [d_in, d_out], `bias` [d_out]. Stored
+    /// as q8, the weight is transposed to [d_out, d_in] first (q8 blocks run along the
+    /// reduction dimension).
     pub fn load_conv1d(vb: &Vars, d_in: usize, d_out: usize) -> Result<Linear> {
+        if vb.opts().dtype == DType::Q8 {
+            let w = vb.tensor("weight", &[d_in, d_out])?;
+            let v = w.as_f32()?;
+            let mut t = vec![0.0f32; v.len()];
+            for i in 0..d_in {
+                for o in 0..d_out {
+                    t[o * d_in + i] = v[i * d_out + o];
+                }
+            }
+            return Ok(Linear {
+                w: vb
+                    .opts()
+                    .weight(vb.key("weight"), Tensor::from_f32(&[d_out, d_in], t)?)?,
+                b: Some(vb.param("bias", &[d_out])?),
+                layout: Layout::NxK,
+            });
+        }
         Ok(Linear {
             w: vb.weight("weight", &[d_in, d_out])?,
             b: Some(vb.param("bias", &[d_out])?),

@@ -7,7 +7,7 @@ use super::{Dims, Layout, Matmul, MatmulVariant};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Arg, Constant, Lower, Packed, PackedChunk, Params, Resource, ValueId};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Data, Tensor, Q8_BLOCK};
 use half::f16;
 use std::sync::Arc;
 
@@ -65,8 +65,12 @@ pub(super) fn lower(
                 MatmulVariant::Tiled => defines.push(("TRANS_B", "0".into())),
                 _ => defines.push(("BMODE", "0".into())),
             }
-            let half = c.tensor().dtype() == DType::F16;
-            defines.push(("BH", u32::from(half).to_string()));
+            let bh = match c.tensor().dtype() {
+                DType::F16 => 1,
+                DType::Q8 => 2,
+                _ => 0,
+            };
+            defines.push(("BH", bh.to_string()));
         }
         None => {
             pieces.push((Arg::Read(inputs[1]), 0, d.n));
@@ -129,6 +133,46 @@ fn reg_rows(m: usize) -> usize {
     }
 }
 
+/// Packs a q8 weight [N, K] for both buffer kernels: per column chunk of W (a multiple of 4)
+/// columns, the int8 values as [K][W/4] u32 (4 adjacent columns of one k per word), then the
+/// scales as [ceil(K/32)][W] f32. Chunk meta: [first column, column count].
+fn pack_q8(dev: &Device, name: &str, t: &Tensor, k: usize, n: usize) -> Result<Packed> {
+    let Data::Q8(d) = t.data() else {
+        return Err(Error::Graph(format!("weight '{name}' is not q8")));
+    };
+    let per_row = k.div_ceil(Q8_BLOCK);
+    let max_cols = (dev.max_binding() / (k + 4 * per_row) as u64) as usize;
+    let cols = (max_cols / 64 * 64).max(64).min(n.div_ceil(64) * 64);
+    let mut chunks = Vec::new();
+    let mut n0 = 0;
+    while n0 < n {
+        let nc = cols.min(n - n0);
+        let w = nc.div_ceil(4) * 4;
+        let mut words = vec![0u32; k * w / 4 + per_row * w];
+        for j in 0..nc {
+            let col = n0 + j;
+            for kk in 0..k {
+                let q = d.q[col * k + kk] as u8 as u32;
+                words[kk * (w / 4) + j / 4] |= q << (8 * (j % 4));
+            }
+            for b in 0..per_row {
+                words[k * w / 4 + b * w + j] = d.scales[col * per_row + b].to_bits();
+            }
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(&words);
+        let buffer = dev.upload(name, bytes, wgpu::BufferUsages::empty());
+        chunks.push(PackedChunk {
+            resource: Resource::Buffer {
+                buffer,
+                size: bytes.len() as u64,
+            },
+            meta: [n0 as u32, nc as u32, 0, 0],
+        });
+        n0 += nc;
+    }
+    Ok(Packed { chunks })
+}
+
 /// Packs a weight ([K, N], or [N, K] when `trans`) into column chunks for `variant`.
 /// Chunk meta: [first column, column count].
 fn pack_weight(
@@ -143,6 +187,9 @@ fn pack_weight(
         return Err(Error::shape("matmul", "weights must be 2-D", &[s]));
     }
     let (k, n) = if trans { (s[1], s[0]) } else { (s[0], s[1]) };
+    if t.dtype() == DType::Q8 {
+        return pack_q8(dev, name, t, k, n);
+    }
     let half = t.dtype() == DType::F16;
     let esize = if half { 2 } else { 4 };
     let w = t.f32_cow();

@@ -215,9 +215,9 @@ impl Op for Matmul {
     fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
         let want = 2 + self.bias as usize + self.residual as usize;
         expect_inputs("matmul", inputs, want)?;
-        // B may be f16 (weights stored in half precision; arithmetic stays f32).
+        // B may be f16 or q8 (weights stored in less precision; arithmetic stays f32).
         let mut f32_inputs: Vec<&ValueInfo> = inputs.to_vec();
-        if inputs[1].dtype == DType::F16 {
+        if matches!(inputs[1].dtype, DType::F16 | DType::Q8) {
             f32_inputs.remove(1);
         }
         expect_f32("matmul", &f32_inputs)?;
@@ -262,15 +262,23 @@ impl Op for Matmul {
         let shapes2 = [&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape];
         let (d, _) = self.dims(shapes2[0], shapes2[1])?;
         let constant = cx.constant(inputs[1]).cloned();
-        if constant.is_none() && cx.info(inputs[1]).dtype == DType::F16 {
+        let b_dtype = cx.info(inputs[1]).dtype;
+        if constant.is_none() && b_dtype != DType::F32 {
             return Err(Error::shape(
                 "matmul",
-                "an f16 B must be a constant (weights); cast activations to f32",
+                format!("an {b_dtype} B must be a constant (weights); cast activations to f32"),
                 &[shapes2[0], shapes2[1]],
             ));
         }
         let constant_b = constant.is_some() && !d.b_batched;
-        let variant = self.choose(cx, d, (constant_b, cx.info(inputs[1]).dtype))?;
+        if b_dtype == DType::Q8 && (!constant_b || self.layout != Layout::NxK) {
+            return Err(Error::shape(
+                "matmul",
+                "a q8 B must be an unbatched [N, K] constant (blocks run along K)",
+                &[shapes2[0], shapes2[1]],
+            ));
+        }
+        let variant = self.choose(cx, d, (constant_b, b_dtype))?;
         if !variant.supports(cx.device(), d.m, d.k, d.n, constant_b) {
             return Err(Error::shape(
                 "matmul",

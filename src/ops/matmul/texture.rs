@@ -6,7 +6,7 @@ use crate::device::{Device, TexFormat};
 use crate::error::{Error, Result};
 use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, Resource, ValueId};
 use crate::ops::{groups_for, Act};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Data, Tensor, Q8_BLOCK};
 use half::f16;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -72,6 +72,9 @@ pub(crate) fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Resul
         limit_name: "max_texture_dimension_2d",
         unit: "texels",
     })?;
+    if t.dtype() == DType::Q8 {
+        return pack_b_q8(dev, name, t, k, n, l);
+    }
     let half = t.dtype() == DType::F16;
     let w = t.f32_cow();
     let at = |kk: usize, col: usize| {
@@ -141,9 +144,100 @@ pub(crate) fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Resul
     })
 }
 
+/// Packs a q8 B [N, K] into two textures of the same height: the int8 values (rgba32uint; lane
+/// `lane` of column block `blk` owns columns c0 = blk*64 + lane*8 .. +7, and texel
+/// ((k % KT)/2 * 8 + lane, blk*KB + k/KT) holds them for rows k (x, y) and k + 1 (z, w), k
+/// even, 4 int8 per u32), and their scales (rgba32float; texel ((k % KT)/32 * 16 + lane*2 + h,
+/// same row) holds the scales of columns c0 + 4h .. +3 for the block of 32 rows holding k).
+fn pack_b_q8(
+    dev: &Device,
+    name: &str,
+    t: &Tensor,
+    k: usize,
+    n: usize,
+    l: BLayout,
+) -> Result<Packed> {
+    let Data::Q8(d) = t.data() else {
+        return Err(Error::Graph(format!("weight '{name}' is not q8")));
+    };
+    let per_row = k.div_ceil(Q8_BLOCK);
+    let height = l.height();
+    let (qw, sw) = (l.kt * 4, l.kt / 2);
+    let mut q = vec![0u32; qw * height * 4];
+    let mut sc = vec![0.0f32; sw * height * 4];
+    for col in 0..n {
+        let (blk, lane, j) = (col / BLOCK_COLS, (col % BLOCK_COLS) / 8, col % 8);
+        for kk in 0..k {
+            let y = blk * l.kb + kk / l.kt;
+            let x = ((kk % l.kt) / 2) * 8 + lane;
+            let word = (kk % 2) * 2 + j / 4;
+            let v = d.q[col * k + kk] as u8 as u32;
+            q[(y * qw + x) * 4 + word] |= v << (8 * (j % 4));
+        }
+        for b in 0..per_row {
+            let kk = b * Q8_BLOCK;
+            let y = blk * l.kb + kk / l.kt;
+            let x = ((kk % l.kt) / Q8_BLOCK) * 16 + lane * 2 + j / 4;
+            sc[(y * sw + x) * 4 + j % 4] = d.scales[col * per_row + b];
+        }
+    }
+    let (qt, qv) = dev.upload_texture(
+        name,
+        qw as u32,
+        height as u32,
+        TexFormat::Rgba32Uint,
+        bytemuck::cast_slice(&q),
+    )?;
+    let (st, sv) = dev.upload_texture(
+        name,
+        sw as u32,
+        height as u32,
+        TexFormat::Rgba32Float,
+        bytemuck::cast_slice(&sc),
+    )?;
+    let meta = [l.kt as u32, l.kb as u32, l.nb as u32, 2];
+    Ok(Packed {
+        chunks: vec![
+            PackedChunk {
+                resource: Resource::Texture {
+                    texture: qt,
+                    view: qv,
+                    format: TexFormat::Rgba32Uint,
+                },
+                meta,
+            },
+            PackedChunk {
+                resource: Resource::Texture {
+                    texture: st,
+                    view: sv,
+                    format: TexFormat::Rgba32Float,
+                },
+                meta,
+            },
+        ],
+    })
+}
+
 /// WGSL that loads the two B vec4s of step `kk` into `b{kk}_0`, `b{kk}_1` (texture `bt`, x
 /// offset `bx`, row `by`); `half` selects the f16-pair texture.
-fn b_loads(kk: usize, half: bool, indent: &str) -> String {
+fn b_loads(kk: usize, mode: BMode, indent: &str) -> String {
+    if mode == BMode::Q8 {
+        // Texel kk/2 holds steps kk (x, y) and kk + 1 (z, w); s0, s1 are the block's scales.
+        let (t, hi) = (kk & !1, kk % 2 == 1);
+        let mut s = String::new();
+        if !hi {
+            let _ = writeln!(
+                s,
+                "{indent}let t{t} = textureLoad(bt, vec2<i32>(bx + {}, by));",
+                t / 2 * 8
+            );
+        }
+        let (c0, c1) = if hi { ("z", "w") } else { ("x", "y") };
+        let _ = writeln!(s, "{indent}let b{kk}_0 = dq8(t{t}.{c0}, s0);");
+        let _ = writeln!(s, "{indent}let b{kk}_1 = dq8(t{t}.{c1}, s1);");
+        return s;
+    }
+    let half = mode == BMode::F16;
     if half {
         format!(
             "{indent}let t{kk} = textureLoad(bt, vec2<i32>(bx + {}, by));\n\
@@ -161,12 +255,39 @@ fn b_loads(kk: usize, half: bool, indent: &str) -> String {
     }
 }
 
+/// How B is stored in its texture (the shaders' `BH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BMode {
+    F32 = 0,
+    F16 = 1,
+    Q8 = 2,
+}
+
+impl BMode {
+    fn from_meta(m: u32) -> BMode {
+        match m {
+            1 => BMode::F16,
+            2 => BMode::Q8,
+            _ => BMode::F32,
+        }
+    }
+}
+
 /// Defines shared by matmul_cw.wgsl and matmul_gemv.wgsl for f32 or f16 B: the texture type,
 /// texels per k row, and which column groups (of 4) a lane owns.
-fn b_defines(half: bool) -> Vec<(&'static str, String)> {
+fn b_defines(mode: BMode) -> Vec<(&'static str, String)> {
+    let half = mode != BMode::F32;
     vec![
-        ("BH", u32::from(half).to_string()),
-        ("KX", if half { "8" } else { "16" }.to_string()),
+        ("BH", (mode as u32).to_string()),
+        (
+            "KX",
+            match mode {
+                BMode::F32 => "16",
+                BMode::F16 => "8",
+                BMode::Q8 => "4",
+            }
+            .to_string(),
+        ),
         // Lane l owns groups g0 and g1: f32 {16*blk + l, +8}; f16 {16*blk + 2l, +1}.
         ("GL", if half { "2" } else { "1" }.to_string()),
         ("GD", if half { "1" } else { "8" }.to_string()),
@@ -176,7 +297,7 @@ fn b_defines(half: bool) -> Vec<(&'static str, String)> {
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
 
 /// Generated parts of matmul_cw.wgsl for `r` rows per workgroup (a multiple of 8).
-pub(crate) fn cw_defines(r: usize, half: bool) -> Vec<(&'static str, String)> {
+pub(crate) fn cw_defines(r: usize, mode: BMode) -> Vec<(&'static str, String)> {
     let groups = r / 8;
     let mut setup = String::new();
     for g in 0..groups {
@@ -190,8 +311,17 @@ pub(crate) fn cw_defines(r: usize, half: bool) -> Vec<(&'static str, String)> {
         );
     }
     let mut body = String::new();
+    if mode == BMode::Q8 {
+        for line in [
+            "let sx = i32(((k & ktm) >> 5u) * 16u + 2u * lid);",
+            "let s0 = textureLoad(st, vec2<i32>(sx, by));",
+            "let s1 = textureLoad(st, vec2<i32>(sx + 1, by));",
+        ] {
+            let _ = writeln!(body, "        {line}");
+        }
+    }
     for kk in 0..4 {
-        body.push_str(&b_loads(kk, half, "        "));
+        body.push_str(&b_loads(kk, mode, "        "));
     }
     for g in 0..groups {
         let _ = writeln!(
@@ -222,24 +352,38 @@ pub(crate) fn cw_defines(r: usize, half: bool) -> Vec<(&'static str, String)> {
         ("BODY", body),
         ("STORES", stores),
     ];
-    d.extend(b_defines(half));
+    d.extend(b_defines(mode));
     d
 }
 
-/// Generated loop body of matmul_gemv.wgsl: 8 chunks of 4 k.
-pub(crate) fn gemv_defines(half: bool) -> Vec<(&'static str, String)> {
+/// Generated loop body of matmul_gemv.wgsl: 8 chunks of 4 k (one q8 scale block).
+pub(crate) fn gemv_defines(mode: BMode) -> Vec<(&'static str, String)> {
     let mut body = String::new();
+    if mode == BMode::Q8 {
+        for line in [
+            "let sy = i32(by0 + ((q0 * 4u) >> p.kt_shift));",
+            "let sx = i32((((q0 * 4u) & ((1u << p.kt_shift) - 1u)) >> 5u) * 16u + 2u * lid);",
+            "let s0 = textureLoad(st, vec2<i32>(sx, sy));",
+            "let s1 = textureLoad(st, vec2<i32>(sx + 1, sy));",
+        ] {
+            let _ = writeln!(body, "        {line}");
+        }
+    }
+    let kx = match mode {
+        BMode::F32 => 16,
+        BMode::F16 => 8,
+        BMode::Q8 => 4,
+    };
     for j in 0..8 {
         let _ = writeln!(body, "        if (q0 + {j}u < kq) {{");
         let _ = writeln!(body, "            let k = (q0 + {j}u) * 4u;");
         let _ = writeln!(
             body,
-            "            let bx = i32((k & ((1u << p.kt_shift) - 1u)) * {}u + lid);",
-            if half { 8 } else { 16 }
+            "            let bx = i32((k & ((1u << p.kt_shift) - 1u)) * {kx}u + lid);"
         );
         let _ = writeln!(body, "            let by = i32(by0 + (k >> p.kt_shift));");
         for (kk, lane) in LANES.iter().enumerate() {
-            body.push_str(&b_loads(kk, half, "            "));
+            body.push_str(&b_loads(kk, mode, "            "));
             let _ = writeln!(
                 body,
                 "            {{ let a = vec4<f32>(subgroupBroadcast(al.{lane}, {j}u)); \
@@ -249,7 +393,7 @@ pub(crate) fn gemv_defines(half: bool) -> Vec<(&'static str, String)> {
         let _ = writeln!(body, "        }}");
     }
     let mut d = vec![("BODY", body)];
-    d.extend(b_defines(half));
+    d.extend(b_defines(mode));
     d
 }
 
@@ -277,7 +421,7 @@ pub(crate) fn lower(
     (m, k, n): (usize, usize, usize),
 ) -> Result<()> {
     let meta = packed.chunks[0].meta;
-    let (kt, kb, nb, half) = (meta[0], meta[1], meta[2], meta[3] == 1);
+    let (kt, kb, nb, mode) = (meta[0], meta[1], meta[2], BMode::from_meta(meta[3]));
     let params = Params::new()
         .u32(m as u32)
         .u32(n as u32)
@@ -289,20 +433,19 @@ pub(crate) fn lower(
         .u32(res.is_some() as u32);
     let bias_v = bias.unwrap_or(a);
     let res_v = res.unwrap_or(a);
+    // q8: the scale texture is binding 6.
+    let scales = (mode == BMode::Q8).then(|| Arg::Packed(packed.clone(), 1));
     if m == 1 {
-        return cx.dispatch(
-            "matmul_gemv.wgsl",
-            &gemv_defines(half),
-            vec![
-                Arg::Read(a),
-                Arg::Packed(packed, 0),
-                Arg::Read(bias_v),
-                Arg::Read(res_v),
-                Arg::Write(out),
-                params.arg(),
-            ],
-            [m as u32, nb, 1],
-        );
+        let mut args = vec![
+            Arg::Read(a),
+            Arg::Packed(packed, 0),
+            Arg::Read(bias_v),
+            Arg::Read(res_v),
+            Arg::Write(out),
+            params.arg(),
+        ];
+        args.extend(scales);
+        return cx.dispatch("matmul_gemv.wgsl", &gemv_defines(mode), args, [m as u32, nb, 1]);
     }
     let kq = k.div_ceil(4);
     let rows8 = m.div_ceil(8) * 8;
@@ -332,7 +475,7 @@ pub(crate) fn lower(
         groups,
     )?;
     let r = rows_for(m);
-    let mut defines = cw_defines(r, half);
+    let mut defines = cw_defines(r, mode);
     defines.push(("VEC", u32::from(n.is_multiple_of(4)).to_string()));
     defines.push(("ACT", act.code().to_string()));
     cx.dispatch(
@@ -348,7 +491,10 @@ pub(crate) fn lower(
             Arg::Read(res_v),
             Arg::Write(out),
             params.arg(),
-        ],
+        ]
+        .into_iter()
+        .chain(scales)
+        .collect(),
         [m.div_ceil(r) as u32, nb, 1],
     )
 }

@@ -52,7 +52,11 @@ pub(super) fn key(device: &Device, d: Dims, constant_b: bool, b_dtype: DType) ->
         "matmul:{}:{}{}:k{ks}:n{ns}:{}",
         class(m).0,
         if constant_b { "w" } else { "x" },
-        if b_dtype == DType::F16 { "16" } else { "" },
+        match b_dtype {
+            DType::F16 => "16",
+            DType::Q8 => "q8",
+            _ => "",
+        },
         names.join("/")
     )
 }
@@ -72,16 +76,23 @@ pub(super) fn tunable(device: &Device, d: Dims, constant_b: bool, b_dtype: DType
             })?;
             let mut g = Graph::new();
             let a = g.input("a", &[m, k], DType::F32)?;
-            let bt = Tensor::from_f32(&[k, n], vec![0.5; k * n])?;
+            // q8 weights are [N, K] (their blocks run along K).
+            let q8 = constant_b && b_dtype == DType::Q8;
+            let (layout, bs) = if q8 {
+                (Layout::NxK, [n, k])
+            } else {
+                (Layout::KxN, [k, n])
+            };
+            let bt = Tensor::from_f32(&bs, vec![0.5; k * n])?;
             let b = if constant_b {
-                // The weights' storage type (f16 weights read half the bytes).
+                // The weights' storage type (f16 and q8 weights read fewer bytes).
                 g.constant_tensor("b", bt.to_dtype(b_dtype)?)?
             } else {
                 g.input("b", &[k, n], DType::F32)?
             };
             let c = g.node1(
                 Matmul {
-                    layout: Layout::KxN,
+                    layout,
                     variant: Some(v),
                     ..Default::default()
                 },
