@@ -102,7 +102,10 @@ impl Q8Data {
         let mut scales = vec![1.0f32; rows * per_row];
         for r in 0..rows {
             for b in 0..per_row {
-                let (s, e) = (r * last + b * Q8_BLOCK, r * last + ((b + 1) * Q8_BLOCK).min(last));
+                let (s, e) = (
+                    r * last + b * Q8_BLOCK,
+                    r * last + ((b + 1) * Q8_BLOCK).min(last),
+                );
                 let amax = v[s..e].iter().fold(0.0f32, |m, x| m.max(x.abs()));
                 let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
                 scales[r * per_row + b] = scale;

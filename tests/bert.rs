@@ -186,30 +186,11 @@ fn tiny_c_legacy_layernorm_names() {
 }
 
 /// The real all-MiniLM-L6-v2 (tools/fetch_minilm.sh); a missing model fails with how to get it.
-fn minilm_dir() -> PathBuf {
-    let dir = std::env::var_os("WGPU_INFER_MINILM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let base = std::env::var_os("WGPU_INFER_MODELS")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                        .join(".cache/wgpu-infer/models")
-                });
-            base.join("all-MiniLM-L6-v2")
-        });
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "all-MiniLM-L6-v2 not found at {}: run `bash tools/fetch_minilm.sh` (or set WGPU_INFER_MINILM)",
-        dir.display()
-    );
-    dir
-}
 
 /// The real all-MiniLM-L6-v2 vs sentence-transformers. Fetch it with tools/fetch_minilm.sh.
 #[test]
 fn real_minilm_matches_sentence_transformers() {
-    let dir = minilm_dir();
+    let dir = common::minilm_dir();
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm");
     let r = Weights::open(fx.join("reference.safetensors")).unwrap();
     let m: serde_json::Value =
@@ -241,7 +222,7 @@ fn real_minilm_matches_sentence_transformers() {
 /// (tools/fixtures/gen_minilm_truncation.py).
 #[test]
 fn real_minilm_truncates_like_sentence_transformers() {
-    let dir = minilm_dir();
+    let dir = common::minilm_dir();
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm");
     let r = Weights::open(fx.join("truncation.safetensors")).unwrap();
     let m: serde_json::Value =

@@ -71,22 +71,7 @@ fn vit_f16_logits_match_transformers() {
 /// The real all-MiniLM-L6-v2 with f16 weights against sentence-transformers in f32.
 #[test]
 fn minilm_f16_embeddings_match_sentence_transformers() {
-    let dir = std::env::var_os("WGPU_INFER_MINILM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let base = std::env::var_os("WGPU_INFER_MODELS")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                        .join(".cache/wgpu-infer/models")
-                });
-            base.join("all-MiniLM-L6-v2")
-        });
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "all-MiniLM-L6-v2 not found at {}: run `bash tools/fetch_minilm.sh` (or set WGPU_INFER_MINILM)",
-        dir.display()
-    );
+    let dir = common::minilm_dir();
     let fx = fixtures().join("minilm");
     let r = Weights::open(fx.join("reference.safetensors")).unwrap();
     let meta: serde_json::Value =

@@ -60,6 +60,9 @@ pub enum WeightDtype {
     F32,
     /// Half the weight bytes; arithmetic stays f32 (within 1e-2 of f32 results).
     F16,
+    /// Symmetric int8 with one f32 scale per 32 weights (≈ 28 % of the f32 bytes), dequantized
+    /// in the kernels; arithmetic stays f32 (text and vision transformers).
+    Q8,
 }
 
 /// The flags every model command shares.
@@ -71,7 +74,8 @@ pub struct ModelArgs {
     pub model: String,
     #[arg(long, value_enum, default_value = "gpu")]
     pub backend: BackendKind,
-    /// Storage type of the weights (f16 halves their memory; arithmetic stays f32).
+    /// Storage type of the weights (f16 halves their memory, q8 stores int8 with block scales;
+    /// arithmetic stays f32).
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: WeightDtype,
     /// No progress bars or warnings on stderr.
@@ -102,6 +106,7 @@ impl ModelArgs {
         let dtype = match self.dtype {
             WeightDtype::F32 => DType::F32,
             WeightDtype::F16 => DType::F16,
+            WeightDtype::Q8 => DType::Q8,
         };
         let opts = LoadOptions::with_dtype(dtype);
         if self.quiet || !std::io::stderr().is_terminal() {

@@ -70,7 +70,10 @@ impl LoadOptions {
         if self.dtype == DType::Q8 && t.shape().len() != 2 {
             return Err(Error::Storage {
                 tensor: name,
-                msg: format!("cannot be stored as q8: it is {}-D, not a matrix", t.shape().len()),
+                msg: format!(
+                    "cannot be stored as q8: it is {}-D, not a matrix",
+                    t.shape().len()
+                ),
             });
         }
         let t = t.to_dtype(self.dtype).map_err(|e| Error::Storage {

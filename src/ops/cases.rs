@@ -536,7 +536,12 @@ fn q8_weights(rng: &mut Rng) -> Result<Vec<OpCase>> {
             );
         }
     }
-    for (vocab, dim, tokens) in [(1usize, 1usize, 1usize), (17, 3, 7), (1001, 65, 129), (5, 33, 9)] {
+    for (vocab, dim, tokens) in [
+        (1usize, 1usize, 1usize),
+        (17, 3, 7),
+        (1001, 65, 129),
+        (5, 33, 9),
+    ] {
         let t = q8_test_weight(rng, vocab, dim)?;
         out.push(embedding_case("embedding-q8", t, tokens, rng)?);
     }

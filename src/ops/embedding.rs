@@ -18,7 +18,10 @@ impl Op for Embedding {
     fn infer(&self, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
         expect_inputs("embedding", inputs, 2)?;
         let (t, ids) = (inputs[0], inputs[1]);
-        if t.rank() != 2 || !matches!(t.dtype, DType::F32 | DType::F16 | DType::Q8) || ids.dtype != DType::U32 {
+        if t.rank() != 2
+            || !matches!(t.dtype, DType::F32 | DType::F16 | DType::Q8)
+            || ids.dtype != DType::U32
+        {
             return Err(Error::shape(
                 "embedding",
                 "expects an f32, f16 or q8 [vocab, dim] table and u32 ids",

@@ -237,3 +237,26 @@ pub fn crc32(data: &[u8]) -> u32 {
     }
     !c
 }
+
+/// The real all-MiniLM-L6-v2 folder (`WGPU_INFER_MINILM`, else `$WGPU_INFER_MODELS` or
+/// ~/.cache/wgpu-infer/models, + all-MiniLM-L6-v2); a missing one fails with how to get it.
+#[allow(dead_code)]
+pub fn minilm_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("WGPU_INFER_MINILM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let base = std::env::var_os("WGPU_INFER_MODELS")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                        .join(".cache/wgpu-infer/models")
+                });
+            base.join("all-MiniLM-L6-v2")
+        });
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "all-MiniLM-L6-v2 not found at {}: run `bash tools/fetch_minilm.sh` (or set WGPU_INFER_MINILM)",
+        dir.display()
+    );
+    dir
+}

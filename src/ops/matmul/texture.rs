@@ -445,7 +445,12 @@ pub(crate) fn lower(
             params.arg(),
         ];
         args.extend(scales);
-        return cx.dispatch("matmul_gemv.wgsl", &gemv_defines(mode), args, [m as u32, nb, 1]);
+        return cx.dispatch(
+            "matmul_gemv.wgsl",
+            &gemv_defines(mode),
+            args,
+            [m as u32, nb, 1],
+        );
     }
     let kq = k.div_ceil(4);
     let rows8 = m.div_ceil(8) * 8;
