@@ -185,8 +185,6 @@ fn tiny_c_legacy_layernorm_names() {
     check_model("tiny_c");
 }
 
-/// The real all-MiniLM-L6-v2 (tools/fetch_minilm.sh); a missing model fails with how to get it.
-
 /// The real all-MiniLM-L6-v2 vs sentence-transformers. Fetch it with tools/fetch_minilm.sh.
 #[test]
 fn real_minilm_matches_sentence_transformers() {

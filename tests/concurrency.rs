@@ -9,6 +9,15 @@ use std::sync::Arc;
 use wgpu_infer::models::{Bert, Gpt2, Vit, Yolo};
 use wgpu_infer::{Backend, Device};
 
+/// The GPU-object tests take turns: wgpu's internal counters move when another test's device
+/// frees objects (seen as a flaky failure of the flat-memory test), so no other test of this
+/// file runs while one of them measures.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -41,6 +50,7 @@ const TEXTS: [&str; 8] = [
 /// many times each, match the single-threaded results bit for bit.
 #[test]
 fn eight_threads_share_one_model() {
+    let _turn = serial();
     for backend in [Backend::Gpu(device()), Backend::Cpu] {
         let model = Arc::new(Bert::load(backend.clone(), fixture("bert/tiny_a")).unwrap());
         let want: Vec<Vec<Vec<f32>>> = (0..8)
@@ -99,6 +109,7 @@ fn rss_bytes() -> u64 {
 /// exactly flat after warm-up, and host memory within a small bound.
 #[test]
 fn thousand_forwards_keep_memory_flat() {
+    let _turn = serial();
     // Its own device: wgpu's counters are per device, and other tests run concurrently.
     let dev = Device::new().unwrap();
     let model = Bert::load(Backend::Gpu(dev.clone()), fixture("bert/tiny_a")).unwrap();
@@ -135,6 +146,7 @@ fn thousand_forwards_keep_memory_flat() {
 /// Opening the same folder twice shares the loaded weights: the second model uploads nothing.
 #[test]
 fn same_folder_twice_uploads_weights_once() {
+    let _turn = serial();
     // A fresh device, so other tests' uploads do not interfere.
     let dev = Device::new().unwrap();
     let a = Vit::load(Backend::Gpu(dev.clone()), fixture("vit/tiny_cls")).unwrap();

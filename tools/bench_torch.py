@@ -4,6 +4,7 @@ measured on the same machine. Called by `wgpu-infer bench --torch PYTHON`; also 
 
     python tools/bench_torch.py models [--quick] [--threads 2] [--json out.json]
     python tools/bench_torch.py minilm --model DIR     # the real all-MiniLM-L6-v2 with sentence-transformers
+    python tools/bench_torch.py serve [--threads 2]    # JSON lines on stdin/stdout (what the bench uses)
 
 Prints one JSON object per workload: {"model", "workload", "ms", "rate", "unit", "threads"};
 "model" and "workload" match wgpu-infer's names.
@@ -37,51 +38,126 @@ def result(model, workload, secs, rate, unit, threads):
     return {"model": model, "workload": workload, "ms": secs * 1e3, "rate": rate, "unit": unit, "threads": threads}
 
 
-def models(args):
-    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, ViTConfig, ViTForImageClassification
+class Workloads:
+    """The bench's PyTorch workloads, built on first use. `call(model, workload)` runs one
+    repetition and returns its seconds per call (for GPT-2 decode: seconds per new token)."""
 
-    reps = 3 if args.quick else 7
-    out = []
-    with torch.inference_mode():
-        cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                         intermediate_size=1536, max_position_embeddings=512)
-        bert = BertModel(cfg, add_pooling_layer=False).eval()
-        for b in (1, 32, 64):
+    GPT2_NEW = 32
+
+    def __init__(self):
+        self._models = {}
+        self._warm = set()
+
+    def _model(self, name):
+        if name not in self._models:
+            from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, ViTConfig, ViTForImageClassification
+
+            if name == "bert":
+                cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                                 intermediate_size=1536, max_position_embeddings=512)
+                self._models[name] = BertModel(cfg, add_pooling_layer=False).eval()
+            elif name == "gpt2":
+                self._models[name] = GPT2LMHeadModel(GPT2Config()).eval()
+            elif name == "vit":
+                self._models[name] = ViTForImageClassification(ViTConfig()).eval()
+            elif name == "yolo":
+                from ultralytics import YOLO
+
+                self._models[name] = YOLO("yolov8n.yaml")
+        return self._models[name]
+
+    def names(self):
+        out = [("MiniLM-L6 (random weights)", f"batch {b} x 18 tokens") for b in (1, 32, 64)]
+        out += [("GPT-2 small (random weights)", "prefill 16 tokens"),
+                ("GPT-2 small (random weights)", f"decode {self.GPT2_NEW} tokens (KV cache)")]
+        out += [("ViT-B/16 224 (random weights)", f"batch {b}") for b in (1, 8)]
+        out += [("YOLOv8n 640", "network, 640x640"), ("YOLOv8n 640", "predict bus.jpg (letterbox 640x480, NMS)")]
+        return out
+
+    def _fn(self, model, workload):
+        """(callable returning seconds per item, items per call, unit)."""
+        def timed(f):
+            def g():
+                t0 = time.perf_counter()
+                f()
+                return time.perf_counter() - t0
+            return g
+
+        if model.startswith("MiniLM"):
+            b = int(workload.split()[1])
+            bert = self._model("bert")
             ids = (torch.arange(b * 18).reshape(b, 18) * 7919) % 30000 + 100
             mask = torch.ones_like(ids)
-            s = timeit(lambda: bert(input_ids=ids, attention_mask=mask), reps)
-            out.append(result("MiniLM-L6 (random weights)", f"batch {b} x 18 tokens", s, b / s, "sentences/s", args.threads))
+            return timed(lambda: bert(input_ids=ids, attention_mask=mask)), b, "sentences/s"
+        if model.startswith("GPT-2"):
+            gpt = self._model("gpt2")
+            prompt = (torch.arange(16)[None] * 3001) % 50000
+            pre = timed(lambda: gpt(input_ids=prompt, use_cache=True))
+            if workload.startswith("prefill"):
+                return pre, 16, "tokens/s"
+            n = self.GPT2_NEW
+            gen = timed(lambda: gpt.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                             max_new_tokens=n, min_new_tokens=n, pad_token_id=0))
+            return (lambda: (gen() - pre()) / (n - 1)), 1, "tokens/s"
+        if model.startswith("ViT"):
+            b = int(workload.split()[1])
+            vit = self._model("vit")
+            g = torch.Generator().manual_seed(12)
+            pix = torch.rand(b, 3, 224, 224, generator=g) * 2 - 1
+            return timed(lambda: vit(pixel_values=pix)), b, "images/s"
+        if model.startswith("YOLO"):
+            yolo = self._model("yolo")
+            if workload.startswith("network"):
+                net = yolo.model.eval()
+                x = torch.rand(1, 3, 640, 640) * 0.5
+                return timed(lambda: net(x)), 1, "images/s"
+            bus = os.path.join(ROOT, "tests", "fixtures", "yolo", "bus_decoded.png")
+            return timed(lambda: yolo.predict(bus, imgsz=640, verbose=False, device="cpu")), 1, "images/s"
+        raise KeyError(f"unknown workload {model!r} / {workload!r}")
 
-        gpt = GPT2LMHeadModel(GPT2Config()).eval()
-        prompt = (torch.arange(16)[None] * 3001) % 50000
-        s_pre = timeit(lambda: gpt(input_ids=prompt, use_cache=True), reps)
-        out.append(result("GPT-2 small (random weights)", "prefill 16 tokens", s_pre, 16 / s_pre, "tokens/s", args.threads))
-        n = 32
-        gen = lambda: gpt.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,  # noqa: E731
-                                   max_new_tokens=n, min_new_tokens=n, pad_token_id=0)
-        s_gen = timeit(gen, 2 if args.quick else 3)
-        per = (s_gen - s_pre) / (n - 1)
-        out.append(result("GPT-2 small (random weights)", f"decode {n} tokens (KV cache)", per, 1 / per, "tokens/s", args.threads))
+    def run(self, model, workload, reps):
+        """`reps` timings (seconds per call), after one warm-up call the first time."""
+        f, items, unit = self._fn(model, workload)
+        with torch.inference_mode():
+            if (model, workload) not in self._warm:
+                f()
+                self._warm.add((model, workload))
+            return [f() for _ in range(reps)], items, unit
 
-        vit = ViTForImageClassification(ViTConfig()).eval()
-        for b in ((1,) if args.quick else (1, 8)):
-            pix = torch.rand(b, 3, 224, 224) * 2 - 1
-            s = timeit(lambda: vit(pixel_values=pix), max(2, reps // 2))
-            out.append(result("ViT-B/16 224 (random weights)", f"batch {b}", s, b / s, "images/s", args.threads))
 
-    from ultralytics import YOLO
-
-    yolo = YOLO("yolov8n.yaml")
-    net = yolo.model.eval()
-    x = torch.rand(1, 3, 640, 640) * 0.5
-    with torch.inference_mode():
-        s = timeit(lambda: net(x), reps)
-    out.append(result("YOLOv8n 640", "network, 640x640", s, 1 / s, "images/s", args.threads))
-    bus = os.path.join(ROOT, "tests", "fixtures", "yolo", "bus_decoded.png")
-    if os.path.isfile(bus):
-        s = timeit(lambda: yolo.predict(bus, imgsz=640, verbose=False, device="cpu"), reps)
-        out.append(result("YOLOv8n 640", "predict bus.jpg (letterbox 640x480, NMS)", s, 1 / s, "images/s", args.threads))
+def models(args):
+    w = Workloads()
+    reps = 3 if args.quick else 7
+    out = []
+    for model, workload in w.names():
+        if args.quick and workload == "batch 8":
+            continue
+        r = 2 if (model.startswith("GPT-2") and "decode" in workload) or model.startswith("ViT") else reps
+        secs, items, unit = w.run(model, workload, r)
+        s = statistics.median(secs)
+        out.append(result(model, workload, s, items / s, unit, args.threads))
     return out
+
+
+def serve(args):
+    """One JSON request per stdin line, one JSON answer per stdout line, until EOF:
+    {"model", "workload", "reps"} -> {"secs": [seconds per call, one per rep], "items", "unit", "threads"}
+    or {"error": message}. `wgpu-infer bench --torch` alternates these with its own repetitions."""
+    w = Workloads()
+    out = sys.stdout
+    sys.stdout = sys.stderr  # library chatter must not corrupt the protocol
+    print(json.dumps({"ready": True, "threads": args.threads}), file=out, flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            secs, items, unit = w.run(req["model"], req["workload"], int(req.get("reps", 1)))
+            ans = {"secs": secs, "items": items, "unit": unit, "threads": args.threads}
+        except Exception as e:  # reported to the caller, which decides
+            ans = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(ans), file=out, flush=True)
+    return None
 
 
 def minilm(args):
@@ -100,7 +176,7 @@ def minilm(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["models", "minilm"])
+    p.add_argument("workload", choices=["models", "minilm", "serve"])
     p.add_argument("--model", help="sentence-transformers folder (minilm)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true")
@@ -108,7 +184,9 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    res = {"models": models, "minilm": minilm}[args.workload](args)
+    res = {"models": models, "minilm": minilm, "serve": serve}[args.workload](args)
+    if res is None:
+        return
     for r in res:
         print(json.dumps(r), file=sys.stderr)
     if args.json:

@@ -1,5 +1,6 @@
-use super::bench_harness::{self, BenchOptions, TorchResult};
+use super::bench_harness::{self, BenchOptions};
 use super::output;
+use super::torch_peer::TorchPeer;
 use clap::Args;
 use std::io::IsTerminal;
 use std::io::Write;
@@ -15,7 +16,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// A Python with torch, transformers and ultralytics: runs the same model workloads in
-    /// PyTorch (2 threads) through tools/bench_torch.py and reports the ratio.
+    /// PyTorch (2 threads) through tools/bench_torch.py, one repetition after each of ours, and
+    /// reports the ratio.
     #[arg(long)]
     torch: Option<PathBuf>,
     #[arg(long, conflicts_with = "models_only")]
@@ -31,40 +33,6 @@ pub struct BenchArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
-}
-
-fn torch_results(python: &PathBuf, quick: bool) -> Result<Vec<TorchResult>> {
-    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/bench_torch.py"));
-    // A fresh private file (O_EXCL, random name), removed when `tmp` drops.
-    let tmp = tempfile::Builder::new()
-        .prefix("wgpu-infer-torch-")
-        .suffix(".json")
-        .tempfile()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let out = tmp.path().to_path_buf();
-    let mut cmd = std::process::Command::new(python);
-    cmd.arg(&script)
-        .arg("models")
-        .arg("--threads")
-        .arg("2")
-        .arg("--json")
-        .arg(&out);
-    if quick {
-        cmd.arg("--quick");
-    }
-    let status = cmd.status().map_err(|e| Error::io(python, e))?;
-    if !status.success() {
-        return Err(Error::InvalidArgument(format!(
-            "{} {} failed ({status})",
-            python.display(),
-            script.display()
-        )));
-    }
-    let text = std::fs::read_to_string(&out).map_err(|e| Error::io(&out, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: out,
-        msg: format!("unexpected output of bench_torch.py: {e}"),
-    })
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -86,38 +54,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let verbose = !args.quiet && std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let report = bench_harness::run(&dev, &opts, |what| {
+    let mut peer = match &args.torch {
+        Some(py) if !args.kernels_only => {
+            if verbose {
+                eprintln!("[  0.0s] starting PyTorch via {}", py.display());
+            }
+            Some(TorchPeer::spawn(py, 2)?)
+        }
+        _ => None,
+    };
+    let report = bench_harness::run(&dev, &opts, peer.as_mut(), |what| {
         if verbose {
             eprintln!("[{:>5.1}s] {what}", started.elapsed().as_secs_f64());
         }
     })?;
-    let torch = match &args.torch {
-        Some(py) if !args.kernels_only => {
-            if verbose {
-                eprintln!(
-                    "[{:>5.1}s] PyTorch via {}",
-                    started.elapsed().as_secs_f64(),
-                    py.display()
-                );
-            }
-            torch_results(py, args.quick)?
-        }
-        _ => Vec::new(),
-    };
-    print!("{}", report.to_markdown(&torch));
+    drop(peer);
+    print!("{}", report.to_markdown());
     println!("\n(total {:.0} s)", started.elapsed().as_secs_f64());
+    if report.noisy {
+        eprintln!(
+            "warning: noisy run: FMA peak {:.1} GFLOP/s at the start, {:.1} at the end",
+            report.peak_gflops, report.peak_end_gflops
+        );
+    }
     if let Some(out) = &json {
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            report: &'a bench_harness::Report,
-            torch: &'a [TorchResult],
-        }
-        let text = serde_json::to_string_pretty(&Out {
-            report: &report,
-            torch: &torch,
-        })
-        .expect("plain data");
+        let text = serde_json::to_string_pretty(&report).expect("plain data");
         out.write(|w| {
             w.write_all(text.as_bytes())
                 .map_err(|e| Error::io(out.path(), e))

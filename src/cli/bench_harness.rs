@@ -3,6 +3,7 @@
 //! sizes (random weights), GPU against the CPU reference path, all in one process so every
 //! ratio is same-run.
 
+use super::torch_peer::TorchPeer;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub struct ModelResult {
     pub memory_bytes: u64,
     /// Kernel dispatches per forward (GPU).
     pub dispatches: usize,
+    /// Kernels (shaders) the measured plan ran: which variants were chosen.
+    pub kernels: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -67,11 +70,113 @@ pub struct Report {
     pub date: String,
     pub adapter: String,
     pub backend: String,
+    /// FMA peak at the start of the run.
     pub peak_gflops: f64,
+    /// FMA peak at the end of the run.
+    pub peak_end_gflops: f64,
+    /// The two peaks differ by more than 15 %: the machine was not quiet, ratios are suspect.
+    pub noisy: bool,
+    /// 1-minute load average at the start and at the end (Linux; empty elsewhere).
+    pub load: [String; 2],
     pub quick: bool,
     pub shader_cache: &'static str,
     pub kernels: Vec<KernelResult>,
     pub models: Vec<ModelResult>,
+    /// PyTorch's figures, measured in alternation with ours.
+    pub torch: Vec<TorchResult>,
+}
+
+/// How far apart the start and end FMA peaks may be before a run is flagged noisy.
+pub const NOISY_SPREAD: f64 = 0.15;
+
+/// PyTorch's side of the same-run comparison: one repetition of the same workload after each
+/// of ours, collected per (model, workload).
+pub struct Torch<'a> {
+    peer: Option<&'a mut TorchPeer>,
+    /// (seconds per call, items per call, unit)
+    samples: BTreeMap<(String, String), (Vec<f64>, f64, &'static str)>,
+}
+
+impl<'a> Torch<'a> {
+    pub fn new(peer: Option<&'a mut TorchPeer>) -> Self {
+        Torch {
+            peer,
+            samples: BTreeMap::new(),
+        }
+    }
+
+    /// `reps` repetitions of PyTorch's `workload` (0: its warm-up only), kept as samples.
+    fn sample(
+        &mut self,
+        model: &str,
+        workload: &str,
+        unit: &'static str,
+        reps: usize,
+    ) -> Result<()> {
+        let Some(peer) = self.peer.as_deref_mut() else {
+            return Ok(());
+        };
+        let (secs, items) = peer.time(model, workload, reps)?;
+        let e = self
+            .samples
+            .entry((model.to_string(), workload.to_string()))
+            .or_insert_with(|| (Vec::new(), items, unit));
+        e.0.extend(secs);
+        e.1 = items;
+        Ok(())
+    }
+
+    fn results(&self) -> Vec<TorchResult> {
+        let threads = self.peer.as_ref().map_or(0, |p| p.threads);
+        self.samples
+            .iter()
+            .filter(|(_, (v, _, _))| !v.is_empty())
+            .map(|((model, workload), (v, items, unit))| {
+                let mut v = v.clone();
+                v.sort_by(f64::total_cmp);
+                let secs = v[v.len() / 2];
+                TorchResult {
+                    model: model.clone(),
+                    workload: workload.clone(),
+                    ms: secs * 1e3,
+                    rate: items / secs.max(1e-12),
+                    unit: unit.to_string(),
+                    threads,
+                    samples: v.len(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Like [`time`] (seconds per call of `f`), with PyTorch's same workload (`model`,
+/// `workload`, `items` per call) timed once after each of our repetitions when a peer is given.
+#[allow(clippy::too_many_arguments)]
+fn time_vs(
+    torch: &mut Torch<'_>,
+    (model, workload, unit): (&str, &str, &'static str),
+    reps: usize,
+    budget: f64,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    f()?;
+    torch.sample(model, workload, unit, 0)?;
+    let start = Instant::now();
+    let mut ours = 0.0;
+    let mut t = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let t0 = Instant::now();
+        f()?;
+        let dt = t0.elapsed().as_secs_f64();
+        ours += dt;
+        t.push(dt);
+        torch.sample(model, workload, unit, 1)?;
+        if ours > budget || start.elapsed().as_secs_f64() > 3.0 * budget {
+            break;
+        }
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
 }
 
 /// Median of `reps` timed calls after one warm-up (seconds), stopping early after `budget` s.
@@ -235,6 +340,7 @@ struct Run<'a> {
     cold_start_s: f64,
     /// (device bytes, dispatches per forward)
     memory: (u64, usize),
+    kernels: Vec<String>,
 }
 
 impl Run<'_> {
@@ -250,6 +356,7 @@ impl Run<'_> {
             cold_start_s: self.cold_start_s,
             memory_bytes: self.memory.0,
             dispatches: self.memory.1,
+            kernels: self.kernels.clone(),
         }
     }
 }
@@ -331,6 +438,7 @@ fn models(
     dev: &Device,
     opts: &BenchOptions,
     out: &mut Vec<ModelResult>,
+    torch: &mut Torch<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let quick = opts.quick;
@@ -380,16 +488,21 @@ fn models(
             } else {
                 7
             };
-            let s = time(reps, if quick { 3.0 } else { 10.0 }, || {
-                model.forward(&input, false).map(|_| ())
-            })?;
+            let workload = format!("batch {batch} x {seq} tokens");
+            let name = "MiniLM-L6 (random weights)";
+            let budget = if quick { 3.0 } else { 10.0 };
+            let fwd = || model.forward(&input, false).map(|_| ());
+            let s = match backend {
+                Backend::Cpu => time(reps, budget, fwd)?,
+                _ => time_vs(torch, (name, &workload, "sentences/s"), reps, budget, fwd)?,
+            };
             let run = Run {
-                model: "MiniLM-L6 (random weights)",
+                model: name,
                 backend: backend.name().into(),
                 cold_start_s: cold.unwrap_or(0.0),
                 memory: model.memory_and_dispatches(),
+                kernels: model.kernels(),
             };
-            let workload = format!("batch {batch} x {seq} tokens");
             out.push(run.row(workload, s, batch as f64, "sentences/s"));
         }
         progress(&format!("MiniLM-L6 threads ({})", backend.name()));
@@ -398,20 +511,22 @@ fn models(
             backend: backend.name().into(),
             cold_start_s: cold.unwrap_or(0.0),
             memory: model.memory_and_dispatches(),
+            kernels: model.kernels(),
         };
         threads(&model, quick, &run, out)?;
     }
     // GPT-2 small sized (random weights): 16-token prompt, 32 greedy tokens with the KV cache;
-    // on the GPU with f32 and with f16 weights.
+    // on the GPU with f32, f16 and q8 weights.
     let [gpu, cpu] = backends(dev);
     for (backend, dtype) in [
         (gpu.clone(), DType::F32),
-        (gpu, DType::F16),
+        (gpu.clone(), DType::F16),
+        (gpu, DType::Q8),
         (cpu, DType::F32),
     ] {
         let label = match dtype {
-            DType::F16 => format!("{} f16", backend.name()),
-            _ => backend.name().to_string(),
+            DType::F32 => backend.name().to_string(),
+            d => format!("{} {d}", backend.name()),
         };
         progress(&format!("GPT-2 small ({label})"));
         let t0 = Instant::now();
@@ -434,18 +549,38 @@ fn models(
         };
         let first = model.generate_ids(&prompt, &opts, |_| true)?;
         let cold = t0.elapsed().as_secs_f64() - first.decode_secs;
-        let g = model.generate_ids(&prompt, &opts, |_| true)?;
-        let decode_tokens = g.tokens.len().saturating_sub(1) as f64;
+        let name = "GPT-2 small (random weights)";
+        let decode = format!("decode {} tokens (KV cache)", opts.max_new_tokens);
+        let gpu = !matches!(backend, Backend::Cpu);
+        if gpu {
+            torch.sample(name, "prefill 16 tokens", "tokens/s", 0)?;
+            torch.sample(name, &decode, "tokens/s", 0)?;
+        }
+        // Rounds of one generation of ours, then one of PyTorch's (prefill and decode).
+        let rounds = if quick || !gpu { 2 } else { 3 };
+        let (mut pre, mut per) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let g = model.generate_ids(&prompt, &opts, |_| true)?;
+            pre.push(g.prefill_secs);
+            per.push(g.decode_secs / g.tokens.len().saturating_sub(1).max(1) as f64);
+            if gpu {
+                torch.sample(name, "prefill 16 tokens", "tokens/s", 1)?;
+                torch.sample(name, &decode, "tokens/s", 1)?;
+            }
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
         let run = Run {
-            model: "GPT-2 small (random weights)",
+            model: name,
             backend: label,
             cold_start_s: cold,
             memory: model.memory_and_dispatches(),
+            kernels: model.kernels(),
         };
-        out.push(run.row("prefill 16 tokens".into(), g.prefill_secs, 16.0, "tokens/s"));
-        let per_token = g.decode_secs / decode_tokens.max(1.0);
-        let workload = format!("decode {} tokens (KV cache)", g.tokens.len());
-        out.push(run.row(workload, per_token, 1.0, "tokens/s"));
+        out.push(run.row("prefill 16 tokens".into(), median(pre), 16.0, "tokens/s"));
+        out.push(run.row(decode, median(per), 1.0, "tokens/s"));
     }
     // ViT-B/16 at 224 (random weights).
     for backend in backends(dev) {
@@ -473,16 +608,22 @@ fn models(
             } else {
                 5
             };
-            let s = time(reps, if quick { 3.0 } else { 10.0 }, || {
-                model.forward(&pix).map(|_| ())
-            })?;
+            let name = "ViT-B/16 224 (random weights)";
+            let workload = format!("batch {b}");
+            let budget = if quick { 3.0 } else { 10.0 };
+            let fwd = || model.forward(&pix).map(|_| ());
+            let s = match backend {
+                Backend::Cpu => time(reps, budget, fwd)?,
+                _ => time_vs(torch, (name, &workload, "images/s"), reps, budget, fwd)?,
+            };
             let run = Run {
-                model: "ViT-B/16 224 (random weights)",
+                model: name,
                 backend: backend.name().into(),
                 cold_start_s: cold.unwrap_or(0.0),
                 memory: model.memory_and_dispatches(),
+                kernels: model.kernels(),
             };
-            out.push(run.row(format!("batch {b}"), s, b as f64, "images/s"));
+            out.push(run.row(workload, s, b as f64, "images/s"));
         }
     }
     // YOLOv8n at 640: network only, and the full predict (letterbox, NMS) on bus.jpg.
@@ -508,34 +649,55 @@ fn models(
         } else {
             5
         };
-        let s = time(reps, if quick { 2.0 } else { 10.0 }, || {
-            model.forward(&x).map(|_| ())
-        })?;
+        let name = "YOLOv8n 640";
+        let gpu = !matches!(backend, Backend::Cpu);
+        let fwd = || model.forward(&x).map(|_| ());
+        let budget = if quick { 2.0 } else { 10.0 };
+        let workload = "network, 640x640";
+        let s = if gpu {
+            time_vs(torch, (name, workload, "images/s"), reps, budget, fwd)?
+        } else {
+            time(reps, budget, fwd)?
+        };
         let run = Run {
-            model: "YOLOv8n 640",
+            model: name,
             backend: backend.name().into(),
             cold_start_s: cold,
             memory: model.memory_and_dispatches(),
+            kernels: model.kernels(),
         };
-        out.push(run.row("network, 640x640".into(), s, 1.0, "images/s"));
+        out.push(run.row(workload.into(), s, 1.0, "images/s"));
         if let Some(bus) = &bus {
             let img = wgpu_infer::imageio::load_rgb(bus)?;
-            let s = time(reps, 5.0, || {
+            let predict = || {
                 model
                     .detect_image(&img, &DetectOptions::default())
                     .map(|_| ())
-            })?;
-            let workload = "predict bus.jpg (letterbox 640x480, NMS)".into();
-            out.push(run.row(workload, s, 1.0, "images/s"));
+            };
+            let workload = "predict bus.jpg (letterbox 640x480, NMS)";
+            let s = if gpu {
+                time_vs(torch, (name, workload, "images/s"), reps, 5.0, predict)?
+            } else {
+                time(reps, 5.0, predict)?
+            };
+            out.push(run.row(workload.into(), s, 1.0, "images/s"));
         }
     }
     Ok(())
 }
 
 /// Runs the benchmark. `progress` receives a line before each measurement.
-pub fn run(dev: &Device, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report> {
+pub fn run(
+    dev: &Device,
+    opts: &BenchOptions,
+    peer: Option<&mut TorchPeer>,
+    mut progress: impl FnMut(&str),
+) -> Result<Report> {
     progress("FMA peak");
-    let peak = dev.measure_fma_peak(if opts.quick { 3 } else { 7 })?;
+    let load_start = load_average();
+    let peak_reps = if opts.quick { 3 } else { 7 };
+    let peak = dev.measure_fma_peak(peak_reps)?;
+    let mut torch = Torch::new(peer);
     let kernel_results = if opts.skip_kernels {
         Vec::new()
     } else {
@@ -543,14 +705,19 @@ pub fn run(dev: &Device, opts: &BenchOptions, mut progress: impl FnMut(&str)) ->
     };
     let mut model_results = Vec::new();
     if !opts.skip_models {
-        models(dev, opts, &mut model_results, &mut progress)?;
+        models(dev, opts, &mut model_results, &mut torch, &mut progress)?;
     }
+    progress("FMA peak (end)");
+    let peak_end = dev.measure_fma_peak(peak_reps)?;
     let info = dev.adapter_info();
     Ok(Report {
         date: today(),
         adapter: format!("{} ({:?}, {})", info.name, info.backend, info.driver_info),
         backend: format!("{:?}", info.backend),
         peak_gflops: peak,
+        peak_end_gflops: peak_end,
+        noisy: (peak - peak_end).abs() > NOISY_SPREAD * peak.max(peak_end),
+        load: [load_start, load_average()],
         quick: opts.quick,
         shader_cache: if std::env::var("MESA_SHADER_CACHE_DISABLE")
             .is_ok_and(|v| v == "true" || v == "1")
@@ -561,7 +728,16 @@ pub fn run(dev: &Device, opts: &BenchOptions, mut progress: impl FnMut(&str)) ->
         },
         kernels: kernel_results,
         models: model_results,
+        torch: torch.results(),
     })
+}
+
+/// The 1-minute load average (Linux), else an empty string.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// UTC date as YYYY-MM-DD (civil-from-days, no time zone database needed).
@@ -584,15 +760,30 @@ fn today() -> String {
 
 impl Report {
     /// Markdown tables: kernels (with the same-run CPU reference) and models.
-    pub fn to_markdown(&self, torch: &[TorchResult]) -> String {
+    pub fn to_markdown(&self) -> String {
         use std::fmt::Write;
+        let torch = &self.torch;
         let mut s = String::new();
         let _ = writeln!(s, "wgpu-infer bench — {} — {}", self.date, self.adapter);
         let _ = writeln!(
             s,
-            "FMA peak (same run): {:.1} GFLOP/s; shader cache: {}\n",
-            self.peak_gflops, self.shader_cache
+            "FMA peak: {:.1} GFLOP/s at the start, {:.1} at the end; load average {} -> {}; shader cache: {}",
+            self.peak_gflops, self.peak_end_gflops, self.load[0], self.load[1], self.shader_cache
         );
+        if self.noisy {
+            let _ = writeln!(
+                s,
+                "**NOISY RUN**: the two FMA peaks differ by more than {:.0} %; the machine was busy, do not trust these ratios.",
+                NOISY_SPREAD * 100.0
+            );
+        }
+        if !torch.is_empty() {
+            let _ = writeln!(
+                s,
+                "PyTorch ran in the same process tree, one repetition after each of ours (alternating)."
+            );
+        }
+        s.push('\n');
         if !self.kernels.is_empty() {
             let _ = writeln!(
                 s,
@@ -652,9 +843,27 @@ impl Report {
             for t in torch {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | pytorch ({} threads) | {:.1} | {:.1} {} | | 1.00x | | | |",
-                    t.model, t.workload, t.threads, t.ms, t.rate, t.unit
+                    "| {} | {} | pytorch ({} threads, {} reps) | {:.1} | {:.1} {} | | 1.00x | | | |",
+                    t.model, t.workload, t.threads, t.samples, t.ms, t.rate, t.unit
                 );
+            }
+            // Which kernels each GPU model ran (the tuned or default variants).
+            let _ = writeln!(s, "\n| model | backend | kernels of the measured plan |");
+            let _ = writeln!(s, "|---|---|---|");
+            let mut seen = std::collections::BTreeSet::new();
+            for m in &self.models {
+                if m.backend == "cpu" || m.kernels.is_empty() {
+                    continue;
+                }
+                if seen.insert((m.model.clone(), m.backend.clone())) {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} |",
+                        m.model,
+                        m.backend,
+                        m.kernels.join(", ")
+                    );
+                }
             }
         }
         s
@@ -670,4 +879,7 @@ pub struct TorchResult {
     pub rate: f64,
     pub unit: String,
     pub threads: usize,
+    /// Repetitions behind the median.
+    #[serde(default)]
+    pub samples: usize,
 }

@@ -10,6 +10,7 @@ mod generate;
 mod info;
 mod inspect;
 mod output;
+mod torch_peer;
 mod tune;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

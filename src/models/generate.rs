@@ -77,6 +77,11 @@ impl KvSession {
     }
 
     /// Bytes of the cache plus the largest step plan, and the last step's dispatches.
+    /// Kernels of the last step plan built (a decode step once decoding ran).
+    pub fn kernels(&self) -> Vec<String> {
+        self.steps.last_stats().map_or_else(Vec::new, |s| s.kernels)
+    }
+
     pub fn memory_and_dispatches(&self) -> (u64, usize) {
         let cache: u64 = self.states.iter().map(|s| s.bytes()).sum();
         let last = self.steps.last_stats().map_or(0, |s| s.dispatches);
@@ -176,6 +181,13 @@ impl KvPool {
             .map(KvSession::memory_and_dispatches)
             .max()
             .unwrap_or((0, 0))
+    }
+
+    /// Kernels of the largest idle session's last step plan.
+    pub fn kernels(&self) -> Vec<String> {
+        self.idle()
+            .first()
+            .map_or_else(Vec::new, KvSession::kernels)
     }
 }
 

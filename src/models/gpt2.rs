@@ -213,6 +213,10 @@ impl Gpt2 {
     pub fn memory_and_dispatches(&self) -> (u64, usize) {
         self.sessions.memory_and_dispatches()
     }
+    /// Kernels of the last decode step (of the largest idle generation session).
+    pub fn kernels(&self) -> Vec<String> {
+        self.sessions.kernels()
+    }
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -228,6 +228,10 @@ impl Vit {
     pub fn memory_and_dispatches(&self) -> (u64, usize) {
         self.runner.memory_and_dispatches()
     }
+    /// Kernels the last forward ran.
+    pub fn kernels(&self) -> Vec<String> {
+        self.runner.kernels()
+    }
     pub fn name(&self) -> &str {
         &self.name
     }
