@@ -220,7 +220,7 @@ fn pack_b_q8(
 
 /// WGSL that loads the two B vec4s of step `kk` into `b{kk}_0`, `b{kk}_1` (texture `bt`, x
 /// offset `bx`, row `by`); `half` selects the f16-pair texture.
-fn b_loads(kk: usize, mode: BMode, indent: &str) -> String {
+fn b_loads(kk: usize, mode: BMode, indent: &str, scales: (&str, &str)) -> String {
     if mode == BMode::Q8 {
         // Texel kk/2 holds steps kk (x, y) and kk + 1 (z, w); s0, s1 are the block's scales.
         let (t, hi) = (kk & !1, kk % 2 == 1);
@@ -233,8 +233,8 @@ fn b_loads(kk: usize, mode: BMode, indent: &str) -> String {
             );
         }
         let (c0, c1) = if hi { ("z", "w") } else { ("x", "y") };
-        let _ = writeln!(s, "{indent}let b{kk}_0 = dq8(t{t}.{c0}, s0);");
-        let _ = writeln!(s, "{indent}let b{kk}_1 = dq8(t{t}.{c1}, s1);");
+        let _ = writeln!(s, "{indent}let b{kk}_0 = dq8(t{t}.{c0}, {});", scales.0);
+        let _ = writeln!(s, "{indent}let b{kk}_1 = dq8(t{t}.{c1}, {});", scales.1);
         return s;
     }
     let half = mode == BMode::F16;
@@ -321,7 +321,7 @@ pub(crate) fn cw_defines(r: usize, mode: BMode) -> Vec<(&'static str, String)> {
         }
     }
     for kk in 0..4 {
-        body.push_str(&b_loads(kk, mode, "        "));
+        body.push_str(&b_loads(kk, mode, "        ", ("s0", "s1")));
     }
     for g in 0..groups {
         let _ = writeln!(
@@ -356,15 +356,22 @@ pub(crate) fn cw_defines(r: usize, mode: BMode) -> Vec<(&'static str, String)> {
     d
 }
 
-/// Generated loop body of matmul_gemv.wgsl: 8 chunks of 4 k (one q8 scale block).
+/// Generated loop body of matmul_gemv.wgsl: 8 chunks of 4 k (one q8 scale block). For q8 the
+/// block's products of A with the raw int8 values are summed in `blk0`, `blk1` and scaled once
+/// at the end of the block (one multiply per 32 weights instead of one per weight).
 pub(crate) fn gemv_defines(mode: BMode) -> Vec<(&'static str, String)> {
     let mut body = String::new();
-    if mode == BMode::Q8 {
+    let q8 = mode == BMode::Q8;
+    let (acc0, acc1) = if q8 { ("blk0", "blk1") } else { ("acc0", "acc1") };
+    if q8 {
         for line in [
             "let sy = i32(by0 + ((q0 * 4u) >> p.kt_shift));",
             "let sx = i32((((q0 * 4u) & ((1u << p.kt_shift) - 1u)) >> 5u) * 16u + 2u * lid);",
             "let s0 = textureLoad(st, vec2<i32>(sx, sy));",
             "let s1 = textureLoad(st, vec2<i32>(sx + 1, sy));",
+            "let one = vec4<f32>(1.0);",
+            "var blk0 = vec4<f32>(0.0);",
+            "var blk1 = vec4<f32>(0.0);",
         ] {
             let _ = writeln!(body, "        {line}");
         }
@@ -383,14 +390,18 @@ pub(crate) fn gemv_defines(mode: BMode) -> Vec<(&'static str, String)> {
         );
         let _ = writeln!(body, "            let by = i32(by0 + (k >> p.kt_shift));");
         for (kk, lane) in LANES.iter().enumerate() {
-            body.push_str(&b_loads(kk, mode, "            "));
+            body.push_str(&b_loads(kk, mode, "            ", ("one", "one")));
             let _ = writeln!(
                 body,
                 "            {{ let a = vec4<f32>(subgroupBroadcast(al.{lane}, {j}u)); \
-                 acc0 = fma(a, b{kk}_0, acc0); acc1 = fma(a, b{kk}_1, acc1); }}"
+                 {acc0} = fma(a, b{kk}_0, {acc0}); {acc1} = fma(a, b{kk}_1, {acc1}); }}"
             );
         }
         let _ = writeln!(body, "        }}");
+    }
+    if q8 {
+        let _ = writeln!(body, "        acc0 = fma(blk0, s0, acc0);");
+        let _ = writeln!(body, "        acc1 = fma(blk1, s1, acc1);");
     }
     let mut d = vec![("BODY", body)];
     d.extend(b_defines(mode));
