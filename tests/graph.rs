@@ -202,3 +202,54 @@ fn plan_cache_builds_once_per_shape_and_reuses_kernels() {
     assert_eq!(dev.kernel_count(), kernels_after_first);
     assert!(wc.device_bytes() > 0);
 }
+
+/// Concat slots: producers write straight into their concat's output (no copy dispatches),
+/// except a producer that reads a value already placed in the same output (a buffer cannot be
+/// read and written in one dispatch), whose result is copied as before. Both match the CPU.
+#[test]
+fn concat_inputs_are_written_in_place_when_they_can_be() {
+    let mut rng = Rng::new(21);
+    // [1, C, 64] parts: 64 floats = 256 bytes per channel, so every slot offset is aligned.
+    let mut g = Graph::new();
+    let x = g.input("x", &[1, 4, 64], DType::F32).unwrap();
+    let a = g.gelu(x).unwrap(); // placed
+    let b = g.silu(x).unwrap(); // placed
+    let c = g.add(b, x).unwrap(); // reads b, which lives in the output: copied
+    let d = g.add(a, a).unwrap(); // reads a (in the output): copied
+    let e = g.gelu(c).unwrap(); // reads c (its own buffer): placed
+    let y = g.concat(&[a, b, c, d, e], 1).unwrap();
+    let z = g.add(y, y).unwrap();
+    g.output("z", z);
+    let g = Arc::new(g);
+    let xv = rng.tensor(&[1, 4, 64], -2.0, 2.0);
+    let want = Backend::Cpu
+        .compile(g.clone(), &[])
+        .unwrap()
+        .run(&[&xv])
+        .unwrap();
+    let mut gpu = Backend::Gpu(device()).compile(g, &[]).unwrap();
+    // 6 elementwise nodes + the copies of c and d (a, b and e need none).
+    assert_eq!(gpu.stats().dispatches, 8, "{:?}", gpu.stats());
+    for _ in 0..2 {
+        let got = gpu.run(&[&xv]).unwrap();
+        common::compare("concat slots", &got["z"], &want["z"], 1e-5, 1e-6);
+    }
+    // Batch 2: the parts are strided inside the output, so every part is copied.
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 4, 64], DType::F32).unwrap();
+    let a = g.gelu(x).unwrap();
+    let b = g.silu(x).unwrap();
+    let y = g.concat(&[a, b], 1).unwrap();
+    g.output("y", y);
+    let g = Arc::new(g);
+    let xv = rng.tensor(&[2, 4, 64], -2.0, 2.0);
+    let want = Backend::Cpu
+        .compile(g.clone(), &[])
+        .unwrap()
+        .run(&[&xv])
+        .unwrap();
+    let mut gpu = Backend::Gpu(device()).compile(g, &[]).unwrap();
+    assert_eq!(gpu.stats().dispatches, 4);
+    let got = gpu.run(&[&xv]).unwrap();
+    common::compare("strided concat", &got["y"], &want["y"], 1e-5, 1e-6);
+}

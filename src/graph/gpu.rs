@@ -16,6 +16,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 enum Loc {
     Pool(usize),
+    /// Inside another value's buffer (root value index, byte offset): a concat slot.
+    Placed(usize, u64),
     Input(usize),
     Const(Arc<Packed>),
     State(Arc<wgpu::Buffer>),
@@ -77,11 +79,21 @@ impl GpuPlan {
         new_kernels.append(&mut lower.new_kernels);
         lowered?;
         let Lower {
-            dispatches,
+            mut dispatches,
             scratch,
             scratch_tex,
             ..
         } = lower;
+        // Concat slots: producers that can write straight into their concat's output.
+        let align = device.limits().min_storage_buffer_offset_alignment as u64;
+        let placed = place_in_slots(g, &dispatches, align);
+        // The concat's copy of a placed input is gone: the producer wrote it in place.
+        dispatches.retain(|d| {
+            !d.args.iter().any(|a| {
+                matches!(a, Arg::Read(x)
+                    if placed[g.root(*x).index()].is_some_and(|(_, _, n)| n == d.node))
+            })
+        });
         // Scratch textures: one per distinct size and format.
         type TexKey = (u32, u32, TexFormat, u64);
         let mut tex_pool: Vec<(TexKey, wgpu::Texture, wgpu::TextureView)> = Vec::new();
@@ -123,13 +135,25 @@ impl GpuPlan {
         for (_, o) in &g.outputs {
             last[g.root(*o).index()] = Some(usize::MAX);
         }
+        // A slot's buffer lives from its first producer to the last use of any part of it.
+        let mut first = vec![None::<usize>; nv];
+        for (i, p) in placed.iter().enumerate() {
+            if let (Some((t, _, _)), Source::Node { node, .. }) = (p, &g.values[i].source) {
+                first[*t] = Some(first[*t].map_or(*node, |f: usize| f.min(*node)));
+                last[*t] = last[*t].max(last[i]);
+            }
+        }
         let mut reqs = Vec::new();
         let mut req_value = Vec::new();
         for (i, v) in g.values.iter().enumerate() {
+            if placed[i].is_some() {
+                continue;
+            }
             if let Source::Node { node, .. } = v.source {
+                let f = first[i].map_or(node, |f| f.min(node));
                 reqs.push(Interval {
                     bytes: pad4(v.info.bytes() as u64),
-                    first: node,
+                    first: f,
                     last: last[i].unwrap_or(node).max(node),
                 });
                 req_value.push(Some(i));
@@ -178,6 +202,12 @@ impl GpuPlan {
                     scratch_buf[k_scratch] = mplan.assignment[r];
                     k_scratch += 1;
                 }
+            }
+        }
+
+        for (i, p) in placed.iter().enumerate() {
+            if let Some((t, off, _)) = p {
+                loc[i] = Some(Loc::Placed(*t, *off));
             }
         }
 
@@ -259,9 +289,15 @@ impl GpuPlan {
         // 5. Bind groups.
         let max_bind = device.max_binding();
         let resolve = |v: ValueId| -> Result<(&wgpu::Buffer, u64)> {
-            let root = g.root(v).index();
+            let mut root = g.root(v).index();
+            let mut base = 0;
+            while let Some(Loc::Placed(t, off)) = loc[root].as_ref() {
+                root = *t;
+                base += off;
+            }
             match loc[root].as_ref() {
-                Some(Loc::Pool(b)) => Ok((&pool[*b], 0)),
+                Some(Loc::Pool(b)) => Ok((&pool[*b], base)),
+                Some(Loc::Placed(..)) => unreachable!("followed above"),
                 Some(Loc::Input(k)) => Ok((&inputs[*k], 0)),
                 Some(Loc::State(b)) => Ok((b.as_ref(), 0)),
                 Some(Loc::Const(p)) => match &p.chunks[0].resource {
@@ -595,5 +631,88 @@ impl GpuPlan {
 
     pub(crate) fn graph(&self) -> &Arc<Graph> {
         &self.graph
+    }
+}
+
+/// Concat inputs that can live inside the concat's output buffer: per value, (output value,
+/// byte offset, concat node). A value qualifies when it is a node output used once by a concat
+/// whose output is its inputs side by side ([`Op::input_slots`]), is not a graph output, is not
+/// itself a concat output with slots, sits at an offset the adapter can bind, and its
+/// producer's dispatches read nothing of that same output buffer (WebGPU forbids reading and
+/// writing one buffer in a dispatch).
+fn place_in_slots(
+    g: &Graph,
+    dispatches: &[super::lower::DispatchDesc],
+    align: u64,
+) -> Vec<Option<(usize, u64, usize)>> {
+    let nv = g.values.len();
+    let mut placed: Vec<Option<(usize, u64, usize)>> = vec![None; nv];
+    let is_output = |i: usize| g.outputs.iter().any(|(_, o)| g.root(*o).index() == i);
+    let infos =
+        |n: usize| -> Vec<&ValueInfo> { g.nodes[n].inputs.iter().map(|&i| g.info(i)).collect() };
+    let slotted: Vec<bool> = (0..g.nodes.len())
+        .map(|n| g.nodes[n].outputs.len() == 1 && g.nodes[n].op.input_slots(&infos(n)).is_some())
+        .collect();
+    let mut uses = vec![0usize; nv];
+    for node in &g.nodes {
+        for &i in &node.inputs {
+            uses[g.root(i).index()] += 1;
+        }
+    }
+    for (n, node) in g.nodes.iter().enumerate() {
+        if !slotted[n] {
+            continue;
+        }
+        let Some(slots) = node.op.input_slots(&infos(n)) else {
+            continue;
+        };
+        let target = node.outputs[0].index();
+        for (&inp, &slot) in node.inputs.iter().zip(&slots) {
+            let i = inp.index();
+            let Source::Node { node: p, .. } = g.values[i].source else {
+                continue;
+            };
+            let off = (slot * g.info(inp).dtype.size()) as u64;
+            if g.root(inp).index() != i
+                || uses[i] == 0
+                || node.inputs.iter().filter(|&&x| x == inp).count() != 1
+                || is_output(i)
+                || slotted[p]
+                || placed[i].is_some()
+                || !off.is_multiple_of(align.max(1))
+                || !g.info(inp).bytes().is_multiple_of(4)
+            {
+                continue;
+            }
+            placed[i] = Some((target, off, n));
+        }
+    }
+    // Drop placements whose producer reads the slot buffer (the output or any value placed in
+    // it), until none does.
+    loop {
+        let mut changed = false;
+        for i in 0..nv {
+            let Some((t, _, _)) = placed[i] else { continue };
+            let Source::Node { node: p, .. } = g.values[i].source else {
+                continue;
+            };
+            let in_group = |x: ValueId| {
+                let r = g.root(x).index();
+                r == t || placed[r].is_some_and(|(t2, _, _)| t2 == t)
+            };
+            let reads = dispatches.iter().filter(|d| d.node == p).any(|d| {
+                d.args.iter().any(|a| match a {
+                    Arg::Read(x) | Arg::ReadRange { value: x, .. } => in_group(*x),
+                    _ => false,
+                })
+            });
+            if reads {
+                placed[i] = None;
+                changed = true;
+            }
+        }
+        if !changed {
+            return placed;
+        }
     }
 }

@@ -30,6 +30,13 @@ pub trait Op: std::fmt::Debug + Send + Sync {
     fn flops(&self, _inputs: &[&ValueInfo]) -> u64 {
         0
     }
+    /// Element offsets at which each input lies, unchanged and contiguous, inside the (single)
+    /// output, when the output is nothing but its inputs side by side (a concatenation whose
+    /// leading dimensions are 1). The GPU planner may then let the producers write straight
+    /// into the output's buffer and skip the copies.
+    fn input_slots(&self, _inputs: &[&ValueInfo]) -> Option<Vec<usize>> {
+        None
+    }
     /// Variant choices this node wants measured on `cx.device()` before it is lowered. The
     /// compiler measures those the tuning cache lacks, then lowers.
     fn tunables(&self, _cx: &Lower<'_>, _inputs: &[ValueId]) -> Vec<Tunable> {

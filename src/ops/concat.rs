@@ -40,6 +40,25 @@ impl Op for Concat {
         Ok(vec![ValueInfo::new(&out, inputs[0].dtype)])
     }
 
+    fn input_slots(&self, inputs: &[&ValueInfo]) -> Option<Vec<usize>> {
+        let out = self.infer(inputs).ok()?.remove(0);
+        let a = axis("concat", self.axis, out.rank(), &out.shape).ok()?;
+        if out.shape[..a].iter().any(|&d| d != 1) {
+            return None;
+        }
+        let mut off = 0;
+        Some(
+            inputs
+                .iter()
+                .map(|i| {
+                    let o = off;
+                    off += i.numel();
+                    o
+                })
+                .collect(),
+        )
+    }
+
     fn cpu(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
         let infos: Vec<ValueInfo> = inputs.iter().map(|t| t.info()).collect();
         let refs: Vec<&ValueInfo> = infos.iter().collect();

@@ -362,7 +362,11 @@ pub(crate) fn cw_defines(r: usize, mode: BMode) -> Vec<(&'static str, String)> {
 pub(crate) fn gemv_defines(mode: BMode) -> Vec<(&'static str, String)> {
     let mut body = String::new();
     let q8 = mode == BMode::Q8;
-    let (acc0, acc1) = if q8 { ("blk0", "blk1") } else { ("acc0", "acc1") };
+    let (acc0, acc1) = if q8 {
+        ("blk0", "blk1")
+    } else {
+        ("acc0", "acc1")
+    };
     if q8 {
         for line in [
             "let sy = i32(by0 + ((q0 * 4u) >> p.kt_shift));",
