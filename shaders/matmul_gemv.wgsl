@@ -4,6 +4,9 @@
 // slow in-loop buffer path runs once per 32 k), and shared with subgroupBroadcast. The 8 k-steps
 // of a chunk are generated unrolled (the BODY placeholder).
 //#default BODY
+//#default SETUP
+//#default STORES
+//#default NB 1
 //#default BH 0
 //#default KX 16
 //#default GL 1
@@ -59,10 +62,12 @@ fn store(row: u32, g: u32, v: vec4<f32>) {
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = wg.x;
-    let by0 = wg.y * p.kb;
+    // NB column blocks of 64 per workgroup (a past-the-end block reads the last one, stores
+    // nothing).
+    let blk0 = wg.y * {{NB}}u;
+    let nbt = (p.n + 63u) / 64u;
     let kq = (p.k + 3u) / 4u;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
+{{SETUP}}
     for (var q0 = 0u; q0 < kq; q0 = q0 + 8u) {
         // Lane l holds A[row, 4(q0 + l) .. 4(q0 + l) + 3].
         let ka = (q0 + lid) * 4u;
@@ -74,7 +79,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
 {{BODY}}
     }
-    let g0 = wg.y * 16u + {{GL}}u * lid;
-    store(row, g0, acc0);
-    store(row, g0 + {{GD}}u, acc1);
+{{STORES}}
 }

@@ -84,6 +84,8 @@ pub struct Report {
     pub models: Vec<ModelResult>,
     /// PyTorch's figures, measured in alternation with ours.
     pub torch: Vec<TorchResult>,
+    /// The tuned kernel choices the models' plans used: (shape class key, variant, why).
+    pub tuned: Vec<(String, String, String)>,
 }
 
 /// How far apart the start and end FMA peaks may be before a run is flagged noisy.
@@ -729,6 +731,12 @@ pub fn run(
         kernels: kernel_results,
         models: model_results,
         torch: torch.results(),
+        tuned: dev
+            .tuned_choices()
+            .0
+            .into_iter()
+            .map(|(k, c)| (k, c.variant, c.reason))
+            .collect(),
     })
 }
 
@@ -863,6 +871,13 @@ impl Report {
                         m.backend,
                         m.kernels.join(", ")
                     );
+                }
+            }
+            if !self.tuned.is_empty() {
+                let _ = writeln!(s, "\n| tuned shape class | variant | why |");
+                let _ = writeln!(s, "|---|---|---|");
+                for (k, v, why) in &self.tuned {
+                    let _ = writeln!(s, "| `{k}` | {v} | {why} |");
                 }
             }
         }

@@ -83,10 +83,12 @@ fn specialisations_validate() {
                 crate::ops::matmul::texture::cw_defines(r, mode),
             ));
         }
-        cases.push((
-            "matmul_gemv.wgsl",
-            crate::ops::matmul::texture::gemv_defines(mode),
-        ));
+        for nb in [1, 2, 4] {
+            cases.push((
+                "matmul_gemv.wgsl",
+                crate::ops::matmul::texture::gemv_defines(mode, nb),
+            ));
+        }
         let bh = (mode as u32).to_string();
         cases.push(("matmul_tiled.wgsl", vec![("BH", bh.clone())]));
         cases.push(("matmul_reg.wgsl", vec![("BH", bh.clone())]));

@@ -32,7 +32,7 @@ pub(super) fn lower(
             defines.push(("R", reg_rows(d.m).to_string()));
             "matmul_reg.wgsl"
         }
-        MatmulVariant::Texture => {
+        MatmulVariant::Texture | MatmulVariant::TextureWide => {
             return Err(Error::Graph(
                 "the texture matmul is not a buffer kernel".into(),
             ))

@@ -2,7 +2,9 @@
 //!
 //! GPU variants: `Tiled` and `Reg` (`buffer.rs`: storage buffers only, the portable set) and
 //! `Texture` (`texture.rs`: texture-tiled with subgroup broadcasts, constant B only; by far the
-//! fastest on CPU-backed adapters such as lavapipe). The variant is forced by the op or the
+//! fastest on CPU-backed adapters such as lavapipe), and `TextureWide`, its one-row (GEMV)
+//! kernel with 4 column blocks per workgroup (faster for f16 and q8 weights there, slower for
+//! f32: chosen by measurement). The variant is forced by the op or the
 //! device's kernel policy, else taken from the tuning cache (measured by `tune.rs`), else a
 //! per-adapter default.
 
@@ -26,19 +28,23 @@ pub enum MatmulVariant {
     Reg,
     /// Texture-tiled with subgroup broadcasts (constant B); GEMV kernel for one row.
     Texture,
+    /// The texture GEMV (one row only) with 4 column blocks of 64 per workgroup.
+    TextureWide,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 3] = [
+    pub const ALL: [MatmulVariant; 4] = [
         MatmulVariant::Tiled,
         MatmulVariant::Reg,
         MatmulVariant::Texture,
+        MatmulVariant::TextureWide,
     ];
     pub fn name(self) -> &'static str {
         match self {
             MatmulVariant::Tiled => "tiled",
             MatmulVariant::Reg => "reg",
             MatmulVariant::Texture => "texture",
+            MatmulVariant::TextureWide => "texture-wide",
         }
     }
 
@@ -48,6 +54,9 @@ impl MatmulVariant {
         match self {
             MatmulVariant::Tiled | MatmulVariant::Reg => true,
             MatmulVariant::Texture => constant_b && texture::supported(device, m, k, n),
+            MatmulVariant::TextureWide => {
+                m == 1 && constant_b && texture::supported(device, m, k, n)
+            }
         }
     }
 
@@ -188,7 +197,7 @@ impl Matmul {
         if let Some(name) = dev.policy().forced("matmul") {
             let v = MatmulVariant::parse(name).ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "unknown matmul variant '{name}' (WGPU_INFER_MATMUL: tiled, reg, texture)"
+                    "unknown matmul variant '{name}' (WGPU_INFER_MATMUL: tiled, reg, texture, texture-wide)"
                 ))
             })?;
             if v.supports(dev, d.m, d.k, d.n, constant_b) {
@@ -290,7 +299,7 @@ impl Op for Matmul {
             ));
         }
         match (variant, constant) {
-            (MatmulVariant::Texture, Some(c)) => {
+            (MatmulVariant::Texture | MatmulVariant::TextureWide, Some(c)) => {
                 let trans = self.layout == Layout::NxK;
                 let dev = cx.device().clone();
                 let key = format!("matmul/texture/{}", trans as u8);
@@ -308,6 +317,11 @@ impl Op for Matmul {
                     outputs[0],
                     self.act,
                     (d.m, d.k, d.n),
+                    if variant == MatmulVariant::TextureWide {
+                        4
+                    } else {
+                        1
+                    },
                 )
             }
             (v, c) => buffer::lower(self, v, d, c.as_ref(), cx, inputs, outputs),

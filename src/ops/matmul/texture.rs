@@ -218,40 +218,43 @@ fn pack_b_q8(
     })
 }
 
-/// WGSL that loads the two B vec4s of step `kk` into `b{kk}_0`, `b{kk}_1` (texture `bt`, x
-/// offset `bx`, row `by`); `half` selects the f16-pair texture.
+/// WGSL that loads the two B vec4s of step `kk` into `b{tag}{kk}_0`, `b{tag}{kk}_1` (texture
+/// `bt`, x offset `bx`, row `by{tag}`); `mode` selects the texel format; q8 values are scaled by
+/// `scales`.
 fn b_loads(kk: usize, mode: BMode, indent: &str, scales: (&str, &str)) -> String {
-    if mode == BMode::Q8 {
-        // Texel kk/2 holds steps kk (x, y) and kk + 1 (z, w); s0, s1 are the block's scales.
-        let (t, hi) = (kk & !1, kk % 2 == 1);
-        let mut s = String::new();
-        if !hi {
-            let _ = writeln!(
-                s,
-                "{indent}let t{t} = textureLoad(bt, vec2<i32>(bx + {}, by));",
-                t / 2 * 8
-            );
+    b_loads_tagged(kk, mode, indent, scales, "")
+}
+
+fn b_loads_tagged(kk: usize, mode: BMode, indent: &str, scales: (&str, &str), tag: &str) -> String {
+    match mode {
+        BMode::Q8 => {
+            // Texel kk/2 holds steps kk (x, y) and kk + 1 (z, w).
+            let (t, hi) = (kk & !1, kk % 2 == 1);
+            let mut s = String::new();
+            if !hi {
+                let _ = writeln!(
+                    s,
+                    "{indent}let t{tag}{t} = textureLoad(bt, vec2<i32>(bx + {}, by{tag}));",
+                    t / 2 * 8
+                );
+            }
+            let (c0, c1) = if hi { ("z", "w") } else { ("x", "y") };
+            let _ = writeln!(s, "{indent}let b{tag}{kk}_0 = dq8(t{tag}{t}.{c0}, {});", scales.0);
+            let _ = writeln!(s, "{indent}let b{tag}{kk}_1 = dq8(t{tag}{t}.{c1}, {});", scales.1);
+            s
         }
-        let (c0, c1) = if hi { ("z", "w") } else { ("x", "y") };
-        let _ = writeln!(s, "{indent}let b{kk}_0 = dq8(t{t}.{c0}, {});", scales.0);
-        let _ = writeln!(s, "{indent}let b{kk}_1 = dq8(t{t}.{c1}, {});", scales.1);
-        return s;
-    }
-    let half = mode == BMode::F16;
-    if half {
-        format!(
-            "{indent}let t{kk} = textureLoad(bt, vec2<i32>(bx + {}, by));\n\
-             {indent}let b{kk}_0 = vec4<f32>(unpack2x16float(t{kk}.x), unpack2x16float(t{kk}.y));\n\
-             {indent}let b{kk}_1 = vec4<f32>(unpack2x16float(t{kk}.z), unpack2x16float(t{kk}.w));\n",
+        BMode::F16 => format!(
+            "{indent}let t{tag}{kk} = textureLoad(bt, vec2<i32>(bx + {}, by{tag}));\n\
+             {indent}let b{tag}{kk}_0 = vec4<f32>(unpack2x16float(t{tag}{kk}.x), unpack2x16float(t{tag}{kk}.y));\n\
+             {indent}let b{tag}{kk}_1 = vec4<f32>(unpack2x16float(t{tag}{kk}.z), unpack2x16float(t{tag}{kk}.w));\n",
             kk * 8
-        )
-    } else {
-        format!(
-            "{indent}let b{kk}_0 = textureLoad(bt, vec2<i32>(bx + {}, by));\n\
-             {indent}let b{kk}_1 = textureLoad(bt, vec2<i32>(bx + {}, by));\n",
+        ),
+        BMode::F32 => format!(
+            "{indent}let b{tag}{kk}_0 = textureLoad(bt, vec2<i32>(bx + {}, by{tag}));\n\
+             {indent}let b{tag}{kk}_1 = textureLoad(bt, vec2<i32>(bx + {}, by{tag}));\n",
             kk * 16,
             kk * 16 + 8
-        )
+        ),
     }
 }
 
@@ -356,28 +359,43 @@ pub(crate) fn cw_defines(r: usize, mode: BMode) -> Vec<(&'static str, String)> {
     d
 }
 
-/// Generated loop body of matmul_gemv.wgsl: 8 chunks of 4 k (one q8 scale block). For q8 the
-/// block's products of A with the raw int8 values are summed in `blk0`, `blk1` and scaled once
-/// at the end of the block (one multiply per 32 weights instead of one per weight).
-pub(crate) fn gemv_defines(mode: BMode) -> Vec<(&'static str, String)> {
-    let mut body = String::new();
+/// Generated parts of matmul_gemv.wgsl for `nb` column blocks of 64 per workgroup: the blocks
+/// share the loop, A's loads and broadcasts (fewer, longer workgroups: lavapipe pays per
+/// workgroup). The body is 8 chunks of 4 k (one q8 scale block); for q8 a block's products with
+/// the raw int8 values are summed in `blk{b}_0/1` and scaled once per 32 weights.
+pub(crate) fn gemv_defines(mode: BMode, nb: usize) -> Vec<(&'static str, String)> {
     let q8 = mode == BMode::Q8;
-    let (acc0, acc1) = if q8 {
-        ("blk0", "blk1")
-    } else {
-        ("acc0", "acc1")
-    };
+    let mut setup = String::new();
+    for b in 0..nb {
+        let _ = writeln!(
+            setup,
+            "    let by0_{b} = min(blk0 + {b}u, nbt - 1u) * p.kb;"
+        );
+        let _ = writeln!(setup, "    var acc{b}_0 = vec4<f32>(0.0);");
+        let _ = writeln!(setup, "    var acc{b}_1 = vec4<f32>(0.0);");
+    }
+    let mut body = String::new();
     if q8 {
-        for line in [
-            "let sy = i32(by0 + ((q0 * 4u) >> p.kt_shift));",
-            "let sx = i32((((q0 * 4u) & ((1u << p.kt_shift) - 1u)) >> 5u) * 16u + 2u * lid);",
-            "let s0 = textureLoad(st, vec2<i32>(sx, sy));",
-            "let s1 = textureLoad(st, vec2<i32>(sx + 1, sy));",
-            "let one = vec4<f32>(1.0);",
-            "var blk0 = vec4<f32>(0.0);",
-            "var blk1 = vec4<f32>(0.0);",
-        ] {
-            let _ = writeln!(body, "        {line}");
+        let _ = writeln!(body, "        let one = vec4<f32>(1.0);");
+        let _ = writeln!(
+            body,
+            "        let sx = i32((((q0 * 4u) & ((1u << p.kt_shift) - 1u)) >> 5u) * 16u + 2u * lid);"
+        );
+        for b in 0..nb {
+            let _ = writeln!(
+                body,
+                "        let sy{b} = i32(by0_{b} + ((q0 * 4u) >> p.kt_shift));"
+            );
+            let _ = writeln!(
+                body,
+                "        let s{b}_0 = textureLoad(st, vec2<i32>(sx, sy{b}));"
+            );
+            let _ = writeln!(
+                body,
+                "        let s{b}_1 = textureLoad(st, vec2<i32>(sx + 1, sy{b}));"
+            );
+            let _ = writeln!(body, "        var blk{b}_0 = vec4<f32>(0.0);");
+            let _ = writeln!(body, "        var blk{b}_1 = vec4<f32>(0.0);");
         }
     }
     let kx = match mode {
@@ -392,22 +410,62 @@ pub(crate) fn gemv_defines(mode: BMode) -> Vec<(&'static str, String)> {
             body,
             "            let bx = i32((k & ((1u << p.kt_shift) - 1u)) * {kx}u + lid);"
         );
-        let _ = writeln!(body, "            let by = i32(by0 + (k >> p.kt_shift));");
-        for (kk, lane) in LANES.iter().enumerate() {
-            body.push_str(&b_loads(kk, mode, "            ", ("one", "one")));
+        for b in 0..nb {
             let _ = writeln!(
                 body,
-                "            {{ let a = vec4<f32>(subgroupBroadcast(al.{lane}, {j}u)); \
-                 {acc0} = fma(a, b{kk}_0, {acc0}); {acc1} = fma(a, b{kk}_1, {acc1}); }}"
+                "            let by{b} = i32(by0_{b} + (k >> p.kt_shift));"
             );
+        }
+        for (kk, lane) in LANES.iter().enumerate() {
+            for b in 0..nb {
+                body.push_str(&b_loads_tagged(
+                    kk,
+                    mode,
+                    "            ",
+                    ("one", "one"),
+                    &b.to_string(),
+                ));
+            }
+            let _ = write!(
+                body,
+                "            {{ let a = vec4<f32>(subgroupBroadcast(al.{lane}, {j}u));"
+            );
+            for b in 0..nb {
+                let acc = if q8 { "blk" } else { "acc" };
+                let _ = write!(
+                    body,
+                    " {acc}{b}_0 = fma(a, b{b}{kk}_0, {acc}{b}_0); {acc}{b}_1 = fma(a, b{b}{kk}_1, {acc}{b}_1);"
+                );
+            }
+            let _ = writeln!(body, " }}");
         }
         let _ = writeln!(body, "        }}");
     }
     if q8 {
-        let _ = writeln!(body, "        acc0 = fma(blk0, s0, acc0);");
-        let _ = writeln!(body, "        acc1 = fma(blk1, s1, acc1);");
+        for b in 0..nb {
+            let _ = writeln!(body, "        acc{b}_0 = fma(blk{b}_0, s{b}_0, acc{b}_0);");
+            let _ = writeln!(body, "        acc{b}_1 = fma(blk{b}_1, s{b}_1, acc{b}_1);");
+        }
     }
-    let mut d = vec![("BODY", body)];
+    // Lane l owns column groups g and g + gd of each block (see `b_defines`).
+    let (gl, gd) = if mode == BMode::F32 { (1, 8) } else { (2, 1) };
+    let mut stores = String::new();
+    for b in 0..nb {
+        let _ = writeln!(stores, "    if (blk0 + {b}u < nbt) {{");
+        let _ = writeln!(
+            stores,
+            "        let g{b} = (blk0 + {b}u) * 16u + {gl}u * lid;"
+        );
+        let _ = writeln!(stores, "        store(row, g{b}, acc{b}_0);");
+        let _ = writeln!(stores, "        store(row, g{b} + {gd}u, acc{b}_1);");
+        let _ = writeln!(stores, "    }}");
+    }
+    let mut d = vec![
+        ("NB", nb.to_string()),
+        ("SETUP", setup),
+        ("BODY", body),
+        ("STORES", stores),
+    ];
     d.extend(b_defines(mode));
     d
 }
@@ -423,7 +481,8 @@ fn rows_for(m: usize) -> usize {
     }
 }
 
-/// Emits the dispatches for C[m, n] = epilogue(A[m, k] · B) with B packed by [`pack_b`].
+/// Emits the dispatches for C[m, n] = epilogue(A[m, k] · B) with B packed by [`pack_b`]; one
+/// row runs the GEMV kernel with `gemv_blocks` column blocks of 64 per workgroup.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lower(
     cx: &mut Lower<'_>,
@@ -434,6 +493,7 @@ pub(crate) fn lower(
     out: ValueId,
     act: Act,
     (m, k, n): (usize, usize, usize),
+    gemv_blocks: usize,
 ) -> Result<()> {
     let meta = packed.chunks[0].meta;
     let (kt, kb, nb, mode) = (meta[0], meta[1], meta[2], BMode::from_meta(meta[3]));
@@ -460,11 +520,12 @@ pub(crate) fn lower(
             params.arg(),
         ];
         args.extend(scales);
+        let per = gemv_blocks.clamp(1, nb.max(1) as usize);
         return cx.dispatch(
             "matmul_gemv.wgsl",
-            &gemv_defines(mode),
+            &gemv_defines(mode, per),
             args,
-            [m as u32, nb, 1],
+            [m as u32, (nb as usize).div_ceil(per) as u32, 1],
         );
     }
     let kq = k.div_ceil(4);
