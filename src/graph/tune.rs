@@ -55,6 +55,10 @@ pub const MARGIN: f64 = 0.10;
 pub const ABANDON: f64 = 4.0;
 /// A cached choice re-timed this many times slower than stored is measured again.
 pub const RETUNE: f64 = 1.5;
+/// Times below this (seconds) cannot be told apart: wall clock less the fixed overhead of a
+/// plan run leaves noise there (ratios of 600x between two 1 µs kernels were seen), so samples
+/// count as at least this much.
+pub const FLOOR: f64 = 20e-6;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -266,8 +270,12 @@ pub fn decide(
     default: &'static str,
     samples: &[(&'static str, Vec<f64>)],
 ) -> (&'static str, String) {
+    let floored: Vec<(&'static str, Vec<f64>)> = samples
+        .iter()
+        .map(|(c, s)| (*c, s.iter().map(|x| x.max(FLOOR)).collect()))
+        .collect();
     let ran: Vec<&(&'static str, Vec<f64>)> =
-        samples.iter().filter(|(_, s)| !s.is_empty()).collect();
+        floored.iter().filter(|(_, s)| !s.is_empty()).collect();
     let Some(d) = ran.iter().find(|(c, _)| *c == default) else {
         return match ran
             .iter()
@@ -387,6 +395,28 @@ mod tests {
             ],
         );
         assert_eq!(c, "texture");
+    }
+
+    #[test]
+    fn kernels_too_fast_to_time_keep_the_default() {
+        // Wall clock less overhead: 1-3 µs against 1 ns is noise, not a 1000x win.
+        let (c, why) = decide(
+            "texture",
+            &[
+                ("texture", vec![1e-6, 2e-6, 3e-6, 2e-6, 1e-6]),
+                ("reg", vec![1e-9, 1e-9, 2e-9, 1e-9, 1e-9]),
+            ],
+        );
+        assert_eq!(c, "texture", "{why}");
+        // Above the floor a clear win still counts.
+        let (c, _) = decide(
+            "texture",
+            &[
+                ("texture", vec![90e-6, 95e-6, 100e-6, 92e-6, 94e-6]),
+                ("reg", vec![30e-6, 31e-6, 29e-6, 30e-6, 32e-6]),
+            ],
+        );
+        assert_eq!(c, "reg");
     }
 
     #[test]
