@@ -74,14 +74,7 @@ fn minilm_f16_embeddings_match_sentence_transformers() {
     let dir = common::minilm_dir();
     let fx = fixtures().join("minilm");
     let r = Weights::open(fx.join("reference.safetensors")).unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fx.join("reference.json")).unwrap()).unwrap();
-    let sentences: Vec<String> = meta["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect();
+    let sentences = common::minilm_sentences();
     let refs: Vec<&str> = sentences.iter().map(|s| s.as_str()).collect();
     let want = r.get("embeddings").unwrap();
     let wv = want.as_f32().unwrap();

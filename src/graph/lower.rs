@@ -27,6 +27,41 @@ pub struct PackedChunk {
     pub meta: [u32; 4],
 }
 
+impl PackedChunk {
+    /// `bytes` uploaded as a `width` x `height` texture of `format` (a kernel's packed layout).
+    pub fn texture(
+        device: &Device,
+        label: &str,
+        (width, height): (usize, usize),
+        format: TexFormat,
+        bytes: &[u8],
+        meta: [u32; 4],
+    ) -> Result<PackedChunk> {
+        let (texture, view) =
+            device.upload_texture(label, width as u32, height as u32, format, bytes)?;
+        Ok(PackedChunk {
+            resource: Resource::Texture {
+                texture,
+                view,
+                format,
+            },
+            meta,
+        })
+    }
+
+    /// `bytes` uploaded as a read-only storage buffer chunk (a kernel's packed weight layout).
+    pub fn upload(device: &Device, label: &str, bytes: &[u8], meta: [u32; 4]) -> PackedChunk {
+        let buffer = device.upload(label, bytes, wgpu::BufferUsages::empty());
+        PackedChunk {
+            resource: Resource::Buffer {
+                buffer,
+                size: bytes.len() as u64,
+            },
+            meta,
+        }
+    }
+}
+
 /// A constant in a device layout chosen by a kernel, possibly split into chunks (each within
 /// the adapter's binding limit).
 #[derive(Debug, Default)]

@@ -445,36 +445,17 @@ fn f16_weights(rng: &mut Rng) -> Result<Vec<OpCase>> {
     for v in MatmulVariant::ALL {
         for (i, &(m, k, n)) in shapes.iter().enumerate() {
             let trans = i % 2 == 0;
-            let (bias, act, res) = (i % 3 == 1, [Act::None, Act::GeluErf][i % 2], i % 4 == 3);
-            let mut g = Graph::new();
-            let a = g.input("a", &[m, k], DType::F32)?;
             let bs = if trans { [n, k] } else { [k, n] };
             let w = rng.tensor(&bs, -1.0, 1.0).to_dtype(DType::F16)?;
-            let b = g.constant_tensor("w", w)?;
-            let mut inputs = vec![a, b];
-            let mut feeds = vec![rng.tensor(&[m, k], -1.0, 1.0)];
-            if bias {
-                inputs.push(g.input("bias", &[n], DType::F32)?);
-                feeds.push(rng.tensor(&[n], -1.0, 1.0));
-            }
-            if res {
-                inputs.push(g.input("res", &[m, n], DType::F32)?);
-                feeds.push(rng.tensor(&[m, n], -1.0, 1.0));
-            }
-            let op = Matmul {
-                layout: if trans { Layout::NxK } else { Layout::KxN },
-                act,
-                bias,
-                residual: res,
-                variant: Some(v),
-            };
-            let c = g.node1(op, &inputs)?;
-            g.output("c", c);
-            let name = format!("{m}x{k}x{n} trans={trans} bias={bias} act={act:?} res={res}");
-            out.push(
-                OpCase::new(format!("matmul-f16/{}", v.name()), name, g, feeds)
-                    .forcing(v.name(), Box::new(move |d| v.supports(d, m, k, n, true))),
-            );
+            let layout = if trans { Layout::NxK } else { Layout::KxN };
+            out.push(stored_weight_case(
+                "matmul-f16",
+                v,
+                (m, k, n),
+                (w, layout),
+                i,
+                rng,
+            )?);
         }
     }
     for (vocab, dim, tokens) in [(1usize, 1usize, 1usize), (17, 3, 7), (1001, 65, 129)] {
@@ -505,35 +486,15 @@ fn q8_weights(rng: &mut Rng) -> Result<Vec<OpCase>> {
     let mut out = Vec::new();
     for v in MatmulVariant::ALL {
         for (i, &(m, k, n)) in shapes.iter().enumerate() {
-            let (bias, act, res) = (i % 3 == 1, [Act::None, Act::GeluErf][i % 2], i % 4 == 3);
-            let mut g = Graph::new();
-            let a = g.input("a", &[m, k], DType::F32)?;
             let w = q8_test_weight(rng, n, k)?;
-            let b = g.constant_tensor("w", w)?;
-            let mut inputs = vec![a, b];
-            let mut feeds = vec![rng.tensor(&[m, k], -1.0, 1.0)];
-            if bias {
-                inputs.push(g.input("bias", &[n], DType::F32)?);
-                feeds.push(rng.tensor(&[n], -1.0, 1.0));
-            }
-            if res {
-                inputs.push(g.input("res", &[m, n], DType::F32)?);
-                feeds.push(rng.tensor(&[m, n], -1.0, 1.0));
-            }
-            let op = Matmul {
-                layout: Layout::NxK,
-                act,
-                bias,
-                residual: res,
-                variant: Some(v),
-            };
-            let c = g.node1(op, &inputs)?;
-            g.output("c", c);
-            let name = format!("{m}x{k}x{n} bias={bias} act={act:?} res={res}");
-            out.push(
-                OpCase::new(format!("matmul-q8/{}", v.name()), name, g, feeds)
-                    .forcing(v.name(), Box::new(move |d| v.supports(d, m, k, n, true))),
-            );
+            out.push(stored_weight_case(
+                "matmul-q8",
+                v,
+                (m, k, n),
+                (w, Layout::NxK),
+                i,
+                rng,
+            )?);
         }
     }
     for (vocab, dim, tokens) in [
@@ -546,6 +507,45 @@ fn q8_weights(rng: &mut Rng) -> Result<Vec<OpCase>> {
         out.push(embedding_case("embedding-q8", t, tokens, rng)?);
     }
     Ok(out)
+}
+
+/// Case `i` of a weight-storage group: `a · w` by variant `v` (w a constant in its storage
+/// type), with a bias, GELU and a residual in turn.
+fn stored_weight_case(
+    op: &str,
+    v: MatmulVariant,
+    (m, k, n): (usize, usize, usize),
+    (w, layout): (Tensor, Layout),
+    i: usize,
+    rng: &mut Rng,
+) -> Result<OpCase> {
+    let (bias, act, res) = (i % 3 == 1, [Act::None, Act::GeluErf][i % 2], i % 4 == 3);
+    let mut g = Graph::new();
+    let a = g.input("a", &[m, k], DType::F32)?;
+    let b = g.constant_tensor("w", w)?;
+    let mut inputs = vec![a, b];
+    let mut feeds = vec![rng.tensor(&[m, k], -1.0, 1.0)];
+    if bias {
+        inputs.push(g.input("bias", &[n], DType::F32)?);
+        feeds.push(rng.tensor(&[n], -1.0, 1.0));
+    }
+    if res {
+        inputs.push(g.input("res", &[m, n], DType::F32)?);
+        feeds.push(rng.tensor(&[m, n], -1.0, 1.0));
+    }
+    let matmul = Matmul {
+        layout,
+        act,
+        bias,
+        residual: res,
+        variant: Some(v),
+    };
+    let c = g.node1(matmul, &inputs)?;
+    g.output("c", c);
+    let trans = layout == Layout::NxK;
+    let name = format!("{m}x{k}x{n} trans={trans} bias={bias} act={act:?} res={res}");
+    Ok(OpCase::new(format!("{op}/{}", v.name()), name, g, feeds)
+        .forcing(v.name(), Box::new(move |d| v.supports(d, m, k, n, true))))
 }
 
 /// A random [rows, cols] weight quantized to q8; rows are scaled by 1, 0.1, 0.01, 0.001 in

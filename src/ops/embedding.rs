@@ -3,7 +3,7 @@
 
 use super::{expect_inputs, groups_for, shapes};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Graph, Lower, Op, Packed, PackedChunk, Params, Resource, ValueId};
+use crate::graph::{Arg, Graph, Lower, Op, Packed, PackedChunk, Params, ValueId};
 use crate::tensor::{DType, Data, Tensor, ValueInfo, Q8_BLOCK};
 
 #[derive(Debug, Clone)]
@@ -139,14 +139,12 @@ fn lower_q8(
             bytes.extend_from_slice(bytemuck::cast_slice(
                 &d.scales[r0 * per_row..(r0 + rows) * per_row],
             ));
-            let buffer = dev.upload(c.name(), &bytes, wgpu::BufferUsages::empty());
-            chunks.push(PackedChunk {
-                resource: Resource::Buffer {
-                    buffer,
-                    size: bytes.len() as u64,
-                },
-                meta: [r0 as u32, rows as u32, 0, 0],
-            });
+            chunks.push(PackedChunk::upload(
+                &dev,
+                c.name(),
+                &bytes,
+                [r0 as u32, rows as u32, 0, 0],
+            ));
             r0 += rows;
         }
         Ok(Packed { chunks })

@@ -260,3 +260,18 @@ pub fn minilm_dir() -> std::path::PathBuf {
     );
     dir
 }
+
+/// The sentences of the MiniLM fixture (tests/fixtures/minilm/reference.json).
+#[allow(dead_code)]
+pub fn minilm_sentences() -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/minilm/reference.json");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    meta["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}

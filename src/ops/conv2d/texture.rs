@@ -4,7 +4,7 @@
 
 use crate::device::{Device, TexFormat};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, Resource, ValueId};
+use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, ValueId};
 use crate::ops::{groups_for, Act};
 use crate::tensor::Tensor;
 use std::fmt::Write;
@@ -88,22 +88,15 @@ pub(crate) fn pack_weights(dev: &Device, name: &str, t: &Tensor, g: &TexConv) ->
             }
         }
     }
-    let (texture, view) = dev.upload_texture(
-        name,
-        width as u32,
-        height as u32,
-        TexFormat::Rgba32Float,
-        bytemuck::cast_slice(&buf),
-    )?;
     Ok(Packed {
-        chunks: vec![PackedChunk {
-            resource: Resource::Texture {
-                texture,
-                view,
-                format: TexFormat::Rgba32Float,
-            },
-            meta: [f as u32, 0, 0, 0],
-        }],
+        chunks: vec![PackedChunk::texture(
+            dev,
+            name,
+            (width, height),
+            TexFormat::Rgba32Float,
+            bytemuck::cast_slice(&buf),
+            [f as u32, 0, 0, 0],
+        )?],
     })
 }
 

@@ -6,7 +6,7 @@
 use super::{Dims, Layout, Matmul, MatmulVariant};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Constant, Lower, Packed, PackedChunk, Params, Resource, ValueId};
+use crate::graph::{Arg, Constant, Lower, Packed, PackedChunk, Params, ValueId};
 use crate::tensor::{DType, Data, Tensor, Q8_BLOCK};
 use half::f16;
 use std::sync::Arc;
@@ -160,14 +160,12 @@ fn pack_q8(dev: &Device, name: &str, t: &Tensor, k: usize, n: usize) -> Result<P
             }
         }
         let bytes: &[u8] = bytemuck::cast_slice(&words);
-        let buffer = dev.upload(name, bytes, wgpu::BufferUsages::empty());
-        chunks.push(PackedChunk {
-            resource: Resource::Buffer {
-                buffer,
-                size: bytes.len() as u64,
-            },
-            meta: [n0 as u32, nc as u32, 0, 0],
-        });
+        chunks.push(PackedChunk::upload(
+            dev,
+            name,
+            bytes,
+            [n0 as u32, nc as u32, 0, 0],
+        ));
         n0 += nc;
     }
     Ok(Packed { chunks })
@@ -227,14 +225,12 @@ fn pack_weight(
         } else {
             bytemuck::cast_slice(&buf).to_vec()
         };
-        let buffer = dev.upload(name, &bytes, wgpu::BufferUsages::empty());
-        chunks.push(PackedChunk {
-            resource: Resource::Buffer {
-                buffer,
-                size: bytes.len() as u64,
-            },
-            meta: [n0 as u32, nc as u32, 0, 0],
-        });
+        chunks.push(PackedChunk::upload(
+            dev,
+            name,
+            &bytes,
+            [n0 as u32, nc as u32, 0, 0],
+        ));
         n0 += nc;
     }
     Ok(Packed { chunks })

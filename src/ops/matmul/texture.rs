@@ -4,7 +4,7 @@
 
 use crate::device::{Device, TexFormat};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, Resource, ValueId};
+use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, ValueId};
 use crate::ops::{groups_for, Act};
 use crate::tensor::{DType, Data, Tensor, Q8_BLOCK};
 use half::f16;
@@ -131,16 +131,16 @@ pub(crate) fn pack_b(dev: &Device, name: &str, t: &Tensor, trans: bool) -> Resul
             bytemuck::cast_slice(&buf).to_vec(),
         )
     };
-    let (texture, view) = dev.upload_texture(name, width as u32, height as u32, format, &bytes)?;
+    let meta = [l.kt as u32, l.kb as u32, l.nb as u32, half as u32];
     Ok(Packed {
-        chunks: vec![PackedChunk {
-            resource: Resource::Texture {
-                texture,
-                view,
-                format,
-            },
-            meta: [l.kt as u32, l.kb as u32, l.nb as u32, half as u32],
-        }],
+        chunks: vec![PackedChunk::texture(
+            dev,
+            name,
+            (width, height),
+            format,
+            &bytes,
+            meta,
+        )?],
     })
 }
 
@@ -181,39 +181,13 @@ fn pack_b_q8(
             sc[(y * sw + x) * 4 + j % 4] = d.scales[col * per_row + b];
         }
     }
-    let (qt, qv) = dev.upload_texture(
-        name,
-        qw as u32,
-        height as u32,
-        TexFormat::Rgba32Uint,
-        bytemuck::cast_slice(&q),
-    )?;
-    let (st, sv) = dev.upload_texture(
-        name,
-        sw as u32,
-        height as u32,
-        TexFormat::Rgba32Float,
-        bytemuck::cast_slice(&sc),
-    )?;
     let meta = [l.kt as u32, l.kb as u32, l.nb as u32, 2];
+    let q = bytemuck::cast_slice(&q);
+    let sc = bytemuck::cast_slice(&sc);
     Ok(Packed {
         chunks: vec![
-            PackedChunk {
-                resource: Resource::Texture {
-                    texture: qt,
-                    view: qv,
-                    format: TexFormat::Rgba32Uint,
-                },
-                meta,
-            },
-            PackedChunk {
-                resource: Resource::Texture {
-                    texture: st,
-                    view: sv,
-                    format: TexFormat::Rgba32Float,
-                },
-                meta,
-            },
+            PackedChunk::texture(dev, name, (qw, height), TexFormat::Rgba32Uint, q, meta)?,
+            PackedChunk::texture(dev, name, (sw, height), TexFormat::Rgba32Float, sc, meta)?,
         ],
     })
 }
