@@ -650,34 +650,29 @@ fn place_in_slots(
     let is_output = |i: usize| g.outputs.iter().any(|(_, o)| g.root(*o).index() == i);
     let infos =
         |n: usize| -> Vec<&ValueInfo> { g.nodes[n].inputs.iter().map(|&i| g.info(i)).collect() };
-    let slotted: Vec<bool> = (0..g.nodes.len())
-        .map(|n| g.nodes[n].outputs.len() == 1 && g.nodes[n].op.input_slots(&infos(n)).is_some())
+    // Each single-output node's slots, computed once.
+    let slots_of: Vec<Option<Vec<usize>>> = (0..g.nodes.len())
+        .map(|n| {
+            (g.nodes[n].outputs.len() == 1)
+                .then(|| g.nodes[n].op.input_slots(&infos(n)))
+                .flatten()
+        })
         .collect();
-    let mut uses = vec![0usize; nv];
-    for node in &g.nodes {
-        for &i in &node.inputs {
-            uses[g.root(i).index()] += 1;
-        }
-    }
     for (n, node) in g.nodes.iter().enumerate() {
-        if !slotted[n] {
-            continue;
-        }
-        let Some(slots) = node.op.input_slots(&infos(n)) else {
+        let Some(slots) = &slots_of[n] else {
             continue;
         };
         let target = node.outputs[0].index();
-        for (&inp, &slot) in node.inputs.iter().zip(&slots) {
+        for (&inp, &slot) in node.inputs.iter().zip(slots) {
             let i = inp.index();
             let Source::Node { node: p, .. } = g.values[i].source else {
                 continue;
             };
             let off = (slot * g.info(inp).dtype.size()) as u64;
             if g.root(inp).index() != i
-                || uses[i] == 0
                 || node.inputs.iter().filter(|&&x| x == inp).count() != 1
                 || is_output(i)
-                || slotted[p]
+                || slots_of[p].is_some()
                 || placed[i].is_some()
                 || !off.is_multiple_of(align.max(1))
                 || !g.info(inp).bytes().is_multiple_of(4)
