@@ -21,6 +21,8 @@
 //! # Ok(()) }
 //! ```
 
+#![recursion_limit = "256"]
+
 pub mod device;
 pub mod error;
 pub mod files;
@@ -31,6 +33,8 @@ pub mod imageio;
 pub mod models;
 pub mod ops;
 pub mod rng;
+#[cfg(all(feature = "server", not(target_arch = "wasm32")))]
+pub mod server;
 pub mod tensor;
 pub mod weights;
 

@@ -10,6 +10,7 @@ mod generate;
 mod info;
 mod inspect;
 mod output;
+mod serve;
 mod torch_peer;
 mod tune;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// List a safetensors file's tensors (dtype, shape, bytes) and the detected model type.
     Inspect(inspect::InspectArgs),
+    /// Serve the models over HTTP: TEI- and OpenAI-compatible endpoints, dynamic batching.
+    Serve(serve::ServeArgs),
     /// Show (or reset) the kernel choices the autotuner cached for this adapter.
     Tune(tune::TuneArgs),
 }
@@ -163,6 +166,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Classify(a) => classify::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Tune(a) => tune::run(a),
     }
 }

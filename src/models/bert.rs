@@ -262,6 +262,11 @@ impl Bert {
         &self.warnings
     }
 
+    /// The tokenizer (set to truncate to `max_len`), if the folder has one.
+    pub fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
+        self.text.as_ref().map(TextEncoder::tokenizer)
+    }
+
     fn text(&self) -> Result<&TextEncoder> {
         self.text
             .as_ref()
@@ -393,8 +398,26 @@ impl Bert {
 
     /// Sentence embeddings: pooled (per the pooling config) and, if enabled, L2-normalised.
     pub async fn embed_async(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let (p, n) = (self.pooling, self.normalize);
+        let encs = self.encode_texts(texts)?;
+        self.embed_encodings_async(&encs, self.normalize).await
+    }
+
+    /// The encodings `embed` runs on: each text tokenized with special tokens and truncated to
+    /// `max_len` (a truncated one has overflowing tokens). A blank text, or one the tokenizer
+    /// empties, is an error. With [`Bert::embed_encodings_async`], a caller (the server's
+    /// batcher) can count tokens and refuse long texts before anything runs.
+    pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<tokenizers::Encoding>> {
+        self.text()?.encode(texts)
+    }
+
+    /// Sentence embeddings of encodings from [`Bert::encode_texts`], pooled per the pooling
+    /// config, L2-normalised if `normalize`.
+    pub async fn embed_encodings_async(
+        &self,
+        encs: &[tokenizers::Encoding],
+        normalize: bool,
+    ) -> Result<Vec<Vec<f32>>> {
         let f = |b| self.last_hidden(b);
-        sentence::embed(self.text()?, texts, self.max_batch, p, n, f).await
+        sentence::embed(encs, self.max_batch, self.pooling, normalize, f).await
     }
 }

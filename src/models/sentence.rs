@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use serde::Deserialize;
 use std::future::Future;
+use tokenizers::Encoding;
 
 /// How token vectors become one sentence vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +143,16 @@ impl StPooling {
     }
 }
 
+/// Divides `v` by its L2 norm (at least 1e-12), as `torch.nn.functional.normalize` does in
+/// sentence-transformers' Normalize module.
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+    let d = norm.max(1e-12);
+    for x in v.iter_mut() {
+        *x = (*x as f64 / d) as f32;
+    }
+}
+
 /// Pools [batch, seq, hidden] token vectors into one vector per row (mask-aware).
 pub fn pool(
     hidden: &Tensor,
@@ -179,15 +190,7 @@ pub fn pool(
                 }
             };
             if normalize {
-                let norm = out
-                    .iter()
-                    .map(|&x| (x as f64) * (x as f64))
-                    .sum::<f64>()
-                    .sqrt();
-                let d = norm.max(1e-12);
-                for x in out.iter_mut() {
-                    *x = (*x as f64 / d) as f32;
-                }
+                l2_normalize(&mut out);
             }
             out
         })
@@ -198,8 +201,7 @@ pub fn pool(
 /// length-sorted chunks (little padding), calling `each` with every chunk's input, output and
 /// the original index of each of its rows.
 async fn chunked<Fut>(
-    text: &TextEncoder,
-    texts: &[&str],
+    encs: &[Encoding],
     max_batch: usize,
     forward: impl Fn(TokenBatch) -> Fut,
     mut each: impl FnMut(&TokenBatch, &Tensor, &[usize]) -> Result<()>,
@@ -207,8 +209,10 @@ async fn chunked<Fut>(
 where
     Fut: Future<Output = Result<Tensor>>,
 {
-    let encs = text.encode(texts)?;
-    for idx in sorted_chunks(&encs, max_batch) {
+    if encs.is_empty() {
+        return Err(Error::InvalidArgument("no texts given".into()));
+    }
+    for idx in sorted_chunks(encs, max_batch) {
         let chunk: Vec<_> = idx.iter().map(|&i| encs[i].clone()).collect();
         let input = TokenBatch::pad(&chunk)?;
         let hidden = forward(input.clone()).await?;
@@ -228,7 +232,7 @@ where
     Fut: Future<Output = Result<Tensor>>,
 {
     let mut result: Vec<Option<Tensor>> = vec![None; texts.len()];
-    chunked(text, texts, max_batch, forward, |input, hidden, idx| {
+    chunked(&text.encode(texts)?, max_batch, forward, |input, hidden, idx| {
         let h = *hidden.shape().last().unwrap_or(&1);
         let v = hidden.as_f32()?;
         for (b, &i) in idx.iter().enumerate() {
@@ -242,10 +246,9 @@ where
     Ok(result.into_iter().flatten().collect())
 }
 
-/// Sentence embeddings: pooled and, if `normalize`, L2-normalised.
+/// Sentence embeddings of encoded texts: pooled and, if `normalize`, L2-normalised.
 pub(crate) async fn embed<Fut>(
-    text: &TextEncoder,
-    texts: &[&str],
+    encs: &[Encoding],
     max_batch: usize,
     pooling: Pooling,
     normalize: bool,
@@ -254,8 +257,8 @@ pub(crate) async fn embed<Fut>(
 where
     Fut: Future<Output = Result<Tensor>>,
 {
-    let mut result: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-    chunked(text, texts, max_batch, forward, |input, hidden, idx| {
+    let mut result: Vec<Vec<f32>> = vec![Vec::new(); encs.len()];
+    chunked(encs, max_batch, forward, |input, hidden, idx| {
         for (v, &i) in pool(hidden, input, pooling, normalize).into_iter().zip(idx) {
             result[i] = v;
         }

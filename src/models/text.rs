@@ -104,6 +104,10 @@ impl TextEncoder {
         self.max_len
     }
 
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tok
+    }
+
     /// Encodings of `texts`; an empty list or a blank text is an error.
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
         if texts.is_empty() {

@@ -1,0 +1,381 @@
+//! `POST /v1/completions` (OpenAI): text completion, whole or streamed as Server-Sent Events.
+//!
+//! Each request waits for one of `max_concurrent_generations` slots, then generates on a
+//! blocking thread with its own KV cache (generations in different slots run side by side).
+//! Text is cut before the first `stop` sequence and never streamed past a point where one
+//! could still begin. A client that goes away (its stream or response dropped) stops its
+//! generation at the next token.
+
+use super::error::{ApiError, ApiResult};
+use super::metrics::Queued;
+use super::text::Texts;
+use super::{parse_json, App, Shared};
+use crate::models::generate::{tokenize_prompt, GenerateOptions};
+use crate::models::sampling::Sampling;
+use crate::models::Gpt2;
+use axum::extract::{Request, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+#[derive(Deserialize)]
+struct CompletionRequest {
+    prompt: Texts,
+    #[serde(default)]
+    max_tokens: Option<usize>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    top_p: Option<f32>,
+    #[serde(default)]
+    top_k: Option<usize>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    stop: Option<Texts>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    n: Option<usize>,
+    #[serde(default)]
+    echo: Option<bool>,
+    #[serde(default)]
+    logprobs: Option<serde_json::Value>,
+}
+
+/// OpenAI's default `max_tokens`.
+const DEFAULT_MAX_TOKENS: usize = 16;
+/// OpenAI's most stop sequences.
+const MAX_STOPS: usize = 4;
+
+/// What the generating thread sends the handler.
+enum Update {
+    Text { index: usize, text: String },
+    Done {
+        index: usize,
+        finish: &'static str,
+        tokens: usize,
+    },
+    Failed(ApiError),
+}
+
+/// A checked request.
+struct Job {
+    prompts: Vec<Vec<u32>>,
+    opts: GenerateOptions,
+    stops: Vec<String>,
+}
+
+fn check(r: CompletionRequest, model: &Gpt2, max_inputs: usize) -> ApiResult<Job> {
+    if r.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad_request("only n = 1 is supported"));
+    }
+    if r.echo == Some(true) {
+        return Err(ApiError::bad_request("echo is not supported"));
+    }
+    if r.logprobs.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request("logprobs are not supported"));
+    }
+    let prompts = match r.prompt {
+        Texts::One(s) => vec![s],
+        Texts::Many(v) => v,
+    };
+    if prompts.is_empty() {
+        return Err(ApiError::empty("`prompt` is empty"));
+    }
+    if prompts.len() > max_inputs {
+        return Err(ApiError::too_large(format!(
+            "{} prompts in one request; at most {max_inputs} are accepted (--max-client-batch-size)",
+            prompts.len()
+        )));
+    }
+    let max_new = r.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if max_new == 0 {
+        return Err(ApiError::bad_request("max_tokens must be at least 1"));
+    }
+    let stops = match r.stop {
+        None => Vec::new(),
+        Some(Texts::One(s)) => vec![s],
+        Some(Texts::Many(v)) => v,
+    };
+    if stops.len() > MAX_STOPS || stops.iter().any(String::is_empty) {
+        return Err(ApiError::bad_request(format!(
+            "stop takes at most {MAX_STOPS} non-empty strings"
+        )));
+    }
+    let seed = r.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let sampling = Sampling {
+        temperature: r.temperature.unwrap_or(1.0),
+        top_k: r.top_k.filter(|&k| k > 0),
+        top_p: r.top_p.filter(|&p| p != 1.0),
+        seed,
+    };
+    sampling.validate()?;
+    let opts = GenerateOptions {
+        max_new_tokens: max_new,
+        sampling,
+        stop_at_eos: true,
+    };
+    let tok = model
+        .tokenizer()
+        .ok_or_else(|| ApiError::not_found("the generation model has no tokenizer"))?;
+    let c = model.config();
+    let prompts = prompts
+        .iter()
+        .map(|p| {
+            if p.is_empty() {
+                return Err(ApiError::empty("a prompt is empty"));
+            }
+            let ids = tokenize_prompt(tok, p, c.n_positions)?;
+            crate::models::generate::check_request(&ids, &opts, c.vocab_size, c.n_positions)?;
+            Ok(ids)
+        })
+        .collect::<ApiResult<_>>()?;
+    Ok(Job {
+        prompts,
+        opts,
+        stops,
+    })
+}
+
+/// Text released as it is generated, held back where a stop sequence could still begin.
+struct StopScan<'a> {
+    stops: &'a [String],
+    hold: usize,
+    text: String,
+    sent: usize,
+}
+
+impl<'a> StopScan<'a> {
+    fn new(stops: &'a [String]) -> Self {
+        let hold = stops.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
+        StopScan {
+            stops,
+            hold,
+            text: String::new(),
+            sent: 0,
+        }
+    }
+    /// Adds a piece: the text now safe to send, and whether a stop sequence was found.
+    fn push(&mut self, piece: &str) -> (String, bool) {
+        self.text.push_str(piece);
+        if let Some(at) = self.stops.iter().filter_map(|s| self.text.find(s.as_str())).min() {
+            let out = self.text[self.sent..at.max(self.sent)].to_string();
+            self.sent = at.max(self.sent);
+            self.text.truncate(self.sent);
+            return (out, true);
+        }
+        let mut safe = self.text.len().saturating_sub(self.hold).max(self.sent);
+        while !self.text.is_char_boundary(safe) {
+            safe -= 1;
+        }
+        let out = self.text[self.sent..safe].to_string();
+        self.sent = safe;
+        (out, false)
+    }
+    /// The rest, at the end of the generation.
+    fn finish(&mut self) -> String {
+        let out = self.text[self.sent..].to_string();
+        self.sent = self.text.len();
+        out
+    }
+}
+
+/// Runs a job's generations on this (blocking) thread, sending updates until the receiver
+/// goes away.
+fn generate(
+    app: &App,
+    model: &Gpt2,
+    job: &Job,
+    deadline: Instant,
+    tx: &mpsc::UnboundedSender<Update>,
+) {
+    for (index, ids) in job.prompts.iter().enumerate() {
+        let mut scan = StopScan::new(&job.stops);
+        let (mut stopped, mut timed_out) = (false, false);
+        let t0 = Instant::now();
+        let out = crate::edge::block_on(model.generate_ids_stream(ids, &job.opts, |ev| {
+            let (text, hit) = scan.push(ev.text);
+            if !text.is_empty() {
+                let _ = tx.send(Update::Text { index, text });
+            }
+            stopped = hit;
+            timed_out = Instant::now() > deadline;
+            !(hit || timed_out || tx.is_closed())
+        }));
+        app.metrics.inferred("/v1/completions", t0.elapsed());
+        let gen = match out {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = tx.send(Update::Failed(e.into()));
+                return;
+            }
+        };
+        app.metrics.generated(gen.tokens.len());
+        if tx.is_closed() {
+            app.metrics.cancelled();
+            return;
+        }
+        if timed_out && !stopped {
+            let secs = app.config.request_timeout.as_secs_f64();
+            let _ = tx.send(Update::Failed(ApiError::timeout(secs)));
+            return;
+        }
+        let rest = scan.finish();
+        if !rest.is_empty() && !stopped {
+            let _ = tx.send(Update::Text { index, text: rest });
+        }
+        let finish = if stopped || gen.stopped_at_eos {
+            "stop"
+        } else {
+            "length"
+        };
+        let tokens = gen.tokens.len();
+        let _ = tx.send(Update::Done {
+            index,
+            finish,
+            tokens,
+        });
+    }
+}
+
+fn completion_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut rng = crate::rng::Rng::new(nanos as u64);
+    format!("cmpl-{:016x}{:08x}", rng.next_u64(), nanos as u32)
+}
+
+/// `POST /v1/completions`.
+pub(super) async fn completions(State(app): Shared, req: Request) -> ApiResult<Response> {
+    let t_arrival = Instant::now();
+    let (_, body) = app.body(req).await?;
+    let r: CompletionRequest = parse_json(&body)?;
+    let model = app.ready()?.models.generate.clone().ok_or_else(|| {
+        ApiError::not_found("this server has no generation model (start it with --generate-model)")
+    })?;
+    let stream = r.stream;
+    let model_name = model.name().to_string();
+    let admitted = app.admit()?;
+    let max_inputs = app.config.max_client_batch_size;
+    let m = model.clone();
+    let job = super::blocking(move || check(r, &m, max_inputs)).await?;
+    let prompt_tokens: usize = job.prompts.iter().map(Vec::len).sum();
+    let deadline = t_arrival + app.config.request_timeout;
+    let slots = app.ready()?.generations.clone();
+    let slot = {
+        let _q = Queued::new(&app.metrics);
+        app.timed(async {
+            slots
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::unhealthy("the server is shutting down"))
+        })
+        .await?
+    };
+    app.metrics.queued("/v1/completions", t_arrival.elapsed());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let worker = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let _held = (admitted, slot);
+        let run = || generate(&worker, &model, &job, deadline, &tx);
+        if let Err(panic) = crate::contain::contain(run) {
+            let _ = tx.send(Update::Failed(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "backend",
+                format!("the generation failed: {panic}"),
+            )));
+        }
+    });
+    let id = completion_id();
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = model_name.clone();
+    if stream {
+        let id = id.clone();
+        let chunk = move |index: usize, text: &str, finish: Option<&str>| {
+            serde_json::json!({
+                "id": id, "object": "text_completion", "created": created, "model": name,
+                "choices": [{"index": index, "text": text, "logprobs": null, "finish_reason": finish}],
+            })
+            .to_string()
+        };
+        let events = futures_util::stream::unfold((rx, false), move |(mut rx, done)| {
+            let chunk = chunk.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                let (data, done) = match rx.recv().await {
+                    Some(Update::Text { index, text }) => (chunk(index, &text, None), false),
+                    Some(Update::Done { index, finish, .. }) => {
+                        (chunk(index, "", Some(finish)), false)
+                    }
+                    Some(Update::Failed(e)) => (
+                        serde_json::json!({"error": {"message": e.message, "type": e.error_type}})
+                            .to_string(),
+                        false,
+                    ),
+                    None => ("[DONE]".to_string(), true),
+                };
+                Some((Ok::<_, std::convert::Infallible>(Event::default().data(data)), (rx, done)))
+            }
+        });
+        return Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response());
+    }
+    let mut texts: Vec<String> = Vec::new();
+    let mut finishes: Vec<&str> = Vec::new();
+    let mut completion_tokens = 0usize;
+    while let Some(u) = rx.recv().await {
+        match u {
+            Update::Text { index, text } => {
+                if texts.len() <= index {
+                    texts.resize(index + 1, String::new());
+                }
+                texts[index].push_str(&text);
+            }
+            Update::Done {
+                index,
+                finish,
+                tokens,
+            } => {
+                if finishes.len() <= index {
+                    finishes.resize(index + 1, "length");
+                }
+                finishes[index] = finish;
+                completion_tokens += tokens;
+            }
+            Update::Failed(e) => return Err(e),
+        }
+    }
+    let choices: Vec<serde_json::Value> = finishes
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let text = texts.get(i).map_or("", String::as_str);
+            serde_json::json!({"index": i, "text": text, "logprobs": null, "finish_reason": f})
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "id": id,
+        "object": "text_completion",
+        "created": created,
+        "model": model_name,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }))
+    .into_response())
+}
