@@ -146,7 +146,11 @@ impl StPooling {
 /// Divides `v` by its L2 norm (at least 1e-12), as `torch.nn.functional.normalize` does in
 /// sentence-transformers' Normalize module.
 pub fn l2_normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+    let norm = v
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt();
     let d = norm.max(1e-12);
     for x in v.iter_mut() {
         *x = (*x as f64 / d) as f32;
@@ -232,16 +236,21 @@ where
     Fut: Future<Output = Result<Tensor>>,
 {
     let mut result: Vec<Option<Tensor>> = vec![None; texts.len()];
-    chunked(&text.encode(texts)?, max_batch, forward, |input, hidden, idx| {
-        let h = *hidden.shape().last().unwrap_or(&1);
-        let v = hidden.as_f32()?;
-        for (b, &i) in idx.iter().enumerate() {
-            let n = input.len(b);
-            let row = &v[b * input.seq * h..(b * input.seq + n) * h];
-            result[i] = Some(Tensor::from_f32(&[n, h], row.to_vec())?);
-        }
-        Ok(())
-    })
+    chunked(
+        &text.encode(texts)?,
+        max_batch,
+        forward,
+        |input, hidden, idx| {
+            let h = *hidden.shape().last().unwrap_or(&1);
+            let v = hidden.as_f32()?;
+            for (b, &i) in idx.iter().enumerate() {
+                let n = input.len(b);
+                let row = &v[b * input.seq * h..(b * input.seq + n) * h];
+                result[i] = Some(Tensor::from_f32(&[n, h], row.to_vec())?);
+            }
+            Ok(())
+        },
+    )
     .await?;
     Ok(result.into_iter().flatten().collect())
 }

@@ -53,7 +53,10 @@ const MAX_STOPS: usize = 4;
 
 /// What the generating thread sends the handler.
 enum Update {
-    Text { index: usize, text: String },
+    Text {
+        index: usize,
+        text: String,
+    },
     Done {
         index: usize,
         finish: &'static str,
@@ -166,7 +169,12 @@ impl<'a> StopScan<'a> {
     /// Adds a piece: the text now safe to send, and whether a stop sequence was found.
     fn push(&mut self, piece: &str) -> (String, bool) {
         self.text.push_str(piece);
-        if let Some(at) = self.stops.iter().filter_map(|s| self.text.find(s.as_str())).min() {
+        if let Some(at) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
             let out = self.text[self.sent..at.max(self.sent)].to_string();
             self.sent = at.max(self.sent);
             self.text.truncate(self.sent);
@@ -327,10 +335,15 @@ pub(super) async fn completions(State(app): Shared, req: Request) -> ApiResult<R
                     ),
                     None => ("[DONE]".to_string(), true),
                 };
-                Some((Ok::<_, std::convert::Infallible>(Event::default().data(data)), (rx, done)))
+                Some((
+                    Ok::<_, std::convert::Infallible>(Event::default().data(data)),
+                    (rx, done),
+                ))
             }
         });
-        return Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response());
+        return Ok(Sse::new(events)
+            .keep_alive(KeepAlive::default())
+            .into_response());
     }
     let mut texts: Vec<String> = Vec::new();
     let mut finishes: Vec<&str> = Vec::new();

@@ -71,7 +71,9 @@ impl ApiError {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
-            format!("the request took longer than the server's limit of {secs} s (--request-timeout)"),
+            format!(
+                "the request took longer than the server's limit of {secs} s (--request-timeout)"
+            ),
         )
     }
     /// The body as sent.

@@ -94,7 +94,10 @@ impl ServerConfig {
             ("max_batch_requests", self.max_batch_requests),
             ("max_concurrent_requests", self.max_concurrent_requests),
             ("max_client_batch_size", self.max_client_batch_size),
-            ("max_concurrent_generations", self.max_concurrent_generations),
+            (
+                "max_concurrent_generations",
+                self.max_concurrent_generations,
+            ),
             ("payload_limit", self.payload_limit),
         ];
         for (name, v) in ones {
@@ -163,19 +166,34 @@ impl App {
     }
 
     /// The request body, bounded in size (413) and in the time the client takes to send it
-    /// (408).
+    /// (408). An oversized body is still read (and dropped) up to four times the limit, so
+    /// the client reads the 413 instead of a reset connection.
     async fn body(&self, req: Request) -> ApiResult<(Parts, Bytes)> {
+        use futures_util::StreamExt;
         let (parts, body) = req.into_parts();
         let limit = self.config.payload_limit;
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(too_large_body(limit));
-        }
-        let read = axum::body::to_bytes(body, limit);
+        let drain = limit.saturating_mul(4);
+        let read = async move {
+            let mut stream = body.into_data_stream();
+            let mut buf: Vec<u8> = Vec::new();
+            let mut total = 0usize;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request(format!("could not read the request body: {e}"))
+                })?;
+                total = total.saturating_add(chunk.len());
+                if total > drain {
+                    break;
+                }
+                if total <= limit {
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+            if total > limit {
+                return Err(too_large_body(limit));
+            }
+            Ok(Bytes::from(buf))
+        };
         match tokio::time::timeout(self.config.body_timeout, read).await {
             Err(_) => Err(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
@@ -185,11 +203,7 @@ impl App {
                     self.config.body_timeout.as_secs_f64()
                 ),
             )),
-            Ok(Err(e)) if is_length_limit(&e) => Err(too_large_body(limit)),
-            Ok(Err(e)) => Err(ApiError::bad_request(format!(
-                "could not read the request body: {e}"
-            ))),
-            Ok(Ok(bytes)) => Ok((parts, bytes)),
+            Ok(r) => Ok((parts, r?)),
         }
     }
 
@@ -206,17 +220,6 @@ fn too_large_body(limit: usize) -> ApiError {
     ApiError::too_large(format!(
         "the request body is larger than the server's limit of {limit} bytes (--payload-limit)"
     ))
-}
-
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        if s.to_string().contains("length limit exceeded") {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// A JSON body into `T`: 400 for malformed JSON or a value of the wrong type.
@@ -369,6 +372,10 @@ fn router(app: Arc<App>) -> Router {
                 "method not allowed on this route",
             )
         })
+        // The multipart parser's own bound (the body was already read within the same limit).
+        .layer(axum::extract::DefaultBodyLimit::max(
+            app.config.payload_limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }

@@ -34,9 +34,8 @@ impl Texts {
 
 /// Accepts a string or a list of strings, with a message naming the field otherwise.
 fn texts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Texts, D::Error> {
-    Texts::deserialize(d).map_err(|_| {
-        serde::de::Error::custom("expected a string or an array of strings")
-    })
+    Texts::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a string or an array of strings"))
 }
 
 fn yes() -> bool {
@@ -81,7 +80,9 @@ fn embedder(app: &App) -> ApiResult<Arc<Bert>> {
 /// Checks the number of inputs: at least one, at most `max_client_batch_size`.
 fn check_count(app: &App, n: usize, what: &str) -> ApiResult<()> {
     if n == 0 {
-        return Err(ApiError::empty(format!("`{what}` is empty: nothing to embed")));
+        return Err(ApiError::empty(format!(
+            "`{what}` is empty: nothing to embed"
+        )));
     }
     let max = app.config.max_client_batch_size;
     if n > max {
@@ -101,7 +102,11 @@ async fn embed_texts(
     truncate: bool,
 ) -> ApiResult<(Vec<Vec<f32>>, usize)> {
     let bert = embedder(app)?;
-    check_count(app, texts.len(), if route == "/embed" { "inputs" } else { "input" })?;
+    check_count(
+        app,
+        texts.len(),
+        if route == "/embed" { "inputs" } else { "input" },
+    )?;
     let _permit = app.admit()?;
     app.timed(async {
         let max = bert.max_len();
@@ -122,7 +127,11 @@ async fn embed_texts(
         .await?;
         let tokens = encs.iter().map(|e| e.len()).sum();
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let batcher = app.ready()?.batcher.as_ref().expect("a batcher with the model");
+        let batcher = app
+            .ready()?
+            .batcher
+            .as_ref()
+            .expect("a batcher with the model");
         batcher.submit(EmbedJob {
             route,
             encs,
@@ -143,7 +152,8 @@ async fn embed_texts(
 pub(super) async fn embed(State(app): Shared, req: Request) -> ApiResult<Json<Vec<Vec<f32>>>> {
     let (_, body) = app.body(req).await?;
     let r: EmbedRequest = parse_json(&body)?;
-    let (vecs, _) = embed_texts(&app, "/embed", r.inputs.into_vec(), r.normalize, r.truncate).await?;
+    let (vecs, _) =
+        embed_texts(&app, "/embed", r.inputs.into_vec(), r.normalize, r.truncate).await?;
     Ok(Json(vecs))
 }
 
@@ -246,22 +256,24 @@ fn simple_tokens(text: &str, enc: &Encoding) -> Vec<SimpleToken> {
         .zip(enc.get_tokens())
         .zip(enc.get_offsets())
         .zip(special)
-        .map(|(((&id, tok), &(a, b)), &s)| match (s != 0, text.get(a..b)) {
-            (false, Some(piece)) => SimpleToken {
-                id,
-                text: piece.to_string(),
-                special: false,
-                start: Some(a),
-                stop: Some(b),
+        .map(
+            |(((&id, tok), &(a, b)), &s)| match (s != 0, text.get(a..b)) {
+                (false, Some(piece)) => SimpleToken {
+                    id,
+                    text: piece.to_string(),
+                    special: false,
+                    start: Some(a),
+                    stop: Some(b),
+                },
+                _ => SimpleToken {
+                    id,
+                    text: tok.clone(),
+                    special: s != 0,
+                    start: None,
+                    stop: None,
+                },
             },
-            _ => SimpleToken {
-                id,
-                text: tok.clone(),
-                special: s != 0,
-                start: None,
-                stop: None,
-            },
-        })
+        )
         .collect()
 }
 

@@ -95,7 +95,9 @@ pub(super) struct Classified {
 /// `POST /classify?top_k=5` → `[{image, top: [{index, label, score}]}]`.
 pub(super) async fn classify(State(app): Shared, req: Request) -> ApiResult<Json<Vec<Classified>>> {
     let vit = app.ready()?.models.classify.clone().ok_or_else(|| {
-        ApiError::not_found("this server has no classification model (start it with --classify-model)")
+        ApiError::not_found(
+            "this server has no classification model (start it with --classify-model)",
+        )
     })?;
     let (parts, imgs) = images(&app, req).await?;
     let p: ClassifyParams = query(&parts)?;
