@@ -670,7 +670,8 @@ fn models(
         };
         out.push(run.row(workload.into(), s, 1.0, "images/s"));
         if let Some(bus) = &bus {
-            let img = wgpu_infer::imageio::load_rgb(bus)?;
+            let img =
+                wgpu_infer::imageio::load_rgb_as(bus, wgpu_infer::imageio::Convention::OpenCv)?;
             let predict = || {
                 model
                     .detect_image(&img, &DetectOptions::default())

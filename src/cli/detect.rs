@@ -59,7 +59,9 @@ pub fn run(args: DetectArgs) -> Result<()> {
         None => None,
     };
     let model = super::load(&args.model, |b, dir, _| Yolo::load(b, dir), Yolo::warnings)?;
-    let img = wgpu_infer::imageio::load_rgb(&args.image)?;
+    // As ultralytics reads it (cv2.imread).
+    let img =
+        wgpu_infer::imageio::load_rgb_as(&args.image, wgpu_infer::imageio::Convention::OpenCv)?;
     let dets = model.detect_image(&img, &opts)?;
     if let Some((out, fmt)) = &out {
         let annotated = annotate(&img, &dets);

@@ -7,7 +7,10 @@
 mod decode;
 
 #[cfg(feature = "images")]
-pub use decode::{decode_rgb_bytes, load_rgb, MAX_ALLOC, MAX_FILE_BYTES, MAX_SIDE};
+pub use decode::{
+    decode_rgb_bytes, decode_rgb_bytes_as, load_rgb, load_rgb_as, Convention, MAX_ALLOC,
+    MAX_FILE_BYTES, MAX_SIDE,
+};
 
 use crate::error::{Error, Result};
 use image::imageops::FilterType;

@@ -181,6 +181,7 @@ impl Yolo {
     #[cfg(feature = "images")]
     pub fn detect(&self, path: &Path, opts: &DetectOptions) -> Result<Vec<Detection>> {
         opts.validate()?;
-        self.detect_image(&crate::imageio::load_rgb(path)?, opts)
+        let img = crate::imageio::load_rgb_as(path, crate::imageio::Convention::OpenCv)?;
+        self.detect_image(&img, opts)
     }
 }

@@ -4,7 +4,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::{blocking, App, Shared};
-use crate::imageio::decode_rgb_bytes;
+use crate::imageio::{decode_rgb_bytes_as, Convention};
 use crate::models::detect::DetectOptions;
 use crate::models::vision::Prediction;
 use axum::body::{Body, Bytes};
@@ -71,8 +71,9 @@ fn query<T: serde::de::DeserializeOwned>(parts: &Parts) -> ApiResult<T> {
         .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))
 }
 
-fn decode(name: &str, bytes: &[u8]) -> ApiResult<image::RgbImage> {
-    decode_rgb_bytes(bytes).map_err(|e| {
+/// An image as the model's reference reads it (PIL for ViT, OpenCV for YOLO).
+fn decode(name: &str, bytes: &[u8], convention: Convention) -> ApiResult<image::RgbImage> {
+    decode_rgb_bytes_as(bytes, convention).map_err(|e| {
         let why = match e {
             crate::Error::Image { msg, .. } => msg,
             e => e.to_string(),
@@ -111,7 +112,7 @@ pub(super) async fn classify(State(app): Shared, req: Request) -> ApiResult<Json
         .timed(blocking(move || {
             let decoded = imgs
                 .iter()
-                .map(|(n, b)| decode(n, b))
+                .map(|(n, b)| decode(n, b, Convention::Pil))
                 .collect::<ApiResult<Vec<_>>>()?;
             let k = k.min(vit.labels().len().max(1));
             let top = vit.classify_images(&decoded, k)?;
@@ -164,7 +165,7 @@ pub(super) async fn detect(
     let t0 = std::time::Instant::now();
     let dets = app
         .timed(blocking(move || {
-            let img = decode(&name, &bytes)?;
+            let img = decode(&name, &bytes, Convention::OpenCv)?;
             Ok(yolo.detect_image(&img, &opts)?)
         }))
         .await?;
