@@ -34,8 +34,8 @@ pub fn filter_from_pil(code: u32) -> Result<FilterType> {
 /// How to resize.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resample {
-    /// Antialiased bilinear exactly as Pillow / torchvision compute it on 8-bit images (what
-    /// transformers' image processors use): see [`resize_bilinear_aa`].
+    /// Antialiased bilinear exactly as torchvision computes it on 8-bit images (what
+    /// transformers 5's image processors run): see [`resize_bilinear_aa_torchvision`].
     Bilinear,
     /// Any other filter, through the `image` crate.
     Other(FilterType),
@@ -54,9 +54,24 @@ impl Resample {
 /// Fixed-point precision of the resampling weights (Pillow's PRECISION_BITS).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// Per output index: first input index and fixed-point weights of the triangle filter, whose
-/// support widens by the downscale factor (antialiasing), as Pillow's `precompute_coeffs`.
-fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i64>)> {
+/// How the normalized weights become fixed point.
+#[derive(Clone, Copy)]
+enum Precision {
+    /// Pillow's `ImagingResample`: always [`PRECISION_BITS`] bits.
+    Pillow,
+    /// PyTorch's uint8 antialiased kernel (what torchvision's `resize` runs on uint8 images):
+    /// int16 weights, with the most bits (at most [`PRECISION_BITS`]) that keep the largest
+    /// weight of the dimension under 2^15.
+    Int16,
+}
+
+/// The normalized triangle-filter weights of one output index.
+type Taps = (usize, Vec<f64>);
+
+/// Per output index: first input index and normalized weights of the triangle filter, whose
+/// support widens by the downscale factor (antialiasing), as Pillow's `precompute_coeffs`
+/// (PyTorch's `_compute_index_ranges_weights` computes the same in double).
+fn taps(in_size: usize, out_size: usize) -> Vec<Taps> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filterscale; // bilinear support is 1
@@ -80,34 +95,67 @@ fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i64>)> {
             if total != 0.0 {
                 w.iter_mut().for_each(|v| *v /= total);
             }
-            let fixed = w
-                .iter()
-                .map(|&v| {
-                    let f = v * (1u64 << PRECISION_BITS) as f64;
-                    (if f < 0.0 { f - 0.5 } else { f + 0.5 }) as i64
-                })
-                .collect();
-            (xmin, fixed)
+            (xmin, w)
         })
         .collect()
 }
 
-fn clip8(acc: i64) -> u8 {
-    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+/// The taps of `in_size -> out_size` in fixed point, and their number of fraction bits.
+fn coeffs(in_size: usize, out_size: usize, p: Precision) -> (Vec<(usize, Vec<i64>)>, u32) {
+    let t = taps(in_size, out_size);
+    let bits = match p {
+        Precision::Pillow => PRECISION_BITS,
+        Precision::Int16 => {
+            let max = t.iter().flat_map(|(_, w)| w).fold(0.0f64, |a, &b| a.max(b));
+            let mut bits = 0;
+            while bits < PRECISION_BITS
+                && ((0.5 + max * (1u64 << (bits + 1)) as f64) as i64) < (1 << 15)
+            {
+                bits += 1;
+            }
+            bits
+        }
+    };
+    let fixed = t
+        .into_iter()
+        .map(|(xmin, w)| {
+            let k = w
+                .iter()
+                .map(|&v| {
+                    let f = v * (1u64 << bits) as f64;
+                    (if f < 0.0 { f - 0.5 } else { f + 0.5 }) as i64
+                })
+                .collect();
+            (xmin, k)
+        })
+        .collect();
+    (fixed, bits)
 }
 
-/// Antialiased bilinear resize with Pillow's algorithm (`ImagingResample`): separable triangle
-/// filter scaled by the downscale factor, horizontal pass then vertical, fixed-point weights and
-/// 8-bit rounding between the passes. torchvision's uint8 antialias kernel (used by
-/// transformers' image processors) ports the same algorithm; the `image` crate's Triangle filter
-/// differs by up to 2 levels, too much for pixel parity.
+/// Antialiased bilinear resize with Pillow's algorithm (`ImagingResample`), bit for bit:
+/// separable triangle filter scaled by the downscale factor, horizontal pass then vertical,
+/// fixed-point weights and 8-bit rounding between the passes. What `PIL.Image.resize(size,
+/// BILINEAR)` gives; the `image` crate's Triangle filter differs by up to 2 levels.
 pub fn resize_bilinear_aa(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    resample(img, out_w, out_h, Precision::Pillow)
+}
+
+/// Antialiased bilinear resize as torchvision's `resize(..., antialias=True)` computes it on
+/// uint8 images (PyTorch's uint8 kernel, a port of Pillow-SIMD), bit for bit: Pillow's filter
+/// and passes with int16 weights of per-dimension precision. transformers 5's image processors
+/// resize with it; it is at most one level from Pillow's.
+pub fn resize_bilinear_aa_torchvision(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    resample(img, out_w, out_h, Precision::Int16)
+}
+
+fn resample(img: &RgbImage, out_w: u32, out_h: u32, p: Precision) -> RgbImage {
     let (in_w, in_h) = img.dimensions();
     let src = img.as_raw();
-    let half = 1i64 << (PRECISION_BITS - 1);
+    let clip8 = |acc: i64, bits: u32| (acc >> bits).clamp(0, 255) as u8;
     // Horizontal pass.
     let tmp = if out_w != in_w {
-        let cx = coeffs(in_w as usize, out_w as usize);
+        let (cx, bits) = coeffs(in_w as usize, out_w as usize, p);
+        let half = 1i64 << bits >> 1;
         let mut t = vec![0u8; (out_w * in_h * 3) as usize];
         for y in 0..in_h as usize {
             for (xx, (xmin, k)) in cx.iter().enumerate() {
@@ -116,7 +164,7 @@ pub fn resize_bilinear_aa(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
                     for (i, &w) in k.iter().enumerate() {
                         acc += src[(y * in_w as usize + xmin + i) * 3 + c] as i64 * w;
                     }
-                    t[(y * out_w as usize + xx) * 3 + c] = clip8(acc);
+                    t[(y * out_w as usize + xx) * 3 + c] = clip8(acc, bits);
                 }
             }
         }
@@ -126,7 +174,8 @@ pub fn resize_bilinear_aa(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
     };
     // Vertical pass.
     let out = if out_h != in_h {
-        let cy = coeffs(in_h as usize, out_h as usize);
+        let (cy, bits) = coeffs(in_h as usize, out_h as usize, p);
+        let half = 1i64 << bits >> 1;
         let mut o = vec![0u8; (out_w * out_h * 3) as usize];
         for (yy, (ymin, k)) in cy.iter().enumerate() {
             for x in 0..(out_w * 3) as usize {
@@ -134,7 +183,7 @@ pub fn resize_bilinear_aa(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
                 for (i, &w) in k.iter().enumerate() {
                     acc += tmp[(ymin + i) * (out_w * 3) as usize + x] as i64 * w;
                 }
-                o[yy * (out_w * 3) as usize + x] = clip8(acc);
+                o[yy * (out_w * 3) as usize + x] = clip8(acc, bits);
             }
         }
         o
@@ -156,7 +205,7 @@ pub fn to_chw(
     let img = match resize {
         Some((w, h, f)) if (w, h) != img.dimensions() => {
             resized = match f {
-                Resample::Bilinear => resize_bilinear_aa(img, w, h),
+                Resample::Bilinear => resize_bilinear_aa_torchvision(img, w, h),
                 Resample::Other(f) => image::imageops::resize(img, w, h, f),
             };
             &resized
