@@ -377,3 +377,98 @@ fn embeddings_do_not_depend_on_batch_composition() {
         compare(&format!("text {i} alone vs batched"), &a, &b, 1e-6, 0.0);
     }
 }
+
+/// A cross-encoder (`BertForSequenceClassification`, one label, `save_pretrained` layout with
+/// the `bert.` prefix and an unprefixed `classifier`) vs transformers: the logits of (query,
+/// doc) pairs from the reference token ids and through `rerank` from the texts
+/// (tools/fixtures/gen_reranker.py); the CLI prints sigmoid scores best first.
+#[test]
+fn cross_encoder_logits_match_transformers() {
+    let dir = fixture("rerank_a");
+    let r = Weights::open(dir.join("reference.safetensors")).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let query = m["query"].as_str().unwrap();
+    let docs = strs(&m["docs"]);
+    let docs: Vec<&str> = docs.iter().map(|s| s.as_str()).collect();
+    let want = r.get("pairs.logits").unwrap();
+    for backend in backends() {
+        let label = format!("rerank_a {}", common::label(&backend));
+        let model = Bert::load(backend.clone(), &dir).unwrap();
+        assert!(model.warnings().is_empty(), "{:?}", model.warnings());
+        assert_eq!(model.num_labels(), Some(1));
+        let pairs: Vec<(&str, &str)> = docs.iter().map(|d| (query, *d)).collect();
+        let tok = model.tokenize_pairs(&pairs).unwrap();
+        assert_eq!(
+            tok.input_ids,
+            input(&r, "pairs").input_ids,
+            "{label}: token ids"
+        );
+        let out = model.forward(&input(&r, "pairs"), false).unwrap();
+        let (a, _) = compare(&label, out.logits.as_ref().unwrap(), &want, 1e-4, 0.0);
+        let scores = model.rerank(query, &docs, false).unwrap();
+        let got = Tensor::from_f32(&[docs.len(), 1], scores).unwrap();
+        let (b, _) = compare(&format!("{label} rerank"), &got, &want, 1e-4, 0.0);
+        record(
+            "cross-encoder logits",
+            common::label(&backend),
+            a.max(b),
+            0.0,
+        );
+    }
+    common::print_table_for("cross-encoder logits");
+    // The CLI: sigmoid scores, best first, the reference's order.
+    let mut args = vec![
+        "rerank".to_string(),
+        "--model".into(),
+        dir.display().to_string(),
+        "--query".into(),
+        query.into(),
+    ];
+    args.extend(docs.iter().map(|d| d.to_string()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ranked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ranked = ranked.as_array().unwrap();
+    let order: Vec<u64> = ranked
+        .iter()
+        .map(|x| x["index"].as_u64().unwrap())
+        .collect();
+    let want_order: Vec<u64> = m["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!(order, want_order);
+    for x in ranked {
+        let i = x["index"].as_u64().unwrap() as usize;
+        let s = x["score"].as_f64().unwrap();
+        assert!((s - m["sigmoid"][i].as_f64().unwrap()).abs() <= 1e-4);
+    }
+    // A model without a one-label head is refused; empty inputs and over-long pairs too.
+    let plain = Bert::load(Backend::Cpu, fixture("tiny_a")).unwrap();
+    let e = plain.rerank("q", &["d"], false).unwrap_err().to_string();
+    assert!(e.contains("not a cross-encoder"), "{e}");
+    let model = Bert::load(Backend::Cpu, &dir).unwrap();
+    assert!(model.rerank("q", &[], false).is_err());
+    assert!(model.rerank(" ", &["d"], false).is_err());
+    let long = "paris france capital ".repeat(40);
+    let e = model
+        .rerank(query, &[long.as_str()], false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("longer than"), "{e}");
+    assert_eq!(
+        model.rerank(query, &[long.as_str()], true).unwrap().len(),
+        1
+    );
+}

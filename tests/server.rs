@@ -323,6 +323,8 @@ async fn endpoints_answer_what_the_library_computes() {
         s(&vit_dir),
         "--detect-model".into(),
         s(&yolo_dir),
+        "--rerank-model".into(),
+        s(&fixture("bert/rerank_a")),
     ])
     .await;
     let c = client();
@@ -351,7 +353,7 @@ async fn endpoints_answer_what_the_library_computes() {
         .await
         .unwrap();
     assert_eq!(models["object"], "list");
-    assert_eq!(models["data"].as_array().unwrap().len(), 4);
+    assert_eq!(models["data"].as_array().unwrap().len(), 5);
 
     // /embed: the library's embeddings, and sentence-transformers' within 2e-5.
     let sentences = common::minilm_sentences();
@@ -544,6 +546,85 @@ async fn endpoints_answer_what_the_library_computes() {
         .iter()
         .all(|c| c["choices"][0]["finish_reason"].is_null()));
     assert!(chunks.len() > 2, "streamed in pieces, not at once");
+
+    // /rerank (TEI): the library's logits through a sigmoid, best first; raw scores; texts.
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("bert/rerank_a/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let (query, docs) = (meta["query"].clone(), meta["docs"].clone());
+    let (st, v) = post(
+        &c,
+        srv.url("/rerank"),
+        serde_json::json!({"query": query, "texts": docs}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let order: Vec<u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["index"].as_u64().unwrap())
+        .collect();
+    let want: Vec<u64> = meta["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!(order, want);
+    for x in v.as_array().unwrap() {
+        let i = x["index"].as_u64().unwrap() as usize;
+        assert!(
+            (x["score"].as_f64().unwrap() - meta["sigmoid"][i].as_f64().unwrap()).abs() <= 1e-4
+        );
+        assert!(x.get("text").is_none());
+    }
+    let (_, v) = post(
+        &c,
+        srv.url("/rerank"),
+        serde_json::json!({"query": query, "texts": docs, "raw_scores": true, "return_text": true}),
+    )
+    .await;
+    for x in v.as_array().unwrap() {
+        let i = x["index"].as_u64().unwrap() as usize;
+        assert!((x["score"].as_f64().unwrap() - meta["logits"][i].as_f64().unwrap()).abs() <= 1e-4);
+        assert_eq!(x["text"], meta["docs"][i]);
+    }
+    let rr = srv.url("/rerank");
+    expect_error(
+        &c,
+        rr.clone(),
+        serde_json::json!({"query": "q", "texts": []}),
+        400,
+        "empty",
+    )
+    .await;
+    expect_error(
+        &c,
+        rr.clone(),
+        serde_json::json!({"query": "", "texts": ["a"]}),
+        400,
+        "empty",
+    )
+    .await;
+    expect_error(
+        &c,
+        rr.clone(),
+        serde_json::json!({"query": "q"}),
+        400,
+        "validation",
+    )
+    .await;
+    let long = "paris ".repeat(200);
+    expect_error(
+        &c,
+        rr,
+        serde_json::json!({"query": "q", "texts": [long]}),
+        422,
+        "validation",
+    )
+    .await;
 
     // /classify (raw body) and /detect (multipart): the library's answers.
     let bus = std::fs::read(assets.join("bus.jpg")).unwrap();
@@ -937,7 +1018,7 @@ async fn health_is_503_until_the_models_are_loaded() {
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    // A model the server lacks.
+    // Models the server lacks.
     expect_error(
         &c,
         format!("{base}/v1/completions"),
@@ -946,6 +1027,8 @@ async fn health_is_503_until_the_models_are_loaded() {
         "not_found",
     )
     .await;
+    let body = serde_json::json!({"query": "a", "texts": ["b"]});
+    expect_error(&c, format!("{base}/rerank"), body, 404, "not_found").await;
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 

@@ -10,6 +10,7 @@ mod generate;
 mod info;
 mod inspect;
 mod output;
+mod rerank;
 mod serve;
 mod torch_peer;
 mod tune;
@@ -37,6 +38,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Sentence embeddings from a BERT / sentence-transformers folder, as JSON.
     Embed(embed::EmbedArgs),
+    /// Rank documents for a query with a cross-encoder (BertForSequenceClassification, 1 label):
+    /// [{"index", "score"}] best first, score = sigmoid(logit) unless --raw-scores.
+    Rerank(rerank::RerankArgs),
     /// Text generation with a GPT-2 folder (streams text; --json for one object at the end).
     Generate(generate::GenerateArgs),
     /// Image classification with a ViT folder: top-k labels per image, as JSON.
@@ -162,6 +166,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Rerank(a) => rerank::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
         Command::Detect(a) => detect::run(a),

@@ -14,6 +14,9 @@ pub struct ServeArgs {
     /// BERT / sentence-transformers folder or hub id for /embed, /tokenize, /v1/embeddings.
     #[arg(long)]
     embed_model: Option<String>,
+    /// Cross-encoder folder or hub id (BertForSequenceClassification, one label) for /rerank.
+    #[arg(long)]
+    rerank_model: Option<String>,
     /// GPT-2 folder or hub id for /v1/completions.
     #[arg(long)]
     generate_model: Option<String>,
@@ -93,22 +96,24 @@ pub fn run(args: ServeArgs) -> Result<()> {
     config.validate()?;
     let specs = [
         &args.embed_model,
+        &args.rerank_model,
         &args.generate_model,
         &args.classify_model,
         &args.detect_model,
     ];
     if specs.iter().all(|s| s.is_none()) {
         return Err(Error::InvalidArgument(
-            "no model to serve: pass at least one of --embed-model, --generate-model, \
-             --classify-model, --detect-model"
+            "no model to serve: pass at least one of --embed-model, --rerank-model, \
+             --generate-model, --classify-model, --detect-model"
                 .into(),
         ));
     }
     // Folders are resolved (and hub ids downloaded) before the socket opens, so a wrong path
     // fails at once.
     let resolve = |s: &Option<String>| s.as_deref().map(dir).transpose();
-    let (embed, generate, classify, detect) = (
+    let (embed, rerank, generate, classify, detect) = (
         resolve(&args.embed_model)?,
+        resolve(&args.rerank_model)?,
         resolve(&args.generate_model)?,
         resolve(&args.classify_model)?,
         resolve(&args.detect_model)?,
@@ -130,6 +135,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
             let m = Bert::load_with(backend.clone(), d, &opts)?;
             warn(m.warnings());
             models.embed = Some(Arc::new(m));
+        }
+        if let Some(d) = &rerank {
+            let m = Bert::load_with(backend.clone(), d, &opts)?;
+            warn(m.warnings());
+            models.rerank = Some(Arc::new(m));
         }
         if let Some(d) = &generate {
             let m = Gpt2::load_with(backend.clone(), d, &opts)?;

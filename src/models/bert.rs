@@ -6,7 +6,11 @@
 //! pos ─ pos_emb  ─┼─ add ─ LayerNorm ─ [× L post-norm TransformerLayer] ─ last_hidden_state
 //! tt  ─ type_emb ─┘                                                   ├─ pooling ─ (L2 normalize)
 //!                                                                     └─ [CLS] ─ dense+tanh ─ pooler
+//!                                                                          (─ classifier ─ logits)
 //! ```
+//!
+//! A `BertForSequenceClassification` checkpoint (a `classifier` after the pooler) also gives
+//! logits; with one label it is a cross-encoder reranker ([`Bert::rerank_async`]).
 
 use super::family::{self, check_transformer, FamilyConfig, ModelKind};
 use super::files::ModelFiles;
@@ -88,6 +92,8 @@ pub struct BertOutput {
     pub pooler_output: Option<Tensor>,
     /// Embedding output and every layer's output (when requested), each [batch, seq, hidden].
     pub hidden_states: Vec<Tensor>,
+    /// [batch, num_labels] — classifier(pooler_output), for `BertForSequenceClassification`.
+    pub logits: Option<Tensor>,
 }
 
 /// A BERT layer's HF module names.
@@ -111,10 +117,18 @@ struct BertWeights {
     emb_norm: LayerNorm,
     layers: Vec<TransformerLayer>,
     pooler: Option<Linear>,
+    /// The sequence-classification head on the pooler output, and its number of labels.
+    classifier: Option<Linear>,
+    labels: usize,
 }
 
 impl BertWeights {
-    fn load(c: &BertConfig, vb: &Vars, with_pooler: bool) -> Result<BertWeights> {
+    fn load(
+        c: &BertConfig,
+        vb: &Vars,
+        with_pooler: bool,
+        labels: Option<usize>,
+    ) -> Result<BertWeights> {
         let (h, e) = (c.hidden_size, vb.pp("embeddings"));
         let shape = LayerShape {
             width: h,
@@ -131,6 +145,10 @@ impl BertWeights {
             pooler: (with_pooler)
                 .then(|| Linear::load(&vb.pp("pooler.dense"), h, h))
                 .transpose()?,
+            classifier: labels
+                .map(|n| Linear::load(&vb.pp("classifier"), h, n))
+                .transpose()?,
+            labels: labels.unwrap_or(0),
             word: Embedding::load(&e.pp("word_embeddings"), c.vocab_size, h)?,
             pos: Embedding::load(&e.pp("position_embeddings"), c.max_position_embeddings, h)?,
             typ: Embedding::load(&e.pp("token_type_embeddings"), c.type_vocab_size, h)?,
@@ -161,8 +179,19 @@ impl Bert {
         let tokenizer = f.tokenizer()?;
         let st = SentenceConfig::read(files)?;
         let with_pooler = f.weights().contains("pooler.dense.weight");
+        // `BertForSequenceClassification`: classifier.weight is [num_labels, hidden].
+        let labels = match f.weights().shape("classifier.weight") {
+            Some(s) if s.len() == 2 && s[0] >= 1 && with_pooler => Some(s[0]),
+            Some(s) => {
+                return Err(f.config_error(format!(
+                    "classifier.weight has shape {s:?}; a sequence-classification head needs \
+                     [num_labels, hidden] after a pooler (pooler.dense)"
+                )))
+            }
+            None => None,
+        };
         let w = f.load(opts, &["position_ids"], |vb| {
-            BertWeights::load(&f.config, vb, with_pooler)
+            BertWeights::load(&f.config, vb, with_pooler, labels)
         })?;
         let p = f.config.max_position_embeddings;
         let max_len = st.max_seq_length.map_or(p, |m| m.min(p));
@@ -184,8 +213,9 @@ impl Bert {
         opts: &LoadOptions,
     ) -> Result<Bert> {
         config.check().map_err(Error::InvalidArgument)?;
-        let loaded =
-            loader::from_source(w, opts, |vb| BertWeights::load(&config, vb, with_pooler))?;
+        let loaded = loader::from_source(w, opts, |vb| {
+            BertWeights::load(&config, vb, with_pooler, None)
+        })?;
         let max_len = config.max_position_embeddings;
         Self::from_parts(backend, config, loaded, tokenizer, max_len)
     }
@@ -320,6 +350,10 @@ impl Bert {
             let cls = g.reshape(cls, &[b, self.config.hidden_size])?;
             let pooled = pooler.forward_fused(&mut g, cls, Act::Tanh, None)?;
             g.output("pooler_output", pooled);
+            if let Some(head) = &w.classifier {
+                let logits = head.forward(&mut g, pooled)?;
+                g.output("logits", logits);
+            }
         }
         if all_hidden {
             for (i, v) in hidden.iter().enumerate() {
@@ -341,6 +375,7 @@ impl Bert {
         let (batch, seq, h) = (input.batch, input.seq, c.hidden_size);
         let layers = hidden_states as usize * (c.num_hidden_layers + 1);
         let (mut last, mut pooled, mut hidden) = (Vec::new(), Vec::new(), vec![Vec::new(); layers]);
+        let mut logits = Vec::new();
         let widest = c.intermediate_size.max(3 * h);
         let rows = self.runner.rows_per_pass(seq * widest, self.max_batch);
         // Exact length: a plan per (rows, seq) shape is cheap once kernels are compiled, and
@@ -369,6 +404,11 @@ impl Bert {
             if self.w.pooler.is_some() {
                 pooled.extend_from_slice(out.take("pooler_output")?.as_f32()?);
             }
+            if self.w.classifier.is_some() {
+                let l = out.take("logits")?;
+                check_finite(|| "classifier logits".into(), l.as_f32()?)?;
+                logits.extend_from_slice(l.as_f32()?);
+            }
             for (i, hs) in hidden.iter_mut().enumerate() {
                 hs.extend_from_slice(out.take(&format!("hidden_states.{i}"))?.as_f32()?);
             }
@@ -382,6 +422,10 @@ impl Bert {
                 .into_iter()
                 .map(|v| Tensor::from_f32(&[batch, seq, h], v))
                 .collect::<Result<_>>()?,
+            logits: self
+                .num_labels()
+                .map(|n| Tensor::from_f32(&[batch, n], logits))
+                .transpose()?,
         })
     }
 
@@ -400,6 +444,63 @@ impl Bert {
     pub async fn embed_async(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let encs = self.encode_texts(texts)?;
         self.embed_encodings_async(&encs, self.normalize).await
+    }
+
+    /// Labels of the sequence-classification head (`BertForSequenceClassification`), if any; a
+    /// cross-encoder reranker has one.
+    pub fn num_labels(&self) -> Option<usize> {
+        self.w.classifier.as_ref().map(|_| self.w.labels)
+    }
+
+    /// Cross-encoder scores: the logit of each `(query, doc)` pair ([CLS] query [SEP] doc
+    /// [SEP]), in `docs` order, as `CrossEncoder.predict` without an activation (apply a
+    /// sigmoid for TEI's default scores). Pairs longer than `max_len` are cut (longest first,
+    /// as the tokenizer truncates) when `truncate`, else refused.
+    pub async fn rerank_async(
+        &self,
+        query: &str,
+        docs: &[&str],
+        truncate: bool,
+    ) -> Result<Vec<f32>> {
+        if self.num_labels() != Some(1) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a cross-encoder (a BertForSequenceClassification with one label); \
+                 it has {}",
+                self.name,
+                match self.num_labels() {
+                    Some(n) => format!("{n} labels"),
+                    None => "no classification head".into(),
+                }
+            )));
+        }
+        if docs.is_empty() {
+            return Err(Error::InvalidArgument("no documents to rank".into()));
+        }
+        if query.trim().is_empty() || docs.iter().any(|d| d.trim().is_empty()) {
+            return Err(Error::InvalidArgument(
+                "the query and every document must be non-empty".into(),
+            ));
+        }
+        let pairs: Vec<(&str, &str)> = docs.iter().map(|d| (query, *d)).collect();
+        let encs = self.text()?.encode_pairs(&pairs)?;
+        if !truncate {
+            if let Some(i) = encs.iter().position(|e| !e.get_overflowing().is_empty()) {
+                return Err(Error::InvalidArgument(format!(
+                    "query + document {i} is longer than the model's maximum of {} tokens",
+                    self.max_len()
+                )));
+            }
+        }
+        let mut scores = vec![0.0f32; docs.len()];
+        for idx in super::text::sorted_chunks(&encs, self.max_batch) {
+            let chunk: Vec<_> = idx.iter().map(|&i| encs[i].clone()).collect();
+            let out = self.forward_async(&TokenBatch::pad(&chunk)?, false).await?;
+            let logits = out.logits.expect("a classifier");
+            for (row, &i) in idx.iter().enumerate() {
+                scores[i] = logits.as_f32()?[row];
+            }
+        }
+        Ok(scores)
     }
 
     /// The encodings `embed` runs on: each text tokenized with special tokens and truncated to

@@ -45,6 +45,10 @@ impl Bert {
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         block_on(self.embed_async(texts))
     }
+    /// [`Bert::rerank_async`], blocking.
+    pub fn rerank(&self, query: &str, docs: &[&str], truncate: bool) -> Result<Vec<f32>> {
+        block_on(self.rerank_async(query, docs, truncate))
+    }
 }
 
 impl Gpt2 {

@@ -1,7 +1,7 @@
 //! `wgpu-infer serve`: an HTTP server for the loaded models, on tokio + axum.
 //!
-//! Endpoints follow Hugging Face text-embeddings-inference (`/embed`, `/tokenize`, `/info`,
-//! `/health`) and the OpenAI API (`/v1/embeddings`, `/v1/completions` with Server-Sent Events,
+//! Endpoints follow Hugging Face text-embeddings-inference (`/embed`, `/rerank`, `/tokenize`,
+//! `/info`, `/health`) and the OpenAI API (`/v1/embeddings`, `/v1/completions` with Server-Sent Events,
 //! `/v1/models`); `/classify` and `/detect` take an image body; `/metrics` is Prometheus text.
 //! Embedding requests are merged into shared forwards by a batcher ([`batcher`]); generations
 //! run side by side in a bounded number of slots, each with its own KV cache; every request
@@ -125,6 +125,8 @@ impl ServerConfig {
 #[derive(Default)]
 pub struct Models {
     pub embed: Option<Arc<Bert>>,
+    /// A cross-encoder (`BertForSequenceClassification`, one label) for `/rerank`.
+    pub rerank: Option<Arc<Bert>>,
     pub generate: Option<Arc<Gpt2>>,
     pub classify: Option<Arc<Vit>>,
     pub detect: Option<Arc<Yolo>>,
@@ -320,6 +322,9 @@ async fn info(State(app): Shared) -> ApiResult<Json<serde_json::Value>> {
                 "id": b.name(), "dim": b.dim(), "max_input_length": b.max_len(),
                 "pooling": format!("{:?}", b.pooling()).to_lowercase(), "normalize": b.normalize(),
             })),
+            "rerank": m.rerank.as_ref().map(|b| serde_json::json!({
+                "id": b.name(), "max_input_length": b.max_len(),
+            })),
             "generate": m.generate.as_ref().map(|g| serde_json::json!({
                 "id": g.name(), "context": g.config().n_positions,
             })),
@@ -337,6 +342,7 @@ async fn models(State(app): Shared) -> ApiResult<Json<serde_json::Value>> {
     let m = &app.ready()?.models;
     let names = [
         m.embed.as_ref().map(|b| b.name().to_string()),
+        m.rerank.as_ref().map(|b| b.name().to_string()),
         m.generate.as_ref().map(|g| g.name().to_string()),
         m.classify.as_ref().map(|v| v.name().to_string()),
         m.detect.as_ref().map(|y| y.name().to_string()),
@@ -360,6 +366,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/models", get(models))
         .route("/embed", post(text::embed))
         .route("/tokenize", post(text::tokenize))
+        .route("/rerank", post(text::rerank))
         .route("/v1/embeddings", post(text::openai_embeddings))
         .route("/v1/completions", post(complete::completions))
         .route("/classify", post(vision::classify))
@@ -455,6 +462,15 @@ pub async fn serve(
 /// Checks the limits against the models and starts the embedding batcher.
 fn start_workers(app: &App, models: Models) -> Result<Ready> {
     let c = &app.config;
+    if let Some(r) = &models.rerank {
+        if r.num_labels() != Some(1) {
+            return Err(Error::InvalidArgument(format!(
+                "the rerank model {} is not a cross-encoder (BertForSequenceClassification \
+                 with one label)",
+                r.name()
+            )));
+        }
+    }
     let batcher = match &models.embed {
         Some(bert) => {
             if c.max_batch_tokens < bert.max_len() {

@@ -1,4 +1,5 @@
-//! Text endpoints: TEI's `POST /embed` and `POST /tokenize`, OpenAI's `POST /v1/embeddings`.
+//! Text endpoints: TEI's `POST /embed`, `POST /rerank` and `POST /tokenize`, OpenAI's
+//! `POST /v1/embeddings`.
 
 use super::batcher::EmbedJob;
 use super::error::{ApiError, ApiResult};
@@ -281,4 +282,64 @@ pub(super) fn untruncated(bert: &Bert) -> Option<Arc<tokenizers::Tokenizer>> {
     let mut tok = bert.tokenizer()?.clone();
     tok.with_truncation(None).ok()?;
     Some(Arc::new(tok))
+}
+
+#[derive(Deserialize)]
+struct RerankRequest {
+    query: String,
+    texts: Vec<String>,
+    #[serde(default)]
+    raw_scores: bool,
+    #[serde(default)]
+    return_text: bool,
+    #[serde(default)]
+    truncate: bool,
+}
+
+/// `POST /rerank` (TEI): `{query, texts, raw_scores = false, return_text = false, truncate =
+/// false}` → `[{index, score, text?}]`, best first; score = sigmoid(logit) unless `raw_scores`.
+pub(super) async fn rerank(
+    State(app): Shared,
+    req: Request,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let (_, body) = app.body(req).await?;
+    let r: RerankRequest = parse_json(&body)?;
+    let model = app.ready()?.models.rerank.clone().ok_or_else(|| {
+        ApiError::not_found("this server has no reranker (start it with --rerank-model)")
+    })?;
+    if r.query.trim().is_empty() {
+        return Err(ApiError::empty("`query` is empty"));
+    }
+    check_count(&app, r.texts.len(), "texts")?;
+    let _permit = app.admit()?;
+    let t0 = Instant::now();
+    let (query, texts, truncate) = (r.query, r.texts, r.truncate);
+    let (logits, texts) = app
+        .timed(blocking(move || {
+            let docs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let logits = model.rerank(&query, &docs, truncate)?;
+            Ok((logits, texts))
+        }))
+        .await?;
+    app.metrics.inferred("/rerank", t0.elapsed());
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    Ok(Json(
+        order
+            .into_iter()
+            .map(|i| {
+                let l = logits[i];
+                let score = if r.raw_scores {
+                    l
+                } else {
+                    1.0 / (1.0 + (-l).exp())
+                };
+                let mut v = serde_json::json!({"index": i, "score": score});
+                if r.return_text {
+                    v["text"] = serde_json::Value::String(texts[i].clone());
+                }
+                v
+            })
+            .collect(),
+    ))
 }
