@@ -367,9 +367,12 @@ fn c08_missing_tensor() {
     );
 }
 
+/// A tensor nothing reads is a warning, not an error (`unknown_head.weight`); a
+/// `classifier.weight` is read as a sequence-classification head, and a half one (no bias) is an
+/// error naming the missing tensor.
 #[test]
 fn c09_unexpected_extra_tensor_warns_and_runs() {
-    let d = bert_with("extra", |e| {
+    let half = bert_with("half_head", |e| {
         e.push(Entry {
             name: "classifier.weight".into(),
             dtype: "F32".into(),
@@ -378,9 +381,26 @@ fn c09_unexpected_extra_tensor_warns_and_runs() {
         })
     });
     for b in backends() {
+        let e = Bert::load(b, &half)
+            .err()
+            .expect("a head without its bias fails")
+            .to_string();
+        assert!(e.contains("classifier.bias"), "{e}");
+    }
+    let d = bert_with("extra", |e| {
+        e.push(Entry {
+            name: "unknown_head.weight".into(),
+            dtype: "F32".into(),
+            shape: vec![2, 96],
+            data: vec![0; 2 * 96 * 4],
+        })
+    });
+    for b in backends() {
         let m = Bert::load(b, &d).unwrap();
         assert!(
-            m.warnings().iter().any(|w| w.contains("classifier.weight")),
+            m.warnings()
+                .iter()
+                .any(|w| w.contains("unknown_head.weight")),
             "{:?}",
             m.warnings()
         );
@@ -401,7 +421,7 @@ fn c09_unexpected_extra_tensor_warns_and_runs() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{err}");
         assert!(
-            err.contains("warning:") && err.contains("classifier.weight"),
+            err.contains("warning:") && err.contains("unknown_head.weight"),
             "{err}"
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
