@@ -1,6 +1,7 @@
 use super::ModelArgs;
 use clap::Args;
 use wgpu_infer::models::bert::Bert;
+use wgpu_infer::models::rerank::rank;
 use wgpu_infer::Result;
 
 /// `--model`: a cross-encoder folder (`BertForSequenceClassification` with one label).
@@ -21,27 +22,6 @@ pub struct RerankArgs {
     docs: Vec<String>,
 }
 
-/// One ranked document.
-#[derive(serde::Serialize)]
-pub struct Ranked {
-    pub index: usize,
-    pub score: f32,
-}
-
-/// Scores sorted best first (ties keep document order), as sigmoid(logit) unless `raw`.
-pub fn ranked(logits: &[f32], raw: bool) -> Vec<Ranked> {
-    let mut out: Vec<Ranked> = logits
-        .iter()
-        .enumerate()
-        .map(|(index, &l)| Ranked {
-            index,
-            score: if raw { l } else { 1.0 / (1.0 + (-l).exp()) },
-        })
-        .collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score));
-    out
-}
-
 pub fn run(args: RerankArgs) -> Result<()> {
     let model = super::load(
         &args.model,
@@ -50,7 +30,7 @@ pub fn run(args: RerankArgs) -> Result<()> {
     )?;
     let docs: Vec<&str> = args.docs.iter().map(String::as_str).collect();
     let logits = model.rerank(&args.query, &docs, args.truncate)?;
-    let out = ranked(&logits, args.raw_scores);
+    let out = rank(&logits, args.raw_scores);
     println!("{}", serde_json::to_string(&out).expect("plain data"));
     Ok(())
 }

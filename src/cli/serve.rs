@@ -125,38 +125,26 @@ pub fn run(args: ServeArgs) -> Result<()> {
             BackendKind::Cpu => Backend::Cpu,
         };
         let opts = LoadOptions::with_dtype(dtype);
-        let warn = |w: &[String]| {
-            for w in w {
-                tracing::warn!(target: "wgpu_infer::server", "{w}");
-            }
-        };
-        let mut models = Models::default();
-        if let Some(d) = &embed {
-            let m = Bert::load_with(backend.clone(), d, &opts)?;
-            warn(m.warnings());
-            models.embed = Some(Arc::new(m));
-        }
-        if let Some(d) = &rerank {
-            let m = Bert::load_with(backend.clone(), d, &opts)?;
-            warn(m.warnings());
-            models.rerank = Some(Arc::new(m));
-        }
-        if let Some(d) = &generate {
-            let m = Gpt2::load_with(backend.clone(), d, &opts)?;
-            warn(m.warnings());
-            models.generate = Some(Arc::new(m));
-        }
-        if let Some(d) = &classify {
-            let m = Vit::load_with(backend.clone(), d, &opts)?;
-            warn(m.warnings());
-            models.classify = Some(Arc::new(m));
-        }
-        if let Some(d) = &detect {
-            let m = Yolo::load(backend.clone(), d)?;
-            warn(m.warnings());
-            models.detect = Some(Arc::new(m));
-        }
-        Ok(models)
+        let (b, o) = (&backend, &opts);
+        Ok(Models {
+            embed: load_one(&embed, |d| Bert::load_with(b.clone(), d, o), Bert::warnings)?,
+            rerank: load_one(
+                &rerank,
+                |d| Bert::load_with(b.clone(), d, o),
+                Bert::warnings,
+            )?,
+            generate: load_one(
+                &generate,
+                |d| Gpt2::load_with(b.clone(), d, o),
+                Gpt2::warnings,
+            )?,
+            classify: load_one(
+                &classify,
+                |d| Vit::load_with(b.clone(), d, o),
+                Vit::warnings,
+            )?,
+            detect: load_one(&detect, |d| Yolo::load(b.clone(), d), Yolo::warnings)?,
+        })
     };
 
     use std::io::IsTerminal;
@@ -190,6 +178,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // Blocking workers of requests cancelled by the shutdown get a moment to notice.
     rt.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// The model in folder `dir`, if given, with its load warnings logged.
+fn load_one<M>(
+    dir: &Option<std::path::PathBuf>,
+    load: impl FnOnce(&std::path::Path) -> Result<M>,
+    warnings: impl Fn(&M) -> &[String],
+) -> Result<Option<Arc<M>>> {
+    let Some(d) = dir else { return Ok(None) };
+    let m = load(d)?;
+    for w in warnings(&m) {
+        tracing::warn!(target: "wgpu_infer::server", "{w}");
+    }
+    Ok(Some(Arc::new(m)))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -462,45 +462,15 @@ impl Bert {
         docs: &[&str],
         truncate: bool,
     ) -> Result<Vec<f32>> {
-        if self.num_labels() != Some(1) {
-            return Err(Error::InvalidArgument(format!(
-                "{} is not a cross-encoder (a BertForSequenceClassification with one label); \
-                 it has {}",
-                self.name,
-                match self.num_labels() {
-                    Some(n) => format!("{n} labels"),
-                    None => "no classification head".into(),
-                }
-            )));
-        }
-        if docs.is_empty() {
-            return Err(Error::InvalidArgument("no documents to rank".into()));
-        }
-        if query.trim().is_empty() || docs.iter().any(|d| d.trim().is_empty()) {
-            return Err(Error::InvalidArgument(
-                "the query and every document must be non-empty".into(),
-            ));
-        }
-        let pairs: Vec<(&str, &str)> = docs.iter().map(|d| (query, *d)).collect();
-        let encs = self.text()?.encode_pairs(&pairs)?;
-        if !truncate {
-            if let Some(i) = encs.iter().position(|e| !e.get_overflowing().is_empty()) {
-                return Err(Error::InvalidArgument(format!(
-                    "query + document {i} is longer than the model's maximum of {} tokens",
-                    self.max_len()
-                )));
-            }
-        }
-        let mut scores = vec![0.0f32; docs.len()];
-        for idx in super::text::sorted_chunks(&encs, self.max_batch) {
-            let chunk: Vec<_> = idx.iter().map(|&i| encs[i].clone()).collect();
-            let out = self.forward_async(&TokenBatch::pad(&chunk)?, false).await?;
-            let logits = out.logits.expect("a classifier");
-            for (row, &i) in idx.iter().enumerate() {
-                scores[i] = logits.as_f32()?[row];
-            }
-        }
-        Ok(scores)
+        super::rerank::check_head(&self.name, self.num_labels())?;
+        let f = |b| self.logits(b);
+        super::rerank::scores(self.text()?, query, docs, truncate, self.max_batch, f).await
+    }
+
+    /// The classifier logits of one padded chunk (what reranking reads).
+    async fn logits(&self, input: TokenBatch) -> Result<Tensor> {
+        (self.forward_async(&input, false).await?.logits)
+            .ok_or_else(|| Error::InvalidArgument("this model has no classification head".into()))
     }
 
     /// The encodings `embed` runs on: each text tokenized with special tokens and truncated to

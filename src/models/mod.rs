@@ -18,6 +18,7 @@ pub mod gpt2;
 mod loader;
 pub mod nn;
 mod options;
+pub mod rerank;
 mod runner;
 pub mod sampling;
 pub mod sentence;

@@ -204,7 +204,7 @@ pub fn pool(
 /// Runs `forward` (padded chunk → last hidden state [batch, seq, hidden]) over `texts` in
 /// length-sorted chunks (little padding), calling `each` with every chunk's input, output and
 /// the original index of each of its rows.
-async fn chunked<Fut>(
+pub(crate) async fn chunked<Fut>(
     encs: &[Encoding],
     max_batch: usize,
     forward: impl Fn(TokenBatch) -> Fut,

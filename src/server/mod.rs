@@ -463,13 +463,7 @@ pub async fn serve(
 fn start_workers(app: &App, models: Models) -> Result<Ready> {
     let c = &app.config;
     if let Some(r) = &models.rerank {
-        if r.num_labels() != Some(1) {
-            return Err(Error::InvalidArgument(format!(
-                "the rerank model {} is not a cross-encoder (BertForSequenceClassification \
-                 with one label)",
-                r.name()
-            )));
-        }
+        crate::models::rerank::check_head(r.name(), r.num_labels())?;
     }
     let batcher = match &models.embed {
         Some(bert) => {

@@ -322,21 +322,13 @@ pub(super) async fn rerank(
         }))
         .await?;
     app.metrics.inferred("/rerank", t0.elapsed());
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     Ok(Json(
-        order
+        crate::models::rerank::rank(&logits, r.raw_scores)
             .into_iter()
-            .map(|i| {
-                let l = logits[i];
-                let score = if r.raw_scores {
-                    l
-                } else {
-                    1.0 / (1.0 + (-l).exp())
-                };
-                let mut v = serde_json::json!({"index": i, "score": score});
+            .map(|x| {
+                let mut v = serde_json::json!({"index": x.index, "score": x.score});
                 if r.return_text {
-                    v["text"] = serde_json::Value::String(texts[i].clone());
+                    v["text"] = serde_json::Value::String(texts[x.index].clone());
                 }
                 v
             })
