@@ -36,6 +36,8 @@ pub mod rng;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 pub mod server;
 pub mod tensor;
+#[cfg(all(feature = "web", target_arch = "wasm32"))]
+pub mod web;
 pub mod weights;
 
 mod contain;

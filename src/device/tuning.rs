@@ -54,6 +54,7 @@ struct TuneFile {
     adapters: BTreeMap<String, BTreeMap<String, TunedChoice>>,
 }
 
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 const VERSION: u32 = 2;
 
 /// Directory of the tuning cache, from the environment.

@@ -12,8 +12,8 @@ use image::{DynamicImage, ImageDecoder, RgbImage};
 use std::io::{Cursor, Read};
 use std::path::Path;
 
-/// Largest accepted side, and decoded bytes, of an input image.
-pub const MAX_SIDE: u32 = 16384;
+pub use super::MAX_SIDE;
+/// Largest accepted decoded bytes of an input image.
 pub const MAX_ALLOC: u64 = 1 << 30;
 /// Largest accepted image file.
 pub const MAX_FILE_BYTES: u64 = 256 << 20;

@@ -9,8 +9,11 @@ mod decode;
 #[cfg(feature = "images")]
 pub use decode::{
     decode_rgb_bytes, decode_rgb_bytes_as, load_rgb, load_rgb_as, Convention, MAX_ALLOC,
-    MAX_FILE_BYTES, MAX_SIDE,
+    MAX_FILE_BYTES,
 };
+
+/// Largest accepted side of an input image (a decoded file, or pixels a browser handed over).
+pub const MAX_SIDE: u32 = 16384;
 
 use crate::error::{Error, Result};
 use image::imageops::FilterType;

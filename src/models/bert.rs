@@ -488,7 +488,17 @@ impl Bert {
         encs: &[tokenizers::Encoding],
         normalize: bool,
     ) -> Result<Vec<Vec<f32>>> {
+        self.embed_pooled_async(encs, self.pooling, normalize).await
+    }
+
+    /// [`Bert::embed_encodings_async`] with the pooling given per call (not the folder's).
+    pub async fn embed_pooled_async(
+        &self,
+        encs: &[tokenizers::Encoding],
+        pooling: Pooling,
+        normalize: bool,
+    ) -> Result<Vec<Vec<f32>>> {
         let f = |b| self.last_hidden(b);
-        sentence::embed(encs, self.max_batch, self.pooling, normalize, f).await
+        sentence::embed(encs, self.max_batch, pooling, normalize, f).await
     }
 }

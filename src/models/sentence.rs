@@ -77,19 +77,13 @@ pub struct SentenceConfig {
 impl SentenceConfig {
     /// Reads the sentence-transformers files of `files`, if present.
     pub fn read(files: &ModelFiles) -> Result<SentenceConfig> {
-        let mut pooling_dir = "1_Pooling".to_string();
-        let mut normalize = false;
         let modules: Option<Vec<StModule>> = files.json("modules.json")?;
         let is_st = modules.is_some();
-        for m in modules.iter().flatten() {
-            if m.kind.ends_with("Pooling") && !m.path.is_empty() {
-                pooling_dir = m.path.trim_end_matches('/').to_string();
-            }
-            if m.kind.ends_with("Normalize") {
-                normalize = true;
-            }
-        }
-        let pool_name = format!("{pooling_dir}/config.json");
+        let normalize = modules
+            .iter()
+            .flatten()
+            .any(|m| m.kind.ends_with("Normalize"));
+        let pool_name = Self::pooling_file(files)?;
         let pooling = match files.json::<StPooling>(&pool_name)? {
             Some(p) => p.mode().map_err(|msg| Error::Config {
                 path: files.path(&pool_name),
@@ -114,6 +108,22 @@ impl SentenceConfig {
             normalize: is_st && normalize,
             max_seq_length,
         })
+    }
+}
+
+impl SentenceConfig {
+    /// The Pooling module's config file: `<path>/config.json` of the Pooling entry of
+    /// modules.json, else `1_Pooling/config.json`. (A browser fetches this name after
+    /// modules.json.)
+    pub fn pooling_file(files: &ModelFiles) -> Result<String> {
+        let modules: Option<Vec<StModule>> = files.json("modules.json")?;
+        let dir = modules
+            .iter()
+            .flatten()
+            .filter(|m| m.kind.ends_with("Pooling") && !m.path.is_empty())
+            .last()
+            .map_or("1_Pooling", |m| m.path.trim_end_matches('/'));
+        Ok(format!("{dir}/config.json"))
     }
 }
 
