@@ -3,13 +3,19 @@
 
 use std::path::PathBuf;
 
+/// How to get an adapter, after "no GPU adapter found".
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str = "Install a GPU driver (Vulkan, Metal or DX12), or on a headless Linux box the software Vulkan driver: `apt-get install -y mesa-vulkan-drivers libvulkan1`. Set WGPU_INFER_ADAPTER=<substring> to pick an adapter by name; Device::list_adapters() lists what is visible";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str = "Use a browser with WebGPU enabled (Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows; on Linux, Chromium with --enable-unsafe-webgpu) and serve the page over https or from localhost";
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No usable GPU adapter. The message says how to get one.
-    #[error("no GPU adapter found{detail}. Install a GPU driver (Vulkan, Metal or DX12), or on a headless Linux box the software Vulkan driver: `apt-get install -y mesa-vulkan-drivers libvulkan1`. Set WGPU_INFER_ADAPTER=<substring> to pick an adapter by name; Device::list_adapters() lists what is visible")]
+    #[error("no GPU adapter found{detail}. {}", NO_ADAPTER_HINT)]
     NoAdapter { detail: String },
 
     /// The adapter exists but could not give us a device.

@@ -7,6 +7,7 @@ use crate::error::Error;
 use js_sys::{Array, Promise};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
 #[derive(Deserialize, Default)]
@@ -20,6 +21,9 @@ struct CreateOpts {
 #[wasm_bindgen(js_name = Device)]
 pub struct WebDevice {
     device: Device,
+    /// The browser's `GPUAdapterInfo` (vendor, architecture, device, description): wgpu's
+    /// adapter info on the web has no name.
+    adapter: JsValue,
 }
 
 impl WebDevice {
@@ -38,6 +42,34 @@ fn has_webgpu() -> JsResult<bool> {
     Ok(!gpu.is_undefined() && !gpu.is_null())
 }
 
+/// `(await navigator.gpu.requestAdapter()).info` as a plain object, for `info()`.
+async fn browser_adapter_info() -> JsResult<JsValue> {
+    let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+    let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into()?;
+    let p: Promise = request.call0(&gpu)?.dyn_into()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(p).await?;
+    let info = get(&adapter, "info")?;
+    let field = |k: &str| {
+        get(&info, k)
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    Ok(object(&[
+        ("vendor", field("vendor").into()),
+        ("architecture", field("architecture").into()),
+        ("device", field("device").into()),
+        ("description", field("description").into()),
+        (
+            "isFallbackAdapter",
+            get(&adapter, "isFallbackAdapter")?
+                .as_bool()
+                .unwrap_or(false)
+                .into(),
+        ),
+    ]))
+}
+
 #[wasm_bindgen(js_class = Device)]
 impl WebDevice {
     /// Opens the browser's WebGPU adapter. Rejects when the browser has no WebGPU
@@ -51,9 +83,10 @@ impl WebDevice {
             let o: CreateOpts = self::options(&options, "Device.create")?;
             if !has_webgpu()? {
                 return Err(js_error(Error::NoAdapter {
-                    detail: ": navigator.gpu is missing (this browser has no WebGPU, or the page \
-                             is not a secure context: serve it over https or from localhost)"
-                        .into(),
+                    detail:
+                        ": navigator.gpu is missing (no WebGPU in this browser, or the page is \
+                             not a secure context)"
+                            .into(),
                 }));
             }
             let mut opts = DeviceOptions::default();
@@ -67,7 +100,8 @@ impl WebDevice {
                 None => DEFAULT_MEMORY_BUDGET,
             };
             let device = Device::request(&opts).await.map_err(js_error)?;
-            Ok(WebDevice { device }.into())
+            let adapter = browser_adapter_info().await.unwrap_or(JsValue::NULL);
+            Ok(WebDevice { device, adapter }.into())
         })
     }
 
@@ -117,8 +151,20 @@ impl WebDevice {
             ),
             ("maxBindGroups", l.max_bind_groups.into()),
         ]);
+        let browser = |k: &str| get(&self.adapter, k).ok().and_then(|v| v.as_string());
+        let name = match (
+            browser("description"),
+            browser("vendor"),
+            browser("architecture"),
+        ) {
+            _ if !i.name.is_empty() => i.name.clone(),
+            (Some(d), _, _) if !d.is_empty() => d,
+            (_, Some(v), Some(a)) => format!("{v} {a}").trim().to_string(),
+            _ => String::new(),
+        };
         object(&[
-            ("name", i.name.as_str().into()),
+            ("name", name.into()),
+            ("adapter", self.adapter.clone()),
             ("backend", format!("{:?}", i.backend).into()),
             ("deviceType", format!("{:?}", i.device_type).into()),
             (

@@ -38,14 +38,22 @@ pub(crate) struct FolderSource {
     on_progress: Option<Function>,
     /// Read from and write to the Cache API (default on).
     use_cache: bool,
+    /// The label of a file map (default "files").
+    name: Option<String>,
 }
 
 impl FolderSource {
-    pub fn new(source: JsValue, on_progress: Option<Function>, use_cache: bool) -> Self {
+    pub fn new(
+        source: JsValue,
+        on_progress: Option<Function>,
+        use_cache: bool,
+        name: Option<String>,
+    ) -> Self {
         FolderSource {
             source,
             on_progress,
             use_cache,
+            name,
         }
     }
 
@@ -101,10 +109,7 @@ impl<'a> Fetcher<'a> {
             let label = url.trim_end_matches('/').to_string();
             (From::Url(url), label)
         } else if src.source.is_object() && !src.source.is_function() {
-            let label = get(&src.source, "name")
-                .ok()
-                .and_then(|v| v.as_string())
-                .unwrap_or_else(|| "files".into());
+            let label = src.name.clone().unwrap_or_else(|| "files".into());
             (From::Map(src.source.clone().unchecked_into()), label)
         } else {
             return Err(js_error(

@@ -37,7 +37,6 @@ struct LoadOpts {
     /// Read from and store into the Cache API (default true).
     cache: Option<bool>,
     /// A label for a file map (errors name files `name/config.json`).
-    #[allow(dead_code)] // read by FolderSource from the raw object
     name: Option<String>,
 }
 
@@ -59,7 +58,7 @@ async fn folder<C: FamilyConfig>(
         }
     };
     let on_progress = callback(&opts, "onProgress", what)?;
-    let src = FolderSource::new(source, on_progress, o.cache.unwrap_or(true));
+    let src = FolderSource::new(source, on_progress, o.cache.unwrap_or(true), o.name);
     let files = src.fetch::<C>().await?;
     Ok((files, LoadOptions::with_dtype(dtype)))
 }
@@ -396,6 +395,9 @@ impl WebVit {
         promise(async move {
             let img = rgb_image(&image)?;
             let pv = m.preprocess_rgb(&img).map_err(js_error)?;
+            let mut shape = vec![1];
+            shape.extend_from_slice(pv.shape());
+            let pv = pv.reshape(&shape).map_err(js_error)?;
             let out = m.forward_async(&pv).await.map_err(js_error)?;
             let logits = out.logits.ok_or_else(|| {
                 js_error("this checkpoint has no classifier (a bare ViTModel): use embed()")

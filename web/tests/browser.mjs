@@ -8,7 +8,7 @@
 //   webgpu: true,                                      // false: no --enable-unsafe-webgpu
 //   hideGpu: false,                                    // true: navigator.gpu is undefined
 //   steps: [ { op: ..., ... }, ... ],                  // run by window.runStep in the page
-//   screenshot: "/path.png"                            // optional, after the steps
+//   screenshot: { path, selector }                     // optional, after the steps
 // }
 // "/" is always mounted on web/. Output: { results: [...], served: { path: count }, console }.
 // Used by tests/browser.rs and tools/bench_web.sh; needs `npm ci` in web/ (playwright-core)
@@ -92,8 +92,14 @@ try {
   page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
   const open = async () => {
     await page.goto(origin + (job.page || "/tests/harness.html"));
-    await page.waitForFunction(() => window.harnessReady === true || window.harnessError, null, { timeout: 60000 });
-    const err = await page.evaluate(() => window.harnessError || null);
+    await page.waitForFunction(() => window.harnessReady === true || window.harnessError || window.demo, null, { timeout: 60000 });
+    const err = await page.evaluate(async () => {
+      if (window.harnessError) return window.harnessError;
+      if (window.demo) {
+        try { await window.demo.ready; } catch (e) { return String(e && e.message || e); }
+      }
+      return null;
+    });
     if (err) throw new Error(`the page failed to start: ${err}`);
   };
   await open();
@@ -105,11 +111,26 @@ try {
       continue;
     }
     const t0 = Date.now();
-    const r = await page.evaluate((s) => window.runStep(s), step);
+    const r = step.op === "demo"
+      // The demo page's own actions (web/demo.js): { op: "demo", fn: "runYolo" }.
+      ? await page.evaluate(async (s) => {
+          const t = performance.now();
+          try {
+            return { ok: true, value: await window.demo[s.fn](), ms: performance.now() - t };
+          } catch (e) {
+            return { ok: false, error: e instanceof Error ? e.message : String(e), ms: performance.now() - t };
+          }
+        }, step)
+      : await page.evaluate((s) => window.runStep(s), step);
     r.wallMs = Date.now() - t0;
     results.push(r);
   }
-  if (job.screenshot) await page.screenshot({ path: job.screenshot, fullPage: true });
+  // { path, selector }: a screenshot of one element (e.g. the demo's canvas), else the page.
+  if (job.screenshot) {
+    const { path, selector } = job.screenshot;
+    if (selector) await page.locator(selector).screenshot({ path });
+    else await page.screenshot({ path, fullPage: true });
+  }
   process.stdout.write(JSON.stringify({ results, served, console: consoleLines }) + "\n");
 } catch (e) {
   console.error(`browser.mjs: ${e.stack || e}`);

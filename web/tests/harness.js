@@ -36,6 +36,7 @@ async function image(spec) {
     ctx.drawImage(bmp, 0, 0);
     return ctx.getImageData(0, 0, bmp.width, bmp.height);
   }
+  if (spec.clamped) return { ...spec.value, data: new Uint8ClampedArray(spec.value.data) };
   return spec.value; // anything else, as given (bad-input tests)
 }
 
