@@ -19,19 +19,7 @@ bash tools/fetch_minilm.sh >/dev/null
 MODELS="${WGPU_INFER_MODELS:-$HOME/.cache/wgpu-infer/models}"
 MINILM="$MODELS/all-MiniLM-L6-v2"
 GPT2="$MODELS/gpt2-small-random"
-if [ ! -f "$GPT2/model.safetensors" ]; then
-  "$PY" - "$GPT2" <<'PY'
-import os, shutil, sys, torch
-from transformers import GPT2Config, GPT2LMHeadModel
-dest = sys.argv[1]
-torch.manual_seed(0)
-m = GPT2LMHeadModel(GPT2Config())  # GPT-2 small: 12 layers, 768 wide, 50257 tokens
-m.save_pretrained(dest + ".partial", safe_serialization=True)
-shutil.copy("tests/fixtures/gpt2/tiny_a/tokenizer.json", dest + ".partial/tokenizer.json")
-shutil.rmtree(dest, ignore_errors=True)
-os.rename(dest + ".partial", dest)
-PY
-fi
+"$PY" tools/random_models.py "$MODELS" gpt2-small-random
 cargo build --release --quiet
 BIN=target/release/wgpu-infer
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"

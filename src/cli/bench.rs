@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Only run the browser benchmark's workloads (a spec written by tools/bench_web.sh) on this
+    /// adapter, the same calls timed the same way as web/bench.js; prints JSON.
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["kernels_only", "models_only", "torch"])]
+    web_peer: Option<PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -46,6 +50,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
         None => None,
     };
     let dev = Device::new()?;
+    if let Some(spec) = &args.web_peer {
+        let results = super::web_peer::run(spec, &dev)?;
+        let text = serde_json::to_string_pretty(&results).expect("plain data");
+        match &json {
+            Some(out) => out.write(|w| {
+                w.write_all(text.as_bytes())
+                    .map_err(|e| Error::io(out.path(), e))
+            })?,
+            None => println!("{text}"),
+        }
+        return Ok(());
+    }
     let opts = BenchOptions {
         quick: args.quick,
         skip_kernels: args.models_only,

@@ -14,6 +14,7 @@ mod rerank;
 mod serve;
 mod torch_peer;
 mod tune;
+mod web_peer;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

@@ -15,6 +15,11 @@ use wasm_bindgen_futures::future_to_promise;
 struct CreateOpts {
     /// Most bytes of buffers the device may hold (default 8 GiB).
     memory_budget: Option<f64>,
+    /// Measure kernel variants on first use of a shape class (default true).
+    autotune: Option<bool>,
+    /// Forced variants per op family, as `WGPU_INFER_MATMUL` & co. natively:
+    /// `{ matmul: "tiled" | "reg" | "texture", attention: ..., conv2d: ... }`.
+    kernels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A WebGPU device.
@@ -73,12 +78,15 @@ async fn browser_adapter_info() -> JsResult<JsValue> {
 #[wasm_bindgen(js_class = Device)]
 impl WebDevice {
     /// Opens the browser's WebGPU adapter. Rejects when the browser has no WebGPU
-    /// (`navigator.gpu` missing) or offers no adapter. Options: `{ memoryBudget }` (bytes).
+    /// (`navigator.gpu` missing) or offers no adapter. Options: `{ memoryBudget }` (bytes),
+    /// `autotune` (default true), `kernels` (forced variants, e.g. `{ matmul: "tiled" }`; an
+    /// unknown one fails when a model first runs, as natively).
     #[wasm_bindgen(unchecked_return_type = "Promise<Device>")]
     pub fn create(
-        #[wasm_bindgen(unchecked_param_type = "{ memoryBudget?: number } | undefined")]
-        options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ memoryBudget?: number, autotune?: boolean, kernels?: Record<string, string> }")]
+        options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         future_to_promise(async move {
             let o: CreateOpts = self::options(&options, "Device.create")?;
             if !has_webgpu()? {
@@ -90,6 +98,10 @@ impl WebDevice {
                 }));
             }
             let mut opts = DeviceOptions::default();
+            if let Some(a) = o.autotune {
+                opts.policy.autotune = a;
+            }
+            opts.policy.force = o.kernels.unwrap_or_default();
             opts.memory_budget = match o.memory_budget {
                 Some(b) if b.is_finite() && b >= 1.0 => b as u64,
                 Some(b) => {
@@ -106,6 +118,7 @@ impl WebDevice {
     }
 
     /// `{ name, backend, deviceType, driver, features: [...], limits: {...} }`.
+    #[wasm_bindgen(unchecked_return_type = "DeviceInfo")]
     pub fn info(&self) -> JsValue {
         let d = &self.device;
         let i = d.adapter_info();

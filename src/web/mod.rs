@@ -74,6 +74,18 @@ export interface Generation {
   tokens: number[]; text: string; promptTokens: number[]; stoppedAtEos: boolean;
   prefillMs: number; decodeMs: number;
 }
+export interface DeviceInfo {
+  name: string; backend: string; deviceType: string; driver: string;
+  /** The browser's GPUAdapterInfo. */
+  adapter: { vendor: string, architecture: string, device: string, description: string, isFallbackAdapter: boolean } | null;
+  /** Device features in use (wgpu names, lower-case: "shader-f16", "timestamp-query", ...). */
+  features: string[];
+  limits: Record<string, number>;
+}
+export interface BertInfo { name: string; dim: number; maxLength: number; pooling: string; normalize: boolean; labels: number | null; warnings: string[]; }
+export interface Gpt2Info { name: string; vocabSize: number; contextLength: number; layers: number; width: number; warnings: string[]; }
+export interface VitInfo { name: string; imageSize: number; labels: string[]; warnings: string[]; }
+export interface YoloInfo { name: string; names: string[]; warnings: string[]; }
 export interface DetectOptions { conf?: number; iou?: number; imgsz?: number; maxDet?: number; rect?: boolean; }
 export interface Detection { class_id: number; label: string; score: number; box: [number, number, number, number]; }
 "#;

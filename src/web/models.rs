@@ -131,8 +131,9 @@ impl WebBert {
             unchecked_param_type = "string | Record<string, ArrayBuffer | Uint8Array | Blob>"
         )]
         source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let dev = device.device().clone();
         promise(async move {
             let (files, opts) = folder::<BertConfig>(source, options, "Bert.load").await?;
@@ -148,8 +149,9 @@ impl WebBert {
     pub fn embed(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string[]")] texts: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "EmbedOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EmbedOptions")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let m = self.m.clone();
         promise(async move {
             let texts = self::texts(&texts, "Bert.embed")?;
@@ -176,8 +178,9 @@ impl WebBert {
         &self,
         query: String,
         #[wasm_bindgen(unchecked_param_type = "string[]")] docs: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RerankOptions")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let m = self.m.clone();
         promise(async move {
             let docs = texts(&docs, "Bert.rerank")?;
@@ -194,6 +197,7 @@ impl WebBert {
     }
 
     /// `{ name, dim, maxLength, pooling, normalize, labels, warnings }`.
+    #[wasm_bindgen(unchecked_return_type = "BertInfo")]
     pub fn info(&self) -> JsValue {
         let m = &self.m;
         let labels = m.num_labels().map_or(JsValue::NULL, |n| (n as f64).into());
@@ -241,8 +245,9 @@ impl WebGpt2 {
             unchecked_param_type = "string | Record<string, ArrayBuffer | Uint8Array | Blob>"
         )]
         source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let dev = device.device().clone();
         promise(async move {
             let (files, opts) = folder::<Gpt2Config>(source, options, "Gpt2.load").await?;
@@ -259,8 +264,9 @@ impl WebGpt2 {
     pub fn generate(
         &self,
         prompt: String,
-        #[wasm_bindgen(unchecked_param_type = "GenerateOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let m = self.m.clone();
         promise(async move {
             let what = "Gpt2.generate";
@@ -316,6 +322,7 @@ impl WebGpt2 {
     }
 
     /// `{ name, vocabSize, contextLength, layers, width, warnings }`.
+    #[wasm_bindgen(unchecked_return_type = "Gpt2Info")]
     pub fn info(&self) -> JsValue {
         let c = self.m.config();
         object(&[
@@ -353,8 +360,9 @@ impl WebVit {
             unchecked_param_type = "string | Record<string, ArrayBuffer | Uint8Array | Blob>"
         )]
         source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let dev = device.device().clone();
         promise(async move {
             let (files, opts) = folder::<VitConfig>(source, options, "Vit.load").await?;
@@ -371,8 +379,9 @@ impl WebVit {
     pub fn classify(
         &self,
         #[wasm_bindgen(unchecked_param_type = "ImageData")] image: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "{ topK?: number } | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ topK?: number }")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let m = self.m.clone();
         promise(async move {
             let o: ClassifyOpts = self::options(&options, "Vit.classify")?;
@@ -422,6 +431,7 @@ impl WebVit {
     }
 
     /// `{ name, imageSize, labels, warnings }`.
+    #[wasm_bindgen(unchecked_return_type = "VitInfo")]
     pub fn info(&self) -> JsValue {
         let labels: Array = self
             .m
@@ -466,8 +476,9 @@ impl WebYolo {
             unchecked_param_type = "string | Record<string, ArrayBuffer | Uint8Array | Blob>"
         )]
         source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let dev = device.device().clone();
         promise(async move {
             let (files, opts) = folder::<YoloConfig>(source, options, "Yolo.load").await?;
@@ -486,8 +497,9 @@ impl WebYolo {
     pub fn detect(
         &self,
         #[wasm_bindgen(unchecked_param_type = "ImageData")] image: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "DetectOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "DetectOptions")] options: Option<JsValue>,
     ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let m = self.m.clone();
         promise(async move {
             let o: DetectOpts = self::options(&options, "Yolo.detect")?;
@@ -506,6 +518,7 @@ impl WebYolo {
     }
 
     /// `{ name, names, warnings }`.
+    #[wasm_bindgen(unchecked_return_type = "YoloInfo")]
     pub fn info(&self) -> JsValue {
         let names: Array = self
             .m

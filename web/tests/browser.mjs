@@ -15,7 +15,8 @@
 // and Chromium (apt-get install chromium; CHROMIUM=/path overrides /usr/bin/chromium).
 
 import { createServer } from "node:http";
-import { createReadStream, readFileSync, statSync, existsSync } from "node:fs";
+import { createReadStream, readFileSync, statSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { extname, join, normalize, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -77,11 +78,15 @@ const args = [
   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ];
 if (job.webgpu !== false) args.push("--enable-unsafe-webgpu");
-const browser = await chromium.launch({ executablePath, headless: true, args });
+// A persistent profile in a fresh directory: storage (the Cache API) lives on disk as for a real
+// user; an in-memory (incognito) context refuses entries of a few hundred MB.
+const profile = mkdtempSync(join(tmpdir(), "wgpu-infer-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath, headless: true, args, viewport: { width: 1200, height: 1400 },
+});
 const consoleLines = [];
 let code = 0;
 try {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 1400 } });
   if (job.hideGpu) {
     await context.addInitScript(() => {
       Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined, configurable: true });
@@ -137,7 +142,8 @@ try {
   for (const l of consoleLines) console.error(`  ${l}`);
   code = 1;
 } finally {
-  await browser.close();
+  await context.close();
   server.close();
+  rmSync(profile, { recursive: true, force: true });
 }
 process.exit(code);

@@ -7,8 +7,9 @@ let device = null;
 const models = new Map();
 const classes = { bert: Bert, gpt2: Gpt2, vit: Vit, yolo: Yolo };
 
+let deviceOptions; // set by a { op: "device", options } step before anything else
 async function getDevice() {
-  if (!device) device = await Device.create();
+  if (!device) device = await Device.create(deviceOptions);
   return device;
 }
 
@@ -51,7 +52,10 @@ async function fileMap(url, names) {
 }
 
 const ops = {
-  device: async () => (await getDevice()).info(),
+  device: async (s) => {
+    deviceOptions = s.options;
+    return (await getDevice()).info();
+  },
   version: async () => version(),
   clearCache: async () => clearModelCache(),
   load: async (s, ev) => {
