@@ -179,6 +179,11 @@ fn bert_embeddings_match_native_and_sentence_transformers() {
             { "op": "embed", "family": "bert", "model": "/fixtures/bert/tiny_a/",
               "texts": ["hello", "Café naïve 東京"], "load": { "dtype": "f16" },
               "options": { "pooling": "cls", "normalize": false } },
+            // The same folder as a file map (files dropped on a page).
+            { "op": "embed", "family": "bert", "model": "/fixtures/bert/tiny_a/",
+              "files": ["config.json", "model.safetensors", "tokenizer.json", "modules.json",
+                        "sentence_bert_config.json", "1_Pooling/config.json"],
+              "texts": st_texts, "options": { "truncate": true } },
         ]}),
         &dir,
     );
@@ -237,6 +242,23 @@ fn bert_embeddings_match_native_and_sentence_transformers() {
     let d = max_diff(&web.concat(), &nat.concat());
     println!("BROWSER bert tiny_a f16, cls pooling: vs native {d:.2e}");
     assert!(d <= 1e-4, "f16 cls: {d} over 1e-4");
+
+    let from_url: Vec<Vec<f32>> = ok(&r[0], "url")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(floats)
+        .collect();
+    let from_map: Vec<Vec<f32>> = ok(&r[3], "file map")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(floats)
+        .collect();
+    assert_eq!(
+        from_map, from_url,
+        "a file map loads the same model as its URL"
+    );
 }
 
 #[test]

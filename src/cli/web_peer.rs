@@ -120,7 +120,10 @@ pub fn run(spec_path: &std::path::Path, dev: &Device) -> Result<Vec<Timed>> {
                 let m = Vit::load(gpu(), &w.dir)?;
                 let load = ms(t);
                 let imgs = std::slice::from_ref(&img);
-                (load, timed(spec.reps, || Ok(m.classify_images(imgs, 5)?.len()))?)
+                (
+                    load,
+                    timed(spec.reps, || Ok(m.classify_images(imgs, 5)?.len()))?,
+                )
             }
             "yolo" => {
                 let img = image(w, Convention::OpenCv)?;
@@ -128,7 +131,10 @@ pub fn run(spec_path: &std::path::Path, dev: &Device) -> Result<Vec<Timed>> {
                 let m = Yolo::load(gpu(), &w.dir)?;
                 let load = ms(t);
                 let opts = DetectOptions::default();
-                (load, timed(spec.reps, || m.detect_image(&img, &opts).map(|_| 1))?)
+                (
+                    load,
+                    timed(spec.reps, || m.detect_image(&img, &opts).map(|_| 1))?,
+                )
             }
             other => {
                 return Err(Error::InvalidArgument(format!(

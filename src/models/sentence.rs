@@ -120,8 +120,7 @@ impl SentenceConfig {
         let dir = modules
             .iter()
             .flatten()
-            .filter(|m| m.kind.ends_with("Pooling") && !m.path.is_empty())
-            .last()
+            .rfind(|m| m.kind.ends_with("Pooling") && !m.path.is_empty())
             .map_or("1_Pooling", |m| m.path.trim_end_matches('/'));
         Ok(format!("{dir}/config.json"))
     }

@@ -83,7 +83,9 @@ impl WebDevice {
     /// unknown one fails when a model first runs, as natively).
     #[wasm_bindgen(unchecked_return_type = "Promise<Device>")]
     pub fn create(
-        #[wasm_bindgen(unchecked_optional_param_type = "{ memoryBudget?: number, autotune?: boolean, kernels?: Record<string, string> }")]
+        #[wasm_bindgen(
+            unchecked_optional_param_type = "{ memoryBudget?: number, autotune?: boolean, kernels?: Record<string, string> }"
+        )]
         options: Option<JsValue>,
     ) -> Promise {
         let options = options.unwrap_or(JsValue::UNDEFINED);

@@ -379,7 +379,9 @@ impl WebVit {
     pub fn classify(
         &self,
         #[wasm_bindgen(unchecked_param_type = "ImageData")] image: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "{ topK?: number }")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ topK?: number }")] options: Option<
+            JsValue,
+        >,
     ) -> Promise {
         let options = options.unwrap_or(JsValue::UNDEFINED);
         let m = self.m.clone();

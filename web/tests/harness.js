@@ -15,10 +15,12 @@ async function getDevice() {
 
 /// Loads (once per page) the model of `step`; progress events are collected into `events`.
 async function model(step, events) {
-  const key = JSON.stringify([step.family, step.model, step.load || {}]);
+  const key = JSON.stringify([step.family, step.model, step.files || null, step.load || {}]);
   if (!models.has(key)) {
     const opts = { ...(step.load || {}), onProgress: (e) => events.push(e) };
-    models.set(key, await classes[step.family].load(await getDevice(), step.model, opts));
+    // `files`: load from a { name: ArrayBuffer } map of those files instead of the URL.
+    const source = step.files ? await fileMap(step.model, step.files) : step.model;
+    models.set(key, await classes[step.family].load(await getDevice(), source, opts));
   }
   return models.get(key);
 }
