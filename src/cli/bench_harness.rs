@@ -446,6 +446,8 @@ fn models(
     let quick = opts.quick;
     // MiniLM-L6 sized BERT (random weights), 18-token sentences.
     let minilm = BertConfig {
+        model_type: "bert".into(),
+        pad_token_id: 0,
         vocab_size: 30522,
         hidden_size: 384,
         num_hidden_layers: 6,

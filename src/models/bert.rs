@@ -11,7 +11,11 @@
 //!
 //! A `BertForSequenceClassification` checkpoint (a `classifier` after the pooler) also gives
 //! logits; with one label it is a cross-encoder reranker ([`Bert::rerank_async`]).
+//!
+//! The same encoder runs RoBERTa, XLM-RoBERTa and DistilBERT (`model_type` roberta,
+//! xlm-roberta, distilbert): their names, position ids and heads are in [`super::bert_arch`].
 
+use super::bert_arch::{Arch, Head, PREFIXES};
 use super::family::{self, check_transformer, FamilyConfig, ModelKind};
 use super::files::ModelFiles;
 use super::loader::{self, Folder, Loaded};
@@ -28,15 +32,23 @@ use crate::tensor::{DType, Tensor};
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// The fields of HF `BertConfig` this implementation reads.
+/// The fields of HF `BertConfig` (and `RobertaConfig`, `XLMRobertaConfig`, `DistilBertConfig`,
+/// whose names are aliases here) this implementation reads.
 #[derive(Clone, Debug, Deserialize)]
 pub struct BertConfig {
+    /// bert, roberta, xlm-roberta or distilbert.
+    #[serde(default = "bert")]
+    pub model_type: String,
     pub vocab_size: usize,
+    #[serde(alias = "dim")]
     pub hidden_size: usize,
+    #[serde(alias = "n_layers")]
     pub num_hidden_layers: usize,
+    #[serde(alias = "n_heads")]
     pub num_attention_heads: usize,
+    #[serde(alias = "hidden_dim")]
     pub intermediate_size: usize,
-    #[serde(default = "family::gelu")]
+    #[serde(default = "family::gelu", alias = "activation")]
     pub hidden_act: String,
     #[serde(default = "family::eps_1e12")]
     pub layer_norm_eps: f64,
@@ -46,8 +58,17 @@ pub struct BertConfig {
     pub type_vocab_size: usize,
     #[serde(default)]
     pub position_embedding_type: Option<String>,
+    /// RoBERTa's `padding_idx`: position ids start after it.
+    #[serde(default = "one")]
+    pub pad_token_id: usize,
 }
 
+fn bert() -> String {
+    "bert".into()
+}
+fn one() -> usize {
+    1
+}
 fn max_positions() -> usize {
     512
 }
@@ -73,10 +94,28 @@ impl FamilyConfig for BertConfig {
             ("layer_norm_eps", self.layer_norm_eps),
             ("hidden_act", &self.hidden_act),
         )?;
+        if self.max_tokens() == 0 {
+            return Err(format!(
+                "max_position_embeddings {} leaves no positions after padding_idx {}",
+                self.max_position_embeddings, self.pad_token_id
+            ));
+        }
         match self.position_embedding_type.as_deref() {
             None | Some("absolute") => Ok(()),
             Some(t) => Err(format!("position_embedding_type '{t}' is not supported")),
         }
+    }
+}
+
+impl BertConfig {
+    pub fn arch(&self) -> Arch {
+        Arch::from_model_type(&self.model_type)
+    }
+
+    /// The longest input in tokens (RoBERTa reserves `pad_token_id + 1` position rows).
+    pub fn max_tokens(&self) -> usize {
+        let off = self.arch().position_offset(self.pad_token_id);
+        self.max_position_embeddings.saturating_sub(off)
     }
 }
 
@@ -96,30 +135,16 @@ pub struct BertOutput {
     pub logits: Option<Tensor>,
 }
 
-/// A BERT layer's HF module names.
-const LAYER: LayerNames = LayerNames {
-    qkv: Qkv::Separate([
-        "attention.self.query",
-        "attention.self.key",
-        "attention.self.value",
-    ]),
-    attn_out: "attention.output.dense",
-    attn_norm: "attention.output.LayerNorm",
-    mlp_in: "intermediate.dense",
-    mlp_out: "output.dense",
-    mlp_norm: "output.LayerNorm",
-};
-
 struct BertWeights {
     word: Embedding,
     pos: Embedding,
-    typ: Embedding,
+    /// Absent in DistilBERT.
+    typ: Option<Embedding>,
     emb_norm: LayerNorm,
     layers: Vec<TransformerLayer>,
     pooler: Option<Linear>,
-    /// The sequence-classification head on the pooler output, and its number of labels.
-    classifier: Option<Linear>,
-    labels: usize,
+    /// The sequence-classification head, if the checkpoint has one.
+    head: Option<Head>,
 }
 
 impl BertWeights {
@@ -139,19 +164,19 @@ impl BertWeights {
             norm: Norm::Post,
             masking: Masking::Bidirectional,
         };
-        let layers = vb.pp("encoder.layer");
+        let arch = c.arch();
+        let (scope, names) = arch.layers();
         Ok(BertWeights {
-            layers: TransformerLayer::stack(&layers, c.num_hidden_layers, &LAYER, shape)?,
+            layers: TransformerLayer::stack(&vb.pp(scope), c.num_hidden_layers, names, shape)?,
             pooler: (with_pooler)
                 .then(|| Linear::load(&vb.pp("pooler.dense"), h, h))
                 .transpose()?,
-            classifier: labels
-                .map(|n| Linear::load(&vb.pp("classifier"), h, n))
-                .transpose()?,
-            labels: labels.unwrap_or(0),
+            head: labels.map(|n| arch.load_head(vb, h, n)).transpose()?,
             word: Embedding::load(&e.pp("word_embeddings"), c.vocab_size, h)?,
             pos: Embedding::load(&e.pp("position_embeddings"), c.max_position_embeddings, h)?,
-            typ: Embedding::load(&e.pp("token_type_embeddings"), c.type_vocab_size, h)?,
+            typ: (arch.token_types())
+                .then(|| Embedding::load(&e.pp("token_type_embeddings"), c.type_vocab_size, h))
+                .transpose()?,
             emb_norm: LayerNorm::load(&e.pp("LayerNorm"), h, c.layer_norm_eps)?,
         })
     }
@@ -175,25 +200,18 @@ impl Bert {
     /// tokenizer.json and the sentence-transformers files when present.
     pub fn from_files(backend: Backend, files: &ModelFiles, opts: &LoadOptions) -> Result<Bert> {
         let f: Folder<BertConfig> =
-            Folder::open(files, &["bert."], "embeddings.word_embeddings.weight")?;
+            Folder::open(files, &PREFIXES, "embeddings.word_embeddings.weight")?;
         let tokenizer = f.tokenizer()?;
         let st = SentenceConfig::read(files)?;
         let with_pooler = f.weights().contains("pooler.dense.weight");
-        // `BertForSequenceClassification`: classifier.weight is [num_labels, hidden].
-        let labels = match f.weights().shape("classifier.weight") {
-            Some(s) if s.len() == 2 && s[0] >= 1 && with_pooler => Some(s[0]),
-            Some(s) => {
-                return Err(f.config_error(format!(
-                    "classifier.weight has shape {s:?}; a sequence-classification head needs \
-                     [num_labels, hidden] after a pooler (pooler.dense)"
-                )))
-            }
-            None => None,
-        };
+        // `*ForSequenceClassification`: the head's output is [num_labels, hidden].
+        let labels = (f.config.arch())
+            .head_labels(f.weights(), with_pooler)
+            .map_err(|m| f.config_error(m))?;
         let w = f.load(opts, &["position_ids"], |vb| {
             BertWeights::load(&f.config, vb, with_pooler, labels)
         })?;
-        let p = f.config.max_position_embeddings;
+        let p = f.config.max_tokens();
         let max_len = st.max_seq_length.map_or(p, |m| m.min(p));
         let mut model = Self::from_parts(backend, f.config, w, Some(tokenizer), max_len)?;
         model.pooling = st.pooling.unwrap_or(Pooling::Mean);
@@ -216,7 +234,7 @@ impl Bert {
         let loaded = loader::from_source(w, opts, |vb| {
             BertWeights::load(&config, vb, with_pooler, None)
         })?;
-        let max_len = config.max_position_embeddings;
+        let max_len = config.max_tokens();
         Self::from_parts(backend, config, loaded, tokenizer, max_len)
     }
 
@@ -331,13 +349,13 @@ impl Bert {
         let tt = ids_input(&mut g, "token_type_ids", &[b, s])?;
         let pos = ids_input(&mut g, "position_ids", &[b, s])?;
         let mask = g.input("attention_bias", &[b, s], DType::F32)?;
-        let (x, p, t) = (
-            w.word.forward(&mut g, ids)?,
-            w.pos.forward(&mut g, pos)?,
-            w.typ.forward(&mut g, tt)?,
-        );
-        let x = g.add(x, p)?;
-        let x = g.add(x, t)?;
+        let x = w.word.forward(&mut g, ids)?;
+        let p = w.pos.forward(&mut g, pos)?;
+        let mut x = g.add(x, p)?;
+        if let Some(typ) = &w.typ {
+            let t = typ.forward(&mut g, tt)?;
+            x = g.add(x, t)?;
+        }
         let mut x = w.emb_norm.forward(&mut g, x)?;
         let mut hidden = vec![x];
         for layer in &w.layers {
@@ -345,15 +363,22 @@ impl Bert {
             hidden.push(x);
         }
         g.output("last_hidden_state", x);
+        let cls = g.slice(x, 1, 0, 1)?;
+        let cls = g.reshape(cls, &[b, self.config.hidden_size])?;
+        let mut pooled = None;
         if let Some(pooler) = &w.pooler {
-            let cls = g.slice(x, 1, 0, 1)?;
-            let cls = g.reshape(cls, &[b, self.config.hidden_size])?;
-            let pooled = pooler.forward_fused(&mut g, cls, Act::Tanh, None)?;
-            g.output("pooler_output", pooled);
-            if let Some(head) = &w.classifier {
-                let logits = head.forward(&mut g, pooled)?;
-                g.output("logits", logits);
-            }
+            let p = pooler.forward_fused(&mut g, cls, Act::Tanh, None)?;
+            g.output("pooler_output", p);
+            pooled = Some(p);
+        }
+        if let Some(head) = &w.head {
+            let x = match (&head.pre, pooled) {
+                (Some((dense, act)), _) => dense.forward_fused(&mut g, cls, *act, None)?,
+                (None, Some(p)) => p,
+                (None, None) => return Err(Error::Graph("the head needs the pooler".into())),
+            };
+            let logits = head.out.forward(&mut g, x)?;
+            g.output("logits", logits);
         }
         if all_hidden {
             for (i, v) in hidden.iter().enumerate() {
@@ -371,7 +396,7 @@ impl Bert {
         hidden_states: bool,
     ) -> Result<BertOutput> {
         let c = &self.config;
-        input.check(c.vocab_size, c.type_vocab_size, c.max_position_embeddings)?;
+        input.check(c.vocab_size, c.type_vocab_size, c.max_tokens())?;
         let (batch, seq, h) = (input.batch, input.seq, c.hidden_size);
         let layers = hidden_states as usize * (c.num_hidden_layers + 1);
         let (mut last, mut pooled, mut hidden) = (Vec::new(), Vec::new(), vec![Vec::new(); layers]);
@@ -389,8 +414,11 @@ impl Bert {
                 .collect();
             let feeds = [
                 Tensor::from_u32(&[b, seq], input.input_ids[span.clone()].to_vec())?,
-                Tensor::from_u32(&[b, seq], input.token_type_ids[span].to_vec())?,
-                Tensor::from_u32(&[b, seq], (0..b * seq).map(|i| (i % seq) as u32).collect())?,
+                Tensor::from_u32(&[b, seq], input.token_type_ids[span.clone()].to_vec())?,
+                Tensor::from_u32(
+                    &[b, seq],
+                    self.positions(&input.attention_mask[span.clone()], seq),
+                )?,
                 Tensor::from_f32(&[b, seq], bias)?,
             ];
             let refs: Vec<&Tensor> = feeds.iter().collect();
@@ -404,7 +432,7 @@ impl Bert {
             if self.w.pooler.is_some() {
                 pooled.extend_from_slice(out.take("pooler_output")?.as_f32()?);
             }
-            if self.w.classifier.is_some() {
+            if self.w.head.is_some() {
                 let l = out.take("logits")?;
                 check_finite(|| "classifier logits".into(), l.as_f32()?)?;
                 logits.extend_from_slice(l.as_f32()?);
@@ -429,6 +457,17 @@ impl Bert {
         })
     }
 
+    /// Position ids of padded rows of length `seq` (see [`Arch::positions`]).
+    fn positions(&self, mask: &[u32], seq: usize) -> Vec<u32> {
+        let mut out = Vec::with_capacity(mask.len());
+        for row in mask.chunks(seq) {
+            self.config
+                .arch()
+                .positions(row, self.config.pad_token_id, &mut out);
+        }
+        out
+    }
+
     /// The last hidden state of one padded chunk (what sentence pooling reads).
     async fn last_hidden(&self, input: TokenBatch) -> Result<Tensor> {
         Ok(self.forward_async(&input, false).await?.last_hidden_state)
@@ -449,7 +488,7 @@ impl Bert {
     /// Labels of the sequence-classification head (`BertForSequenceClassification`), if any; a
     /// cross-encoder reranker has one.
     pub fn num_labels(&self) -> Option<usize> {
-        self.w.classifier.as_ref().map(|_| self.w.labels)
+        self.w.head.as_ref().map(|h| h.labels)
     }
 
     /// Cross-encoder scores: the logit of each `(query, doc)` pair ([CLS] query [SEP] doc

@@ -49,7 +49,8 @@ pub fn parse_config(text: &str) -> Result<ModelConfig, String> {
         Some(ModelKind::Yolo) => ModelConfig::Yolo(checked(v)?),
         None => {
             return Err(format!(
-                "model_type '{mt}' is not supported (bert, gpt2, vit, yolov8)"
+                "model_type '{mt}' is not supported ({})",
+                ModelKind::all_model_types()
             ))
         }
     })

@@ -27,6 +27,17 @@ impl ModelKind {
         }
     }
 
+    /// Every config.json `model_type` the family's loader takes (the BERT family covers its
+    /// encoder relatives: RoBERTa, XLM-RoBERTa, DistilBERT).
+    pub fn model_types(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Bert => &["bert", "roberta", "xlm-roberta", "distilbert"],
+            ModelKind::Gpt2 => &["gpt2"],
+            ModelKind::Vit => &["vit"],
+            ModelKind::Yolo => &["yolov8"],
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<ModelKind> {
         [
             ModelKind::Bert,
@@ -35,7 +46,21 @@ impl ModelKind {
             ModelKind::Yolo,
         ]
         .into_iter()
-        .find(|k| k.name() == name)
+        .find(|k| k.model_types().contains(&name))
+    }
+
+    /// Every supported `model_type`, for messages.
+    pub fn all_model_types() -> String {
+        [
+            ModelKind::Bert,
+            ModelKind::Gpt2,
+            ModelKind::Vit,
+            ModelKind::Yolo,
+        ]
+        .iter()
+        .flat_map(|k| k.model_types().iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ")
     }
 }
 
@@ -84,7 +109,7 @@ pub(crate) fn parse<T: FamilyConfig>(path: &Path, text: &str) -> crate::Result<T
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| err(format!("invalid JSON: {e}")))?;
     if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
-        if mt != T::KIND.name() {
+        if !T::KIND.model_types().contains(&mt) {
             return Err(Error::WrongModel {
                 path: path.to_path_buf(),
                 found: mt.to_string(),

@@ -7,6 +7,7 @@
 //! loaders (`load`, `load_with`).
 
 pub mod bert;
+pub mod bert_arch;
 #[cfg(not(target_arch = "wasm32"))]
 mod blocking;
 pub mod config;

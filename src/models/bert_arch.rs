@@ -1,0 +1,160 @@
+//! The BERT family's architectures: BERT, RoBERTa / XLM-RoBERTa and DistilBERT share one
+//! post-norm encoder ([`super::bert`]) and differ only in what this file holds: their HF
+//! module names, whether token types are embedded, how position ids are counted, and the
+//! sequence-classification head.
+//!
+//! ```text
+//!              embeddings                 layers                      classification head
+//! BERT         word + pos + type, LN      encoder.layer.N (BertLayer)  pooler (tanh) ─ classifier
+//! RoBERTa/XLM-R word + pos(pad+1..) + type encoder.layer.N            <s> ─ dense (tanh) ─ out_proj
+//! DistilBERT   word + pos, LN             transformer.layer.N          [CLS] ─ pre_classifier (relu) ─ classifier
+//! ```
+
+use super::nn::{LayerNames, Linear, Qkv, Vars};
+use crate::error::Result;
+use crate::ops::Act;
+use crate::weights::Weights;
+
+/// Which member of the family a config.json describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Bert,
+    /// RoBERTa and XLM-RoBERTa (the same modules; the tokenizer differs).
+    Roberta,
+    DistilBert,
+}
+
+const BERT_LAYER: LayerNames = LayerNames {
+    qkv: Qkv::Separate([
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+    ]),
+    attn_out: "attention.output.dense",
+    attn_norm: "attention.output.LayerNorm",
+    mlp_in: "intermediate.dense",
+    mlp_out: "output.dense",
+    mlp_norm: "output.LayerNorm",
+};
+
+const DISTILBERT_LAYER: LayerNames = LayerNames {
+    qkv: Qkv::Separate(["attention.q_lin", "attention.k_lin", "attention.v_lin"]),
+    attn_out: "attention.out_lin",
+    attn_norm: "sa_layer_norm",
+    mlp_in: "ffn.lin1",
+    mlp_out: "ffn.lin2",
+    mlp_norm: "output_layer_norm",
+};
+
+/// Prefixes of `*For*` checkpoints, tried in order when the bare names are absent.
+pub const PREFIXES: [&str; 3] = ["bert.", "roberta.", "distilbert."];
+
+impl Arch {
+    pub fn from_model_type(mt: &str) -> Arch {
+        match mt {
+            "roberta" | "xlm-roberta" => Arch::Roberta,
+            "distilbert" => Arch::DistilBert,
+            _ => Arch::Bert,
+        }
+    }
+
+    /// The scope of the layer list and one layer's module names.
+    pub fn layers(self) -> (&'static str, &'static LayerNames) {
+        match self {
+            Arch::DistilBert => ("transformer.layer", &DISTILBERT_LAYER),
+            Arch::Bert | Arch::Roberta => ("encoder.layer", &BERT_LAYER),
+        }
+    }
+
+    /// Whether token types are embedded (DistilBERT has no token-type table).
+    pub fn token_types(self) -> bool {
+        self != Arch::DistilBert
+    }
+
+    /// Position ids of one padded row: 0, 1, 2, … (BERT, DistilBERT); RoBERTa counts real
+    /// tokens from `pad + 1` and gives padding `pad` (transformers'
+    /// `create_position_ids_from_input_ids`, with the mask standing for `ids != pad`).
+    pub fn positions(self, mask: &[u32], pad: usize, out: &mut Vec<u32>) {
+        match self {
+            Arch::Roberta => {
+                let mut n = 0;
+                out.extend(mask.iter().map(|&m| {
+                    n += (m != 0) as usize;
+                    (if m != 0 { pad + n } else { pad }) as u32
+                }));
+            }
+            _ => out.extend(0..mask.len() as u32),
+        }
+    }
+
+    /// Position-table rows the arch reserves before the first token (RoBERTa: `pad + 1`).
+    pub fn position_offset(self, pad: usize) -> usize {
+        match self {
+            Arch::Roberta => pad + 1,
+            _ => 0,
+        }
+    }
+
+    /// The number of labels of the checkpoint's sequence-classification head, if it has one:
+    /// the shape of its output projection ([num_labels, hidden]). A head of another shape, or
+    /// a BERT head without the pooler it reads, is an error message.
+    pub fn head_labels(
+        self,
+        w: &Weights,
+        with_pooler: bool,
+    ) -> std::result::Result<Option<usize>, String> {
+        let name = self.head_out();
+        match w.shape(&format!("{name}.weight")) {
+            Some(s) if s.len() == 2 && s[0] >= 1 && (self != Arch::Bert || with_pooler) => {
+                Ok(Some(s[0]))
+            }
+            Some(s) => Err(format!(
+                "{name}.weight has shape {s:?}; a sequence-classification head needs \
+                 [num_labels, hidden]{}",
+                if self == Arch::Bert {
+                    " after a pooler (pooler.dense)"
+                } else {
+                    ""
+                }
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The head's output projection.
+    fn head_out(self) -> &'static str {
+        match self {
+            Arch::Roberta => "classifier.out_proj",
+            Arch::Bert | Arch::DistilBert => "classifier",
+        }
+    }
+
+    /// Loads the head: BERT's classifier reads the pooler output; RoBERTa's and DistilBERT's
+    /// read the first token through their own dense layer.
+    pub fn load_head(self, vb: &Vars, hidden: usize, labels: usize) -> Result<Head> {
+        let pre = match self {
+            Arch::Bert => None,
+            Arch::Roberta => Some((
+                Linear::load(&vb.pp("classifier.dense"), hidden, hidden)?,
+                Act::Tanh,
+            )),
+            Arch::DistilBert => Some((
+                Linear::load(&vb.pp("pre_classifier"), hidden, hidden)?,
+                Act::Relu,
+            )),
+        };
+        Ok(Head {
+            pre,
+            out: Linear::load(&vb.pp(self.head_out()), hidden, labels)?,
+            labels,
+        })
+    }
+}
+
+/// A sequence-classification head: `out(pre(first token))`, or `out(pooler_output)` when
+/// `pre` is `None` (BERT).
+pub struct Head {
+    pub pre: Option<(Linear, Act)>,
+    pub out: Linear,
+    pub labels: usize,
+}

@@ -1,0 +1,218 @@
+//! BERT's relatives through the same loader and encoder: RoBERTa, XLM-RoBERTa (a cross-encoder)
+//! and DistilBERT, vs transformers and sentence-transformers on tests/fixtures/encoders
+//! (tools/fixtures/gen_encoders.py), on the GPU and the CPU reference.
+
+mod common;
+use common::{compare, record};
+use std::path::{Path, PathBuf};
+use wgpu_infer::models::bert::{Bert, BertInput};
+use wgpu_infer::models::{parse_config, ModelKind};
+use wgpu_infer::weights::Weights;
+use wgpu_infer::Tensor;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/encoders")
+        .join(name)
+}
+
+fn refs(name: &str) -> Weights {
+    Weights::open(fixture(name).join("reference.safetensors")).unwrap()
+}
+
+fn meta(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap())
+        .unwrap()
+}
+
+fn strs(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The reference's padded batch (no token types: zeros).
+fn input(r: &Weights, key: &str) -> BertInput {
+    let ids = r.get_u32(&format!("{key}.input_ids")).unwrap();
+    let (batch, seq) = (ids.shape()[0], ids.shape()[1]);
+    let mask = r.get_u32(&format!("{key}.attention_mask")).unwrap();
+    BertInput {
+        batch,
+        seq,
+        input_ids: ids.as_u32().unwrap().to_vec(),
+        token_type_ids: vec![0; batch * seq],
+        attention_mask: mask.as_u32().unwrap().to_vec(),
+    }
+}
+
+/// Compares only the real (unpadded) token rows of [batch, seq, hidden] tensors.
+fn compare_masked(label: &str, got: &Tensor, want: &Tensor, inp: &BertInput) -> f64 {
+    let h = *want.shape().last().unwrap();
+    let (g, w) = (got.as_f32().unwrap(), want.as_f32().unwrap());
+    let mut worst = 0.0f64;
+    for b in 0..inp.batch {
+        let n = inp.len(b);
+        let s = b * inp.seq * h;
+        let gt = Tensor::from_f32(&[n, h], g[s..s + n * h].to_vec()).unwrap();
+        let wt = Tensor::from_f32(&[n, h], w[s..s + n * h].to_vec()).unwrap();
+        worst = worst.max(compare(&format!("{label} row {b}"), &gt, &wt, 1e-4, 0.0).0);
+    }
+    worst
+}
+
+fn embeddings(label: &str, m: &Bert, texts: &[String], want: &Tensor) -> f64 {
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let emb = m.embed(&texts).unwrap();
+    let got = Tensor::from_f32(&[emb.len(), emb[0].len()], emb.concat()).unwrap();
+    compare(label, &got, want, 1e-4, 0.0).0
+}
+
+#[test]
+fn roberta_matches_transformers_and_sentence_transformers() {
+    let r = refs("roberta_st");
+    let texts = strs(&meta("roberta_st")["texts"]);
+    let inp = input(&r, "batch");
+    for backend in common::model_backends() {
+        let label = common::label(&backend);
+        let m = Bert::load(backend.clone(), fixture("roberta_st")).unwrap();
+        assert_eq!(m.max_len(), 64, "66 positions less padding_idx + 1");
+        assert!(m.normalize());
+        let out = m.forward(&inp, false).unwrap();
+        let want = r.get("batch.last_hidden_state").unwrap();
+        let a = compare_masked(
+            &format!("roberta {label}"),
+            &out.last_hidden_state,
+            &want,
+            &inp,
+        );
+        let p = compare(
+            &format!("roberta pooler {label}"),
+            out.pooler_output.as_ref().unwrap(),
+            &r.get("batch.pooler_output").unwrap(),
+            1e-4,
+            0.0,
+        )
+        .0;
+        let st = embeddings(
+            &format!("roberta st {label}"),
+            &m,
+            &texts,
+            &r.get("st.embeddings").unwrap(),
+        );
+        record("roberta last_hidden_state", label, a, 0.0);
+        record("roberta pooler_output", label, p, 0.0);
+        record("roberta sentence-transformers", label, st, 0.0);
+    }
+    for k in [
+        "last_hidden_state",
+        "pooler_output",
+        "sentence-transformers",
+    ] {
+        common::print_table_for(&format!("roberta {k}"));
+    }
+}
+
+#[test]
+fn xlm_roberta_cross_encoder_matches_transformers() {
+    let r = refs("xlmr_rerank");
+    let m_json = meta("xlmr_rerank");
+    let docs = strs(&m_json["docs"]);
+    let query = m_json["query"].as_str().unwrap();
+    let inp = input(&r, "pairs");
+    for backend in common::model_backends() {
+        let label = common::label(&backend);
+        let m = Bert::load(backend.clone(), fixture("xlmr_rerank")).unwrap();
+        assert_eq!(m.num_labels(), Some(1));
+        let out = m.forward(&inp, false).unwrap();
+        let h = compare_masked(
+            &format!("xlmr {label}"),
+            &out.last_hidden_state,
+            &r.get("pairs.last_hidden_state").unwrap(),
+            &inp,
+        );
+        let want = r.get("pairs.logits").unwrap();
+        let l = compare(
+            &format!("xlmr logits {label}"),
+            out.logits.as_ref().unwrap(),
+            &want,
+            1e-4,
+            0.0,
+        )
+        .0;
+        // Through the tokenizer: the same pairs, the same logits.
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let scores = m.rerank(query, &refs, false).unwrap();
+        let got = Tensor::from_f32(&[scores.len(), 1], scores).unwrap();
+        let s = compare(&format!("xlmr rerank {label}"), &got, &want, 1e-4, 0.0).0;
+        record("xlm-roberta last_hidden_state", label, h, 0.0);
+        record("xlm-roberta logits", label, l.max(s), 0.0);
+    }
+    for k in ["last_hidden_state", "logits"] {
+        common::print_table_for(&format!("xlm-roberta {k}"));
+    }
+}
+
+#[test]
+fn distilbert_matches_transformers_and_sentence_transformers() {
+    let r = refs("distilbert_st");
+    let texts = strs(&meta("distilbert_st")["texts"]);
+    let inp = input(&r, "batch");
+    for backend in common::model_backends() {
+        let label = common::label(&backend);
+        let m = Bert::load(backend.clone(), fixture("distilbert_st")).unwrap();
+        assert_eq!(m.num_labels(), Some(3));
+        assert!(!m.normalize());
+        let out = m.forward(&inp, false).unwrap();
+        assert!(out.pooler_output.is_none(), "DistilBERT has no pooler");
+        let h = compare_masked(
+            &format!("distilbert {label}"),
+            &out.last_hidden_state,
+            &r.get("batch.last_hidden_state").unwrap(),
+            &inp,
+        );
+        let l = compare(
+            &format!("distilbert logits {label}"),
+            out.logits.as_ref().unwrap(),
+            &r.get("batch.logits").unwrap(),
+            1e-4,
+            0.0,
+        )
+        .0;
+        let st = embeddings(
+            &format!("distilbert st {label}"),
+            &m,
+            &texts,
+            &r.get("st.embeddings").unwrap(),
+        );
+        record("distilbert last_hidden_state", label, h, 0.0);
+        record("distilbert logits", label, l, 0.0);
+        record("distilbert sentence-transformers", label, st, 0.0);
+    }
+    for k in ["last_hidden_state", "logits", "sentence-transformers"] {
+        common::print_table_for(&format!("distilbert {k}"));
+    }
+}
+
+#[test]
+fn configs_are_detected_by_model_type() {
+    for (name, mt) in [
+        ("roberta_st", "roberta"),
+        ("xlmr_rerank", "xlm-roberta"),
+        ("distilbert_st", "distilbert"),
+    ] {
+        let text = std::fs::read_to_string(fixture(name).join("config.json")).unwrap();
+        assert!(
+            text.contains(&format!("\"model_type\": \"{mt}\"")),
+            "{name}"
+        );
+        let c = parse_config(&text).unwrap();
+        assert_eq!(c.kind(), ModelKind::Bert, "{name}");
+    }
+    let e = parse_config(r#"{"model_type": "mpnet"}"#).unwrap_err();
+    assert!(
+        e.contains("bert, roberta, xlm-roberta, distilbert, gpt2, vit, yolov8"),
+        "{e}"
+    );
+}
