@@ -255,3 +255,69 @@ fn decodes_png_webp_jpeg_and_rejects_bad_images() {
     let e = load_rgb(&dir.join("missing.jpg")).unwrap_err().to_string();
     assert!(e.contains("missing.jpg"), "{e}");
 }
+
+/// DeiT with teacher (distillation token, mean of two heads) and its bicubic + centre-crop
+/// processor, vs transformers (tools/fixtures/gen_deit.py).
+#[test]
+fn deit_with_teacher_matches_transformers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deit/tiny_teacher");
+    let r = Weights::open(dir.join("reference.safetensors")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let bus = wgpu_infer::imageio::load_rgb(&assets().join("bus.jpg")).unwrap();
+    for backend in common::model_backends() {
+        let label = common::label(&backend);
+        let m = Vit::load(backend.clone(), &dir).unwrap();
+        assert_eq!(m.labels().len(), 10);
+        let out = m.forward(&r.get("random.pixel_values").unwrap()).unwrap();
+        let (dh, _) = compare(
+            &format!("deit {label} random last_hidden_state"),
+            &out.last_hidden_state,
+            &r.get("random.last_hidden_state").unwrap(),
+            1e-4,
+            0.0,
+        );
+        let (dl, _) = compare(
+            &format!("deit {label} random logits"),
+            out.logits.as_ref().unwrap(),
+            &r.get("random.logits").unwrap(),
+            1e-4,
+            0.0,
+        );
+        // The processor: bicubic resize to 56, centre crop to 48, as torchvision on uint8.
+        let pv = m
+            .preprocess_rgb(&bus)
+            .unwrap()
+            .reshape(&[1, 3, 48, 48])
+            .unwrap();
+        let (dp, _) = compare(
+            &format!("deit {label} bus.jpg pixel_values"),
+            &pv,
+            &r.get("bus.pixel_values").unwrap(),
+            1e-6,
+            0.0,
+        );
+        let bus_out = m.forward(&pv).unwrap();
+        let (db, _) = compare(
+            &format!("deit {label} bus.jpg logits"),
+            bus_out.logits.as_ref().unwrap(),
+            &r.get("bus.logits").unwrap(),
+            1e-4,
+            0.0,
+        );
+        let top = m.classify_images(std::slice::from_ref(&bus), 5).unwrap();
+        let want: Vec<usize> = meta["bus_top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["index"].as_u64().unwrap() as usize)
+            .collect();
+        let got: Vec<usize> = top[0].iter().map(|p| p.index).collect();
+        assert_eq!(got, want, "{label}: DeiT top-5 on bus.jpg");
+        println!(
+            "PARITY deit {label}: hidden {dh:.3e}, logits {dl:.3e}, bus.jpg pixel_values {dp:.3e}, logits {db:.3e}"
+        );
+        record("deit", label, dh.max(dl).max(db), 0.0);
+    }
+}

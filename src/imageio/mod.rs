@@ -40,6 +40,8 @@ pub enum Resample {
     /// Antialiased bilinear exactly as torchvision computes it on 8-bit images (what
     /// transformers 5's image processors run): see [`resize_bilinear_aa_torchvision`].
     Bilinear,
+    /// Antialiased bicubic (Keys, a = -0.5), likewise: [`resize_bicubic_aa_torchvision`].
+    Bicubic,
     /// Any other filter, through the `image` crate.
     Other(FilterType),
 }
@@ -49,6 +51,7 @@ impl Resample {
     pub fn from_pil(code: u32) -> Result<Resample> {
         Ok(match code {
             2 => Resample::Bilinear,
+            3 => Resample::Bicubic,
             c => Resample::Other(filter_from_pil(c)?),
         })
     }
@@ -68,16 +71,44 @@ enum Precision {
     Int16,
 }
 
-/// The normalized triangle-filter weights of one output index.
+/// The normalized filter weights of one output index.
 type Taps = (usize, Vec<f64>);
+
+/// The resampling filters Pillow and PyTorch's antialiased kernels share.
+#[derive(Clone, Copy)]
+enum Filter {
+    /// Bilinear: support 1.
+    Triangle,
+    /// Bicubic convolution with a = -0.5 (Pillow's and PyTorch's antialiased bicubic): support 2.
+    Cubic,
+}
+
+impl Filter {
+    fn support(self) -> f64 {
+        match self {
+            Filter::Triangle => 1.0,
+            Filter::Cubic => 2.0,
+        }
+    }
+
+    fn weight(self, x: f64) -> f64 {
+        let x = x.abs();
+        match self {
+            Filter::Triangle if x < 1.0 => 1.0 - x,
+            Filter::Cubic if x < 1.0 => ((-0.5 + 2.0) * x - (-0.5 + 3.0)) * x * x + 1.0,
+            Filter::Cubic if x < 2.0 => (((x - 5.0) * x + 8.0) * x - 4.0) * -0.5,
+            _ => 0.0,
+        }
+    }
+}
 
 /// Per output index: first input index and normalized weights of the triangle filter, whose
 /// support widens by the downscale factor (antialiasing), as Pillow's `precompute_coeffs`
 /// (PyTorch's `_compute_index_ranges_weights` computes the same in double).
-fn taps(in_size: usize, out_size: usize) -> Vec<Taps> {
+fn taps(in_size: usize, out_size: usize, f: Filter) -> Vec<Taps> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
-    let support = filterscale; // bilinear support is 1
+    let support = f.support() * filterscale;
     (0..out_size)
         .map(|xx| {
             let center = (xx as f64 + 0.5) * scale;
@@ -85,14 +116,7 @@ fn taps(in_size: usize, out_size: usize) -> Vec<Taps> {
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
             let mut w: Vec<f64> = (xmin..xmax)
-                .map(|x| {
-                    let t = ((x as f64 - center + 0.5) * ss).abs();
-                    if t < 1.0 {
-                        1.0 - t
-                    } else {
-                        0.0
-                    }
-                })
+                .map(|x| f.weight((x as f64 - center + 0.5) * ss))
                 .collect();
             let total: f64 = w.iter().sum();
             if total != 0.0 {
@@ -104,8 +128,13 @@ fn taps(in_size: usize, out_size: usize) -> Vec<Taps> {
 }
 
 /// The taps of `in_size -> out_size` in fixed point, and their number of fraction bits.
-fn coeffs(in_size: usize, out_size: usize, p: Precision) -> (Vec<(usize, Vec<i64>)>, u32) {
-    let t = taps(in_size, out_size);
+fn coeffs(
+    in_size: usize,
+    out_size: usize,
+    f: Filter,
+    p: Precision,
+) -> (Vec<(usize, Vec<i64>)>, u32) {
+    let t = taps(in_size, out_size, f);
     let bits = match p {
         Precision::Pillow => PRECISION_BITS,
         Precision::Int16 => {
@@ -140,7 +169,7 @@ fn coeffs(in_size: usize, out_size: usize, p: Precision) -> (Vec<(usize, Vec<i64
 /// fixed-point weights and 8-bit rounding between the passes. What `PIL.Image.resize(size,
 /// BILINEAR)` gives; the `image` crate's Triangle filter differs by up to 2 levels.
 pub fn resize_bilinear_aa(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
-    resample(img, out_w, out_h, Precision::Pillow)
+    resample(img, out_w, out_h, Filter::Triangle, Precision::Pillow)
 }
 
 /// Antialiased bilinear resize as torchvision's `resize(..., antialias=True)` computes it on
@@ -148,16 +177,23 @@ pub fn resize_bilinear_aa(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
 /// and passes with int16 weights of per-dimension precision. transformers 5's image processors
 /// resize with it; it is at most one level from Pillow's.
 pub fn resize_bilinear_aa_torchvision(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
-    resample(img, out_w, out_h, Precision::Int16)
+    resample(img, out_w, out_h, Filter::Triangle, Precision::Int16)
 }
 
-fn resample(img: &RgbImage, out_w: u32, out_h: u32, p: Precision) -> RgbImage {
+/// Antialiased bicubic resize as torchvision's `resize(..., BICUBIC, antialias=True)` computes
+/// it on uint8 images: the same kernel as [`resize_bilinear_aa_torchvision`] with Keys' cubic
+/// (a = -0.5, support 2 scaled by the downscale factor); what DeiT's and DINOv2's processors run.
+pub fn resize_bicubic_aa_torchvision(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    resample(img, out_w, out_h, Filter::Cubic, Precision::Int16)
+}
+
+fn resample(img: &RgbImage, out_w: u32, out_h: u32, f: Filter, p: Precision) -> RgbImage {
     let (in_w, in_h) = img.dimensions();
     let src = img.as_raw();
     let clip8 = |acc: i64, bits: u32| (acc >> bits).clamp(0, 255) as u8;
     // Horizontal pass.
     let tmp = if out_w != in_w {
-        let (cx, bits) = coeffs(in_w as usize, out_w as usize, p);
+        let (cx, bits) = coeffs(in_w as usize, out_w as usize, f, p);
         let half = 1i64 << bits >> 1;
         let mut t = vec![0u8; (out_w * in_h * 3) as usize];
         for y in 0..in_h as usize {
@@ -177,7 +213,7 @@ fn resample(img: &RgbImage, out_w: u32, out_h: u32, p: Precision) -> RgbImage {
     };
     // Vertical pass.
     let out = if out_h != in_h {
-        let (cy, bits) = coeffs(in_h as usize, out_h as usize, p);
+        let (cy, bits) = coeffs(in_h as usize, out_h as usize, f, p);
         let half = 1i64 << bits >> 1;
         let mut o = vec![0u8; (out_w * out_h * 3) as usize];
         for (yy, (ymin, k)) in cy.iter().enumerate() {
@@ -196,6 +232,18 @@ fn resample(img: &RgbImage, out_w: u32, out_h: u32, p: Precision) -> RgbImage {
     RgbImage::from_raw(out_w, out_h, out).expect("buffer size matches")
 }
 
+/// `img` resized to `w`×`h` with `f` (a copy when the size is already right).
+pub fn resize_to(img: &RgbImage, w: u32, h: u32, f: Resample) -> RgbImage {
+    if (w, h) == img.dimensions() {
+        return img.clone();
+    }
+    match f {
+        Resample::Bilinear => resize_bilinear_aa_torchvision(img, w, h),
+        Resample::Bicubic => resize_bicubic_aa_torchvision(img, w, h),
+        Resample::Other(f) => image::imageops::resize(img, w, h, f),
+    }
+}
+
 /// Resizes (if asked), then `(x * rescale - mean) / std` per channel, as CHW f32.
 pub fn to_chw(
     img: &RgbImage,
@@ -207,10 +255,7 @@ pub fn to_chw(
     let resized;
     let img = match resize {
         Some((w, h, f)) if (w, h) != img.dimensions() => {
-            resized = match f {
-                Resample::Bilinear => resize_bilinear_aa_torchvision(img, w, h),
-                Resample::Other(f) => image::imageops::resize(img, w, h, f),
-            };
+            resized = resize_to(img, w, h, f);
             &resized
         }
         _ => img,

@@ -4,7 +4,7 @@
 use super::family::yes;
 use super::files::ModelFiles;
 use crate::error::{Error, Result};
-use crate::imageio::{to_chw, Resample};
+use crate::imageio::{resize_to, to_chw, Resample};
 use crate::tensor::Tensor;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -28,6 +28,19 @@ pub struct ImageProcessorConfig {
     pub image_mean: Vec<f32>,
     #[serde(default = "half3")]
     pub image_std: Vec<f32>,
+    /// Cut the resized image's centre to `crop_size` (DeiT's processor).
+    #[serde(default)]
+    pub do_center_crop: bool,
+    #[serde(default)]
+    pub crop_size: Option<BTreeMap<String, usize>>,
+}
+
+/// `{height, width}` of a processor size map.
+fn hw(m: Option<&BTreeMap<String, usize>>) -> (Option<usize>, Option<usize>) {
+    (
+        m.and_then(|m| m.get("height")).copied(),
+        m.and_then(|m| m.get("width")).copied(),
+    )
 }
 
 /// Image channels when a config does not say (RGB).
@@ -67,6 +80,8 @@ impl ImageProcessorConfig {
             do_normalize: true,
             image_mean: half3(),
             image_std: half3(),
+            do_center_crop: false,
+            crop_size: None,
         }
     }
 
@@ -87,12 +102,23 @@ impl ImageProcessorConfig {
     /// The processor must produce what a model of `c` channels and `s`-pixel square inputs
     /// takes.
     pub fn check(&self, c: usize, s: usize) -> Result<()> {
-        let size = self.size.as_ref();
-        let (ph, pw) = (
-            size.and_then(|m| m.get("height")).copied(),
-            size.and_then(|m| m.get("width")).copied(),
-        );
-        if self.do_resize && (ph != Some(s) || pw != Some(s)) {
+        let (ph, pw) = hw(self.size.as_ref());
+        if self.do_center_crop {
+            let (ch, cw) = hw(self.crop_size.as_ref());
+            if ch != Some(s) || cw != Some(s) {
+                return Err(Error::InvalidArgument(format!(
+                    "preprocessor crop_size {:?} must be {{height: {s}, width: {s}}} (the model's image_size)",
+                    self.crop_size
+                )));
+            }
+            let big = |v: Option<usize>| v.is_some_and(|v| (s..=16 * s).contains(&v));
+            if self.do_resize && !(big(ph) && big(pw)) {
+                return Err(Error::InvalidArgument(format!(
+                    "preprocessor size {:?} must be {{height, width}} of at least the crop ({s}) before a centre crop",
+                    self.size
+                )));
+            }
+        } else if self.do_resize && (ph != Some(s) || pw != Some(s)) {
             return Err(Error::InvalidArgument(format!(
                 "preprocessor size {:?} must be {{height: {s}, width: {s}}} (the model's image_size)",
                 self.size
@@ -134,6 +160,9 @@ impl ImageProcessorConfig {
     /// Decoded RGB pixels resized, rescaled and normalized to [3, s, s] pixel values.
     pub fn preprocess(&self, img: &image::RgbImage, s: usize) -> Result<Tensor> {
         super::detect::check_not_empty(img)?;
+        if self.do_center_crop {
+            return self.preprocess_cropped(img, s);
+        }
         let s = s as u32;
         let resize = if self.do_resize {
             Some((s, s, Resample::from_pil(self.resample)?))
@@ -160,6 +189,35 @@ impl ImageProcessorConfig {
         };
         let v = to_chw(img, resize, rescale, mean, std);
         Tensor::from_f32(&[3, s as usize, s as usize], v)
+    }
+
+    /// Resize to `size`, then the centre `s`×`s` (torchvision's `center_crop`: offsets
+    /// rounded half away from zero; an image smaller than the crop is refused).
+    fn preprocess_cropped(&self, img: &image::RgbImage, s: usize) -> Result<Tensor> {
+        let resized;
+        let img = match (self.do_resize, hw(self.size.as_ref())) {
+            (true, (Some(h), Some(w))) => {
+                resized = resize_to(img, w as u32, h as u32, Resample::from_pil(self.resample)?);
+                &resized
+            }
+            _ => img,
+        };
+        let (w, h) = img.dimensions();
+        let s32 = s as u32;
+        if w < s32 || h < s32 {
+            return Err(Error::InvalidArgument(format!(
+                "image is {w}x{h}, smaller than the {s}x{s} centre crop and do_resize is false"
+            )));
+        }
+        let (top, left) = (
+            ((h - s32) as f64 / 2.0).round() as u32,
+            ((w - s32) as f64 / 2.0).round() as u32,
+        );
+        let crop = image::imageops::crop_imm(img, left, top, s32, s32).to_image();
+        let mut p = self.clone();
+        p.do_center_crop = false;
+        p.do_resize = false;
+        p.preprocess(&crop, s)
     }
 }
 

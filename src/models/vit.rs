@@ -7,6 +7,10 @@
 //! ```
 //! The patch embedding is a convolution with kernel = stride = patch size, i.e. a matmul over
 //! non-overlapping patches, so it runs on the matmul kernels.
+//!
+//! DeiT (`model_type` deit) is the same network with a distillation token after CLS;
+//! `DeiTForImageClassificationWithTeacher`'s logits are the mean of a head on CLS and one on
+//! the distillation token. Its processor resizes (bicubic) then centre-crops.
 
 use super::family::{self, check_transformer, FamilyConfig, ModelKind};
 use super::files::ModelFiles;
@@ -93,15 +97,28 @@ const LAYER: LayerNames = LayerNames {
     mlp_norm: "layernorm_after",
 };
 
+/// The classification head.
+enum Classifier {
+    /// `classifier` on the CLS token.
+    Cls(Linear),
+    /// DeiT with teacher: (`cls_classifier`(CLS) + `distillation_classifier`(DIST)) / 2.
+    Distilled(Linear, Linear),
+}
+
 struct VitWeights {
     patch: Linear,
     cls: Arc<Constant>,
+    /// DeiT's distillation token (after CLS).
+    dist: Option<Arc<Constant>>,
     pos: Arc<Constant>,
     layers: Vec<TransformerLayer>,
     norm: LayerNorm,
-    classifier: Option<Linear>,
+    classifier: Option<Classifier>,
     pooler: Option<Linear>,
 }
+
+/// Tensor names that mark a classifier checkpoint.
+const HEADS: [&str; 2] = ["classifier.weight", "cls_classifier.weight"];
 
 impl VitWeights {
     fn load(c: &VitConfig, vb: &Vars, with_classifier: bool) -> Result<VitWeights> {
@@ -125,11 +142,22 @@ impl VitWeights {
         let (e, layers) = (vb.pp("embeddings"), vb.pp("encoder.layer"));
         let proj = e.pp("patch_embeddings.projection");
         let has_pooler = !with_classifier && vb.contains("pooler.dense.weight");
+        let dist = vb.contains("embeddings.distillation_token");
+        let classifier = match (with_classifier, vb.contains("cls_classifier.weight")) {
+            (false, _) => None,
+            (true, false) => Some(Classifier::Cls(Linear::load(
+                &vb.pp("classifier"),
+                h,
+                labels,
+            )?)),
+            (true, true) => Some(Classifier::Distilled(
+                Linear::load(&vb.pp("cls_classifier"), h, labels)?,
+                Linear::load(&vb.pp("distillation_classifier"), h, labels)?,
+            )),
+        };
         Ok(VitWeights {
             layers: TransformerLayer::stack(&layers, c.num_hidden_layers, &LAYER, shape)?,
-            classifier: (with_classifier)
-                .then(|| Linear::load(&vb.pp("classifier"), h, labels))
-                .transpose()?,
+            classifier,
             pooler: (has_pooler)
                 .then(|| Linear::load(&vb.pp("pooler.dense"), h, h))
                 .transpose()?,
@@ -144,7 +172,10 @@ impl VitWeights {
                 layout: Layout::NxK,
             },
             cls: e.param("cls_token", &[1, 1, h])?,
-            pos: e.param("position_embeddings", &[1, n + 1, h])?,
+            dist: dist
+                .then(|| e.param("distillation_token", &[1, 1, h]))
+                .transpose()?,
+            pos: e.param("position_embeddings", &[1, n + 1 + dist as usize, h])?,
             norm: LayerNorm::load(&vb.pp("layernorm"), h, c.layer_norm_eps)?,
         })
     }
@@ -166,7 +197,7 @@ impl Vit {
     /// Loads a model folder (config.json, model.safetensors, preprocessor_config.json), in
     /// memory or on disk.
     pub fn from_files(backend: Backend, files: &ModelFiles, opts: &LoadOptions) -> Result<Vit> {
-        let f: Folder<VitConfig> = Folder::open(files, &["vit."], "embeddings.cls_token")?;
+        let f: Folder<VitConfig> = Folder::open(files, &["vit.", "deit."], "embeddings.cls_token")?;
         let (processor, mut warnings) = ImageProcessorConfig::read(files, f.config.image_size)?;
         // Processor checks before reading weights.
         let c = &f.config;
@@ -178,7 +209,7 @@ impl Vit {
             other => other,
         };
         processor.check(c.num_channels, c.image_size).map_err(bad)?;
-        let with_classifier = f.weights().contains("classifier.weight");
+        let with_classifier = HEADS.iter().any(|n| f.weights().contains(n));
         let w = f.load(opts, &[], |vb| VitWeights::load(c, vb, with_classifier))?;
         warnings.extend(w.warnings.iter().cloned());
         let mut model = Self::from_parts(backend, f.config.clone(), processor, w);
@@ -273,9 +304,16 @@ impl Vit {
         let x = g.permute(x, &[0, 2, 4, 1, 3, 5])?;
         let x = g.reshape(x, &[b, gs * gs, ch * p * p])?;
         let x = w.patch.forward(&mut g, x)?;
-        let cls = g.constant(&w.cls)?;
-        let cls = g.expand(cls, &[b, 1, h])?;
-        let x = g.concat(&[cls, x], 1)?;
+        let mut tokens = vec![g.constant(&w.cls)?];
+        if let Some(d) = &w.dist {
+            tokens.push(g.constant(d)?);
+        }
+        let mut parts = Vec::with_capacity(3);
+        for t in tokens {
+            parts.push(g.expand(t, &[b, 1, h])?);
+        }
+        parts.push(x);
+        let x = g.concat(&parts, 1)?;
         let pos = g.constant(&w.pos)?;
         let mut x = g.add(x, pos)?;
         for layer in &w.layers {
@@ -285,9 +323,21 @@ impl Vit {
         g.output("last_hidden_state", x);
         let cls = g.slice(x, 1, 0, 1)?;
         let cls = g.reshape(cls, &[b, h])?;
-        if let Some(classifier) = &w.classifier {
-            let logits = classifier.forward(&mut g, cls)?;
-            g.output("logits", logits);
+        match &w.classifier {
+            Some(Classifier::Cls(head)) => {
+                let logits = head.forward(&mut g, cls)?;
+                g.output("logits", logits);
+            }
+            Some(Classifier::Distilled(head, dist_head)) => {
+                let d = g.slice(x, 1, 1, 2)?;
+                let d = g.reshape(d, &[b, h])?;
+                let (a, b2) = (head.forward(&mut g, cls)?, dist_head.forward(&mut g, d)?);
+                let sum = g.add(a, b2)?;
+                let half = g.constant_tensor("half", Tensor::from_f32(&[1], vec![0.5])?)?;
+                let logits = g.mul(sum, half)?;
+                g.output("logits", logits);
+            }
+            None => {}
         }
         if let Some(pooler) = &w.pooler {
             let pooled = pooler.forward_fused(&mut g, cls, Act::Tanh, None)?;
