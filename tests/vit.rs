@@ -321,3 +321,51 @@ fn deit_with_teacher_matches_transformers() {
         record("deit", label, dh.max(dl).max(db), 0.0);
     }
 }
+
+/// `wgpu-infer embed-image`: one `{image, embedding}` per file, the library's vectors (the pooler
+/// output of a bare ViTModel, checked against transformers above).
+#[test]
+fn embed_image_cli_prints_the_library_vectors() {
+    let bus = assets().join("bus.jpg");
+    let crop = fixture("bus_crop.png");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"))
+        .args(["embed-image", "--quiet", "--model"])
+        .arg(fixture("tiny_bare"))
+        .arg(&bus)
+        .arg(&crop)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let m = Vit::load(Backend::Gpu(common::device()), fixture("tiny_bare")).unwrap();
+    let want = m.embed(&[&bus, &crop]).unwrap();
+    for (row, (w, path)) in rows.iter().zip(want.iter().zip([&bus, &crop])) {
+        assert_eq!(row["image"].as_str().unwrap(), path.display().to_string());
+        let got: Vec<f32> = row["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(got.len(), 64);
+        let d = got
+            .iter()
+            .zip(w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(d <= 1e-6, "{}: CLI vs library {d}", path.display());
+    }
+    // No images: a usage error, not an empty list.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"))
+        .args(["embed-image", "--model"])
+        .arg(fixture("tiny_bare"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

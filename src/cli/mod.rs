@@ -6,6 +6,7 @@ mod bench_harness;
 mod classify;
 mod detect;
 mod embed;
+mod embed_image;
 mod generate;
 mod info;
 mod inspect;
@@ -24,7 +25,7 @@ use wgpu_infer::{Backend, DType, Device, Error, LoadOptions, Result};
 #[command(
     name = "wgpu-infer",
     version,
-    about = "GPU inference with hand-written WGSL kernels: BERT, GPT-2, ViT, YOLOv8"
+    about = "GPU inference with hand-written WGSL kernels: BERT (and RoBERTa, XLM-R, DistilBERT), GPT-2, ViT (and DeiT), YOLOv8"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,6 +47,9 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Image classification with a ViT folder: top-k labels per image, as JSON.
     Classify(classify::ClassifyArgs),
+    /// Image embeddings with a ViT / DeiT folder: [{"image", "embedding"}] (the pooler output
+    /// when the checkpoint has one, else the final CLS token).
+    EmbedImage(embed_image::EmbedImageArgs),
     /// Object detection with a YOLOv8 folder: boxes as JSON, optionally an annotated image.
     Detect(detect::DetectArgs),
     /// List a safetensors file's tensors (dtype, shape, bytes) and the detected model type.
@@ -170,6 +174,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rerank(a) => rerank::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
+        Command::EmbedImage(a) => embed_image::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Serve(a) => serve::run(a),
