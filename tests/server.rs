@@ -6,6 +6,8 @@
 //! headless box: `apt-get install -y mesa-vulkan-drivers libvulkan1`) and the models of
 //! `bash tools/fetch_minilm.sh` and `bash tools/fetch_assets.sh`.
 
+#![recursion_limit = "256"]
+
 mod common;
 use base64::Engine;
 use futures_util::StreamExt;

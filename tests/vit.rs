@@ -369,3 +369,76 @@ fn embed_image_cli_prints_the_library_vectors() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// DINOv2 (layer scale, the position grid resized to the processor's 48-px crop, classifier on
+/// [CLS, mean of patches]) and its shortest-edge bicubic resize + crop, vs transformers
+/// (tools/fixtures/gen_dinov2.py).
+#[test]
+fn dinov2_matches_transformers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dinov2/tiny_cls");
+    let r = Weights::open(dir.join("reference.safetensors")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let bus = wgpu_infer::imageio::load_rgb(&assets().join("bus.jpg")).unwrap();
+    for backend in common::model_backends() {
+        let label = common::label(&backend);
+        let m = Vit::load(backend.clone(), &dir).unwrap();
+        let out = m.forward(&r.get("random.pixel_values").unwrap()).unwrap();
+        let (dh, _) = compare(
+            &format!("dinov2 {label} last_hidden_state"),
+            &out.last_hidden_state,
+            &r.get("random.last_hidden_state").unwrap(),
+            1e-4,
+            0.0,
+        );
+        let (dl, _) = compare(
+            &format!("dinov2 {label} logits"),
+            out.logits.as_ref().unwrap(),
+            &r.get("random.logits").unwrap(),
+            1e-4,
+            0.0,
+        );
+        let pv = m
+            .preprocess_rgb(&bus)
+            .unwrap()
+            .reshape(&[1, 3, 48, 48])
+            .unwrap();
+        let (dp, _) = compare(
+            &format!("dinov2 {label} bus.jpg pixel_values"),
+            &pv,
+            &r.get("bus.pixel_values").unwrap(),
+            1e-5,
+            0.0,
+        );
+        let (db, _) = compare(
+            &format!("dinov2 {label} bus.jpg logits"),
+            m.forward(&pv).unwrap().logits.as_ref().unwrap(),
+            &r.get("bus.logits").unwrap(),
+            1e-4,
+            0.0,
+        );
+        // The embedding is DINOv2's pooler output: the layer-normed CLS token.
+        let emb = m.embed(&[assets().join("bus.jpg")]).unwrap();
+        let (de, _) = compare(
+            &format!("dinov2 {label} bus.jpg embedding"),
+            &Tensor::from_f32(&[1, 64], emb[0].clone()).unwrap(),
+            &r.get("bus.pooler_output").unwrap(),
+            1e-4,
+            0.0,
+        );
+        let top = m.classify_images(std::slice::from_ref(&bus), 5).unwrap();
+        let want: Vec<usize> = meta["bus_top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["index"].as_u64().unwrap() as usize)
+            .collect();
+        let got: Vec<usize> = top[0].iter().map(|p| p.index).collect();
+        assert_eq!(got, want, "{label}: DINOv2 top-5 on bus.jpg");
+        println!(
+            "PARITY dinov2 {label}: hidden {dh:.3e}, logits {dl:.3e}, bus.jpg pixel_values {dp:.3e}, logits {db:.3e}, embedding {de:.3e}"
+        );
+        record("dinov2", label, dh.max(dl).max(db).max(de), 0.0);
+    }
+}

@@ -320,6 +320,9 @@ fn time_case(
 /// ViT-B/16 at 224: 12 layers, 768 wide, 12 heads, 1000 classes.
 fn vit_base_16() -> VitConfig {
     VitConfig {
+        model_type: "vit".into(),
+        mlp_ratio: None,
+        use_swiglu_ffn: false,
         image_size: 224,
         patch_size: 16,
         num_channels: 3,

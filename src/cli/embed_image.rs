@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use wgpu_infer::models::vit::Vit;
 use wgpu_infer::Result;
 
-/// `--model`: a ViT or DeiT folder (config.json, model.safetensors, preprocessor_config.json).
+/// `--model`: a ViT, DeiT or DINOv2 folder (config.json, model.safetensors, preprocessor_config.json).
 #[derive(Args, Debug)]
 pub struct EmbedImageArgs {
     #[command(flatten)]

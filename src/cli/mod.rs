@@ -25,7 +25,7 @@ use wgpu_infer::{Backend, DType, Device, Error, LoadOptions, Result};
 #[command(
     name = "wgpu-infer",
     version,
-    about = "GPU inference with hand-written WGSL kernels: BERT (and RoBERTa, XLM-R, DistilBERT), GPT-2, ViT (and DeiT), YOLOv8"
+    about = "GPU inference with hand-written WGSL kernels: BERT (and RoBERTa, XLM-R, DistilBERT), GPT-2, ViT (and DeiT, DINOv2), YOLOv8"
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -35,6 +35,7 @@ const BERT_LAYER: LayerNames = LayerNames {
     mlp_in: "intermediate.dense",
     mlp_out: "output.dense",
     mlp_norm: "output.LayerNorm",
+    layer_scale: None,
 };
 
 const DISTILBERT_LAYER: LayerNames = LayerNames {
@@ -44,6 +45,7 @@ const DISTILBERT_LAYER: LayerNames = LayerNames {
     mlp_in: "ffn.lin1",
     mlp_out: "ffn.lin2",
     mlp_norm: "output_layer_norm",
+    layer_scale: None,
 };
 
 /// Prefixes of `*For*` checkpoints, tried in order when the bare names are absent.

@@ -33,7 +33,7 @@ impl ModelKind {
         match self {
             ModelKind::Bert => &["bert", "roberta", "xlm-roberta", "distilbert"],
             ModelKind::Gpt2 => &["gpt2"],
-            ModelKind::Vit => &["vit", "deit"],
+            ModelKind::Vit => &["vit", "deit", "dinov2"],
             ModelKind::Yolo => &["yolov8"],
         }
     }

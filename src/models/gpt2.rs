@@ -107,6 +107,7 @@ const BLOCK: LayerNames = LayerNames {
     mlp_in: "mlp.c_fc",
     mlp_out: "mlp.c_proj",
     mlp_norm: "ln_2",
+    layer_scale: None,
 };
 
 struct Gpt2Weights {

@@ -26,6 +26,7 @@ pub mod sentence;
 pub mod text;
 pub mod vision;
 pub mod vit;
+pub mod vit_arch;
 pub mod yolo;
 mod yolo_blocks;
 

@@ -112,9 +112,14 @@ impl ImageProcessorConfig {
                 )));
             }
             let big = |v: Option<usize>| v.is_some_and(|v| (s..=16 * s).contains(&v));
-            if self.do_resize && !(big(ph) && big(pw)) {
+            let short = self
+                .size
+                .as_ref()
+                .and_then(|m| m.get("shortest_edge"))
+                .copied();
+            if self.do_resize && !(big(ph) && big(pw)) && !big(short) {
                 return Err(Error::InvalidArgument(format!(
-                    "preprocessor size {:?} must be {{height, width}} of at least the crop ({s}) before a centre crop",
+                    "preprocessor size {:?} must be {{height, width}} or {{shortest_edge}} of at least the crop ({s}) before a centre crop",
                     self.size
                 )));
             }
@@ -192,12 +197,32 @@ impl ImageProcessorConfig {
     }
 
     /// Resize to `size`, then the centre `s`×`s` (torchvision's `center_crop`: offsets
-    /// rounded half away from zero; an image smaller than the crop is refused).
+    /// rounded half to even; an image smaller than the crop is refused).
     fn preprocess_cropped(&self, img: &image::RgbImage, s: usize) -> Result<Tensor> {
         let resized;
-        let img = match (self.do_resize, hw(self.size.as_ref())) {
-            (true, (Some(h), Some(w))) => {
-                resized = resize_to(img, w as u32, h as u32, Resample::from_pil(self.resample)?);
+        let short = self
+            .size
+            .as_ref()
+            .and_then(|m| m.get("shortest_edge"))
+            .copied();
+        let target = match (hw(self.size.as_ref()), short) {
+            ((Some(h), Some(w)), _) => Some((w as u32, h as u32)),
+            // transformers' `get_resize_output_image_size`: the short side to `n`, the long one
+            // scaled and truncated.
+            (_, Some(n)) => {
+                let (w, h) = img.dimensions();
+                let scaled = |long: u32, short: u32| (n as f64 * long as f64 / short as f64) as u32;
+                Some(if w <= h {
+                    (n as u32, scaled(h, w))
+                } else {
+                    (scaled(w, h), n as u32)
+                })
+            }
+            _ => None,
+        };
+        let img = match target {
+            Some((w, h)) if self.do_resize => {
+                resized = resize_to(img, w, h, Resample::from_pil(self.resample)?);
                 &resized
             }
             _ => img,
@@ -209,9 +234,10 @@ impl ImageProcessorConfig {
                 "image is {w}x{h}, smaller than the {s}x{s} centre crop and do_resize is false"
             )));
         }
+        // Python's round(): halves to even (18.5 -> 18), as torchvision computes the offsets.
         let (top, left) = (
-            ((h - s32) as f64 / 2.0).round() as u32,
-            ((w - s32) as f64 / 2.0).round() as u32,
+            ((h - s32) as f64 / 2.0).round_ties_even() as u32,
+            ((w - s32) as f64 / 2.0).round_ties_even() as u32,
         );
         let crop = image::imageops::crop_imm(img, left, top, s32, s32).to_image();
         let mut p = self.clone();
@@ -219,6 +245,56 @@ impl ImageProcessorConfig {
         p.do_resize = false;
         p.preprocess(&crop, s)
     }
+}
+
+/// `torch.nn.functional.interpolate(x, (oh, ow), mode="bicubic", align_corners=False)` of a
+/// [c, h, w] tensor (no antialiasing: Keys' cubic with a = -0.75, edge samples clamped), in f32
+/// and in PyTorch's order of operations. DINOv2 resizes its position-embedding grid with it.
+pub fn interpolate_bicubic(
+    src: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
+    const A: f32 = -0.75;
+    let cc1 = |x: f32| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let cc2 = |x: f32| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    // Per output index: the 4 clamped input indices and their weights.
+    let taps = |n_in: usize, n_out: usize| -> Vec<([usize; 4], [f32; 4])> {
+        let scale = n_in as f32 / n_out as f32;
+        (0..n_out)
+            .map(|i| {
+                let real = scale * (i as f32 + 0.5) - 0.5;
+                let i0 = real.floor();
+                let t = real - i0;
+                let idx =
+                    [-1i64, 0, 1, 2].map(|d| (i0 as i64 + d).clamp(0, n_in as i64 - 1) as usize);
+                (idx, [cc2(t + 1.0), cc1(t), cc1(1.0 - t), cc2(2.0 - t)])
+            })
+            .collect()
+    };
+    let (ty, tx) = (taps(h, oh), taps(w, ow));
+    let mut out = Vec::with_capacity(c * oh * ow);
+    for ch in 0..c {
+        let plane = &src[ch * h * w..(ch + 1) * h * w];
+        for (iy, wy) in &ty {
+            for (ix, wx) in &tx {
+                let mut acc = 0.0f32;
+                for j in 0..4 {
+                    let row = &plane[iy[j] * w..];
+                    let mut r = 0.0f32;
+                    for k in 0..4 {
+                        r += row[ix[k]] * wx[k];
+                    }
+                    acc += r * wy[j];
+                }
+                out.push(acc);
+            }
+        }
+    }
+    out
 }
 
 /// A square image of `s` pixels cut into `p`-pixel patches, with RGB channels.

@@ -8,9 +8,8 @@
 //! The patch embedding is a convolution with kernel = stride = patch size, i.e. a matmul over
 //! non-overlapping patches, so it runs on the matmul kernels.
 //!
-//! DeiT (`model_type` deit) is the same network with a distillation token after CLS;
-//! `DeiTForImageClassificationWithTeacher`'s logits are the mean of a head on CLS and one on
-//! the distillation token. Its processor resizes (bicubic) then centre-crops.
+//! DeiT and DINOv2 (`model_type` deit, dinov2) run on the same network; what they change is in
+//! [`super::vit_arch`].
 
 use super::family::{self, check_transformer, FamilyConfig, ModelKind};
 use super::files::ModelFiles;
@@ -20,6 +19,7 @@ use super::options::LoadOptions;
 use super::runner::Runner;
 use super::vision::{self, check_id2label, check_patches, labels, top_k};
 pub use super::vision::{ImageProcessorConfig, Prediction};
+use super::vit_arch::{Arch, PREFIXES};
 use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Constant, Graph};
 use crate::ops::{Act, Layout};
@@ -29,9 +29,13 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The fields of HF `ViTConfig` this implementation reads.
+/// The fields of HF `ViTConfig` (and `DeiTConfig`, `Dinov2Config`) this implementation reads.
 #[derive(Clone, Debug, Deserialize)]
 pub struct VitConfig {
+    /// vit, deit or dinov2.
+    #[serde(default = "vit")]
+    pub model_type: String,
+    /// The side the position embeddings were trained at.
     pub image_size: usize,
     pub patch_size: usize,
     #[serde(default = "vision::three")]
@@ -39,7 +43,14 @@ pub struct VitConfig {
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
+    /// The MLP width; DINOv2 configs give `mlp_ratio` instead (0 here then).
+    #[serde(default)]
     pub intermediate_size: usize,
+    #[serde(default)]
+    pub mlp_ratio: Option<f64>,
+    /// DINOv2's SwiGLU MLP (giant models): not supported.
+    #[serde(default)]
+    pub use_swiglu_ffn: bool,
     #[serde(default = "family::eps_1e12")]
     pub layer_norm_eps: f64,
     #[serde(default = "family::gelu")]
@@ -48,10 +59,33 @@ pub struct VitConfig {
     pub id2label: BTreeMap<String, String>,
 }
 
+fn vit() -> String {
+    "vit".into()
+}
+
+impl VitConfig {
+    pub fn arch(&self) -> Arch {
+        Arch::from_model_type(&self.model_type)
+    }
+
+    /// The MLP width: `intermediate_size`, else `hidden_size · mlp_ratio`.
+    pub fn inner(&self) -> usize {
+        match (self.intermediate_size, self.mlp_ratio) {
+            (0, Some(r)) if r.is_finite() && r > 0.0 && r < 64.0 => {
+                (self.hidden_size as f64 * r) as usize
+            }
+            (n, _) => n,
+        }
+    }
+}
+
 impl FamilyConfig for VitConfig {
     const KIND: ModelKind = ModelKind::Vit;
     fn check(&self) -> std::result::Result<(), String> {
         let c = self;
+        if c.use_swiglu_ffn {
+            return Err("use_swiglu_ffn (DINOv2's SwiGLU MLP) is not supported".into());
+        }
         check_transformer(
             &[
                 ("image_size", c.image_size),
@@ -60,7 +94,7 @@ impl FamilyConfig for VitConfig {
                 ("hidden_size", c.hidden_size),
                 ("num_hidden_layers", c.num_hidden_layers),
                 ("num_attention_heads", c.num_attention_heads),
-                ("intermediate_size", c.intermediate_size),
+                ("intermediate_size (or hidden_size * mlp_ratio)", c.inner()),
             ],
             ("hidden_size", c.hidden_size),
             ("num_attention_heads", c.num_attention_heads),
@@ -83,26 +117,14 @@ pub struct VitOutput {
     pub pooler_output: Option<Tensor>,
 }
 
-/// A ViT layer's HF module names.
-const LAYER: LayerNames = LayerNames {
-    qkv: Qkv::Separate([
-        "attention.attention.query",
-        "attention.attention.key",
-        "attention.attention.value",
-    ]),
-    attn_out: "attention.output.dense",
-    attn_norm: "layernorm_before",
-    mlp_in: "intermediate.dense",
-    mlp_out: "output.dense",
-    mlp_norm: "layernorm_after",
-};
-
 /// The classification head.
 enum Classifier {
     /// `classifier` on the CLS token.
     Cls(Linear),
     /// DeiT with teacher: (`cls_classifier`(CLS) + `distillation_classifier`(DIST)) / 2.
     Distilled(Linear, Linear),
+    /// DINOv2: `classifier`([CLS, mean of the patch tokens]).
+    ClsMean(Linear),
 }
 
 struct VitWeights {
@@ -121,8 +143,11 @@ struct VitWeights {
 const HEADS: [&str; 2] = ["classifier.weight", "cls_classifier.weight"];
 
 impl VitWeights {
-    fn load(c: &VitConfig, vb: &Vars, with_classifier: bool) -> Result<VitWeights> {
+    /// Weights for `side`-pixel inputs (the position grid resized when it differs from
+    /// `image_size`, DINOv2 only).
+    fn load(c: &VitConfig, vb: &Vars, with_classifier: bool, side: usize) -> Result<VitWeights> {
         let (h, ch, p) = (c.hidden_size, c.num_channels, c.patch_size);
+        let arch = c.arch();
         let n = (c.image_size / p) * (c.image_size / p);
         let labels = c.id2label.len();
         if with_classifier && labels == 0 {
@@ -132,7 +157,7 @@ impl VitWeights {
         }
         let shape = LayerShape {
             width: h,
-            inner: c.intermediate_size,
+            inner: c.inner(),
             heads: c.num_attention_heads,
             eps: c.layer_norm_eps,
             act: Act::from_hf(&c.hidden_act)?,
@@ -145,6 +170,11 @@ impl VitWeights {
         let dist = vb.contains("embeddings.distillation_token");
         let classifier = match (with_classifier, vb.contains("cls_classifier.weight")) {
             (false, _) => None,
+            (true, false) if arch == Arch::Dinov2 => Some(Classifier::ClsMean(Linear::load(
+                &vb.pp("classifier"),
+                arch.classifier_input(h),
+                labels,
+            )?)),
             (true, false) => Some(Classifier::Cls(Linear::load(
                 &vb.pp("classifier"),
                 h,
@@ -156,7 +186,12 @@ impl VitWeights {
             )),
         };
         Ok(VitWeights {
-            layers: TransformerLayer::stack(&layers, c.num_hidden_layers, &LAYER, shape)?,
+            layers: TransformerLayer::stack(
+                &layers,
+                c.num_hidden_layers,
+                arch.layer_names(),
+                shape,
+            )?,
             classifier,
             pooler: (has_pooler)
                 .then(|| Linear::load(&vb.pp("pooler.dense"), h, h))
@@ -175,7 +210,7 @@ impl VitWeights {
             dist: dist
                 .then(|| e.param("distillation_token", &[1, 1, h]))
                 .transpose()?,
-            pos: e.param("position_embeddings", &[1, n + 1 + dist as usize, h])?,
+            pos: positions(&e, c, n + 1 + dist as usize, side)?,
             norm: LayerNorm::load(&vb.pp("layernorm"), h, c.layer_norm_eps)?,
         })
     }
@@ -189,6 +224,8 @@ pub struct Vit {
     labels: Vec<String>,
     w: Arc<Loaded<VitWeights>>,
     max_batch: usize,
+    /// The input side (pixel_values are [b, 3, side, side]): `image_size`, or DINOv2's crop.
+    side: usize,
     runner: Runner<usize>,
     warnings: Vec<String>,
 }
@@ -197,7 +234,7 @@ impl Vit {
     /// Loads a model folder (config.json, model.safetensors, preprocessor_config.json), in
     /// memory or on disk.
     pub fn from_files(backend: Backend, files: &ModelFiles, opts: &LoadOptions) -> Result<Vit> {
-        let f: Folder<VitConfig> = Folder::open(files, &["vit.", "deit."], "embeddings.cls_token")?;
+        let f: Folder<VitConfig> = Folder::open(files, &PREFIXES, "embeddings.cls_token")?;
         let (processor, mut warnings) = ImageProcessorConfig::read(files, f.config.image_size)?;
         // Processor checks before reading weights.
         let c = &f.config;
@@ -208,11 +245,15 @@ impl Vit {
             },
             other => other,
         };
-        processor.check(c.num_channels, c.image_size).map_err(bad)?;
+        let side = input_side(c, &processor).map_err(|m| f.config_error(m))?;
+        processor.check(c.num_channels, side).map_err(bad)?;
         let with_classifier = HEADS.iter().any(|n| f.weights().contains(n));
-        let w = f.load(opts, &[], |vb| VitWeights::load(c, vb, with_classifier))?;
+        let ignore = ["embeddings.mask_token"];
+        let w = f.load(opts, &ignore, |vb| {
+            VitWeights::load(c, vb, with_classifier, side)
+        })?;
         warnings.extend(w.warnings.iter().cloned());
-        let mut model = Self::from_parts(backend, f.config.clone(), processor, w);
+        let mut model = Self::from_parts(backend, f.config.clone(), processor, w, side);
         model.name = files.name();
         model.warnings = warnings;
         Ok(model)
@@ -228,10 +269,12 @@ impl Vit {
         opts: &LoadOptions,
     ) -> Result<Vit> {
         config.check().map_err(Error::InvalidArgument)?;
-        processor.check(config.num_channels, config.image_size)?;
-        let loaded =
-            loader::from_source(w, opts, |vb| VitWeights::load(&config, vb, with_classifier))?;
-        Ok(Self::from_parts(backend, config, processor, loaded))
+        let side = input_side(&config, &processor).map_err(Error::InvalidArgument)?;
+        processor.check(config.num_channels, side)?;
+        let loaded = loader::from_source(w, opts, |vb| {
+            VitWeights::load(&config, vb, with_classifier, side)
+        })?;
+        Ok(Self::from_parts(backend, config, processor, loaded, side))
     }
 
     fn from_parts(
@@ -239,6 +282,7 @@ impl Vit {
         config: VitConfig,
         processor: ImageProcessorConfig,
         w: Arc<Loaded<VitWeights>>,
+        side: usize,
     ) -> Vit {
         let n_labels = w.classifier.as_ref().map_or(0, |_| config.id2label.len());
         let labels = labels(&config.id2label, n_labels);
@@ -250,6 +294,7 @@ impl Vit {
             warnings: w.warnings.clone(),
             w,
             max_batch: 32,
+            side,
             runner: Runner::new(backend, 8),
         }
     }
@@ -290,13 +335,13 @@ impl Vit {
     /// Preprocesses decoded RGB pixels as the checkpoint's image processor does (resize,
     /// rescale, normalize): [3, S, S] pixel values.
     pub fn preprocess_rgb(&self, img: &RgbImage) -> Result<Tensor> {
-        self.processor.preprocess(img, self.config.image_size)
+        self.processor.preprocess(img, self.side)
     }
 
     /// The graph a forward of this batch size runs (for inspection and profiling).
     pub fn graph_for(&self, b: usize) -> Result<Graph> {
         let c = &self.config;
-        let (h, ch, p, s) = (c.hidden_size, c.num_channels, c.patch_size, c.image_size);
+        let (h, ch, p, s) = (c.hidden_size, c.num_channels, c.patch_size, self.side);
         let (gs, w) = (s / p, &self.w);
         let mut g = Graph::new();
         let pix = g.input("pixel_values", &[b, ch, s, s], DType::F32)?;
@@ -337,6 +382,14 @@ impl Vit {
                 let logits = g.mul(sum, half)?;
                 g.output("logits", logits);
             }
+            Some(Classifier::ClsMean(head)) => {
+                let t = (s / p) * (s / p);
+                let patches = g.slice(x, 1, 1, 1 + t)?;
+                let mean = g.mean(patches, 1)?;
+                let both = g.concat(&[cls, mean], 1)?;
+                let logits = head.forward(&mut g, both)?;
+                g.output("logits", logits);
+            }
             None => {}
         }
         if let Some(pooler) = &w.pooler {
@@ -349,7 +402,7 @@ impl Vit {
     /// Runs the model on preprocessed pixel values [batch, 3, S, S].
     pub async fn forward_async(&self, pixel_values: &Tensor) -> Result<VitOutput> {
         let c = &self.config;
-        let want = [c.num_channels, c.image_size, c.image_size];
+        let want = [c.num_channels, self.side, self.side];
         let shape = pixel_values.shape();
         if shape.len() != 4 || shape[1..] != want || shape[0] == 0 {
             return Err(Error::InvalidArgument(format!(
@@ -386,7 +439,7 @@ impl Vit {
         if images.is_empty() {
             return Err(Error::InvalidArgument("no images given".into()));
         }
-        let s = self.config.image_size;
+        let s = self.side;
         for chunk in images.chunks(self.max_batch) {
             let mut data = Vec::with_capacity(chunk.len() * 3 * s * s);
             for img in chunk {
@@ -445,4 +498,60 @@ impl Vit {
         .await?;
         Ok(out)
     }
+}
+
+/// The input side: `image_size`, except for DINOv2, whose processor's centre crop (or square
+/// resize) decides it and whose position grid is then resized to match.
+fn input_side(c: &VitConfig, p: &ImageProcessorConfig) -> std::result::Result<usize, String> {
+    if !c.arch().resizes_positions() {
+        return Ok(c.image_size);
+    }
+    let side = |m: &Option<BTreeMap<String, usize>>| {
+        let m = m.as_ref()?;
+        let (h, w) = (m.get("height")?, m.get("width")?);
+        (h == w).then_some(*h)
+    };
+    let s = if p.do_center_crop {
+        side(&p.crop_size)
+    } else if p.do_resize {
+        side(&p.size)
+    } else {
+        None
+    }
+    .unwrap_or(c.image_size);
+    if s == 0 || !s.is_multiple_of(c.patch_size) || s > 8192 {
+        return Err(format!(
+            "the processor's output side {s} must be a positive multiple of patch_size {} (at most 8192)",
+            c.patch_size
+        ));
+    }
+    Ok(s)
+}
+
+/// The position embeddings for `side`-pixel inputs: as stored ([1, `tokens`, h]) when the grid
+/// matches, else (DINOv2) the patch grid resized with torch's bicubic interpolation, the
+/// leading token's row kept.
+fn positions(e: &Vars, c: &VitConfig, tokens: usize, side: usize) -> Result<Arc<Constant>> {
+    let h = c.hidden_size;
+    let stored = e.tensor("position_embeddings", &[1, tokens, h])?;
+    if side == c.image_size {
+        return Ok(Constant::new(e.key("position_embeddings"), stored));
+    }
+    let (g0, g1) = (c.image_size / c.patch_size, side / c.patch_size);
+    let v = stored.as_f32()?;
+    // [g0·g0, h] → [h, g0, g0] planes.
+    let mut planes = vec![0.0f32; h * g0 * g0];
+    for t in 0..g0 * g0 {
+        for d in 0..h {
+            planes[d * g0 * g0 + t] = v[(1 + t) * h + d];
+        }
+    }
+    let r = vision::interpolate_bicubic(&planes, h, g0, g0, g1, g1);
+    let mut out = Vec::with_capacity((1 + g1 * g1) * h);
+    out.extend_from_slice(&v[..h]);
+    for t in 0..g1 * g1 {
+        out.extend((0..h).map(|d| r[d * g1 * g1 + t]));
+    }
+    let t = Tensor::from_f32(&[1, 1 + g1 * g1, h], out)?;
+    Ok(Constant::new(e.key("position_embeddings"), t))
 }

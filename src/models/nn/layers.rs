@@ -26,6 +26,28 @@ impl Linear {
         })
     }
 
+    /// `nn.Linear(d_in, d_out)` at `vb` followed by a per-output scale (DINOv2's layer scale:
+    /// `x·Wᵀ·diag(s) + b·s`), folded into the weight and bias before they are stored.
+    pub fn load_scaled(vb: &Vars, d_in: usize, d_out: usize, scale: &[f32]) -> Result<Linear> {
+        let w = vb.tensor("weight", &[d_out, d_in])?;
+        let b = vb.tensor("bias", &[d_out])?;
+        let mut wv = w.as_f32()?.to_vec();
+        for (row, s) in wv.chunks_mut(d_in).zip(scale) {
+            row.iter_mut().for_each(|v| *v *= s);
+        }
+        let bv: Vec<f32> = b.as_f32()?.iter().zip(scale).map(|(v, s)| v * s).collect();
+        Ok(Linear {
+            w: vb
+                .opts()
+                .weight(vb.key("weight"), Tensor::from_f32(&[d_out, d_in], wv)?)?,
+            b: Some(Constant::new(
+                vb.key("bias"),
+                Tensor::from_f32(&[d_out], bv)?,
+            )),
+            layout: Layout::NxK,
+        })
+    }
+
     /// GPT-2's `Conv1D(d_out, d_in)` at `vb`: `weight` [d_in, d_out], `bias` [d_out]. Stored
     /// as q8, the weight is transposed to [d_out, d_in] first (q8 blocks run along the
     /// reduction dimension).

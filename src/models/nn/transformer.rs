@@ -58,6 +58,10 @@ pub struct LayerNames {
     pub mlp_out: &'static str,
     /// The norm around the MLP block.
     pub mlp_norm: &'static str,
+    /// Per-channel scales of the attention and MLP outputs before their residual adds
+    /// (DINOv2's `layer_scale1` / `layer_scale2`, each a `lambda1` vector), folded into
+    /// `attn_out` and `mlp_out` at load.
+    pub layer_scale: Option<[&'static str; 2]>,
 }
 
 /// The sizes and choices of one transformer layer.
@@ -127,12 +131,33 @@ impl TransformerLayer {
                 Linear::load_conv1d,
             ),
         };
+        let (attn_out, mlp_out) = match n.layer_scale {
+            Some([a, m]) if matches!(n.qkv, Qkv::Separate(_)) => {
+                let (la, lm) = (
+                    vb.pp(a).tensor("lambda1", &[w])?,
+                    vb.pp(m).tensor("lambda1", &[w])?,
+                );
+                (
+                    Linear::load_scaled(&vb.pp(n.attn_out), w, w, la.as_f32()?)?,
+                    Linear::load_scaled(&vb.pp(n.mlp_out), i, w, lm.as_f32()?)?,
+                )
+            }
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "layer scale needs nn.Linear projections".into(),
+                ))
+            }
+            None => (
+                linear(&vb.pp(n.attn_out), w, w)?,
+                linear(&vb.pp(n.mlp_out), i, w)?,
+            ),
+        };
         Ok(TransformerLayer {
             qkv,
-            attn_out: linear(&vb.pp(n.attn_out), w, w)?,
+            attn_out,
             attn_norm: LayerNorm::load(&vb.pp(n.attn_norm), w, s.eps)?,
             mlp_in: linear(&vb.pp(n.mlp_in), w, i)?,
-            mlp_out: linear(&vb.pp(n.mlp_out), i, w)?,
+            mlp_out,
             mlp_norm: LayerNorm::load(&vb.pp(n.mlp_norm), w, s.eps)?,
             attention: self_attention(s.heads, w, s.masking),
             shape: s,
