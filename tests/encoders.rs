@@ -212,7 +212,7 @@ fn configs_are_detected_by_model_type() {
     }
     let e = parse_config(r#"{"model_type": "mpnet"}"#).unwrap_err();
     assert!(
-        e.contains("bert, roberta, xlm-roberta, distilbert, gpt2, vit, yolov8"),
+        e.contains("bert, roberta, xlm-roberta, distilbert, gpt2, vit, deit, dinov2, yolov8"),
         "{e}"
     );
 }

@@ -131,32 +131,34 @@ impl TransformerLayer {
                 Linear::load_conv1d,
             ),
         };
-        let (attn_out, mlp_out) = match n.layer_scale {
-            Some([a, m]) if matches!(n.qkv, Qkv::Separate(_)) => {
-                let (la, lm) = (
-                    vb.pp(a).tensor("lambda1", &[w])?,
-                    vb.pp(m).tensor("lambda1", &[w])?,
-                );
-                (
-                    Linear::load_scaled(&vb.pp(n.attn_out), w, w, la.as_f32()?)?,
-                    Linear::load_scaled(&vb.pp(n.mlp_out), i, w, lm.as_f32()?)?,
-                )
-            }
-            Some(_) => {
+        // Layer scales first (small); then the projections in module order, so the first
+        // tensor that disagrees with the config is the one reported.
+        let scales = match n.layer_scale {
+            Some(_) if !matches!(n.qkv, Qkv::Separate(_)) => {
                 return Err(Error::InvalidArgument(
                     "layer scale needs nn.Linear projections".into(),
                 ))
             }
-            None => (
-                linear(&vb.pp(n.attn_out), w, w)?,
-                linear(&vb.pp(n.mlp_out), i, w)?,
-            ),
+            Some([a, m]) => Some((
+                vb.pp(a).tensor("lambda1", &[w])?,
+                vb.pp(m).tensor("lambda1", &[w])?,
+            )),
+            None => None,
+        };
+        let attn_out = match &scales {
+            Some((la, _)) => Linear::load_scaled(&vb.pp(n.attn_out), w, w, la.as_f32()?)?,
+            None => linear(&vb.pp(n.attn_out), w, w)?,
+        };
+        let mlp_in = linear(&vb.pp(n.mlp_in), w, i)?;
+        let mlp_out = match &scales {
+            Some((_, lm)) => Linear::load_scaled(&vb.pp(n.mlp_out), i, w, lm.as_f32()?)?,
+            None => linear(&vb.pp(n.mlp_out), i, w)?,
         };
         Ok(TransformerLayer {
             qkv,
             attn_out,
             attn_norm: LayerNorm::load(&vb.pp(n.attn_norm), w, s.eps)?,
-            mlp_in: linear(&vb.pp(n.mlp_in), w, i)?,
+            mlp_in,
             mlp_out,
             mlp_norm: LayerNorm::load(&vb.pp(n.mlp_norm), w, s.eps)?,
             attention: self_attention(s.heads, w, s.masking),
