@@ -504,7 +504,11 @@ fn bad_folders_reject_with_the_native_messages() {
             { "op": "load", "family": "bert", "model": "/fixtures/bert/tiny_a/", "load": { "dtpye": "f16" } },
             { "op": "load", "family": "bert", "model": "/fixtures/gpt2/tiny_a/",
               "files": ["config.json", "model.safetensors"], "load": { "name": "dropped" } },
-        ]}),
+            // Behind a single-page-app fallback (HTML with 200 for missing files): optional
+            // files are absent, a missing config is reported as missing.
+            { "op": "load", "family": "bert", "model": "/fixtures/bert/rerank_a/" },
+            { "op": "load", "family": "bert", "model": "/fixtures/nothing-here/" },
+        ], "spaFallback": "/fixtures/" }),
         &dir,
     );
     let r = b["results"].as_array().unwrap();
@@ -567,6 +571,17 @@ fn bad_folders_reject_with_the_native_messages() {
             "/fixtures/gpt2/tiny_a"
         )
         .replace("/fixtures/gpt2/tiny_a", "dropped")
+    );
+    let info = ok(&r[8], "a folder behind an HTML fallback");
+    assert_eq!(
+        info["labels"],
+        json!(1),
+        "rerank_a loads with its optional files absent"
+    );
+    let e = err(&r[9], "a missing folder behind an HTML fallback");
+    assert_eq!(
+        e,
+        "/fixtures/nothing-here/config.json: missing model config (config.json)"
     );
 }
 

@@ -63,10 +63,12 @@ export function resolveUrl(base, name) {
   return new URL(name, new URL(folder, page)).href;
 }
 
-/// Downloads `url`. Resolves to { status, bytes, expected } where bytes is null unless the
-/// status is 2xx and expected is the Content-Length (-1 when unknown or the body is encoded).
+/// Downloads `url`. Resolves to { status, statusText, contentType, bytes, expected } where bytes
+/// is null unless the status is 2xx (and `maxBytes` allows the Content-Length), and expected is
+/// the Content-Length (-1 when unknown or the body is encoded). An HTML answer (a dev server's
+/// single-page-app fallback for a missing file) is returned without its body.
 /// `progress(loaded, total)` is called as bytes arrive. Rejects on a network failure.
-export async function download(url, progress) {
+export async function download(url, progress, maxBytes) {
   let resp;
   try {
     resp = await fetch(url, { cache: "no-cache" });
@@ -76,18 +78,27 @@ export async function download(url, progress) {
   const encoded = resp.headers.get("content-encoding");
   const len = Number(resp.headers.get("content-length"));
   const expected = !encoded && Number.isFinite(len) && len >= 0 && resp.headers.has("content-length") ? len : -1;
-  if (!resp.ok) {
+  const contentType = resp.headers.get("content-type") || "";
+  const head = { status: resp.status, statusText: resp.statusText, contentType, bytes: null, expected };
+  if (!resp.ok || contentType.startsWith("text/html") || (maxBytes >= 0 && expected > maxBytes)) {
     try { await resp.body?.cancel(); } catch (_) { /* already closed */ }
-    return { status: resp.status, statusText: resp.statusText, bytes: null, expected };
+    return head;
   }
   const reader = resp.body ? resp.body.getReader() : null;
   if (!reader) {
     const bytes = new Uint8Array(await resp.arrayBuffer());
     if (progress) progress(bytes.byteLength, expected);
-    return { status: resp.status, statusText: resp.statusText, bytes, expected };
+    return { ...head, bytes };
   }
   // Into one buffer when the size is known (no second copy), else chunks joined at the end.
-  let buf = expected >= 0 ? new Uint8Array(expected) : null;
+  let buf = null;
+  if (expected >= 0) {
+    try {
+      buf = new Uint8Array(expected);
+    } catch (e) {
+      throw new Error(`${url}: ${expected} bytes do not fit in this page's memory (${e && e.message ? e.message : e})`);
+    }
+  }
   const chunks = [];
   let loaded = 0;
   for (;;) {
@@ -99,6 +110,10 @@ export async function download(url, progress) {
     }
     if (r.done) break;
     const c = r.value;
+    if (maxBytes >= 0 && loaded + c.byteLength > maxBytes) {
+      try { await reader.cancel(); } catch (_) { /* already closed */ }
+      return { ...head, bytes: null, expected: loaded + c.byteLength };
+    }
     if (buf && loaded + c.byteLength <= buf.byteLength) {
       buf.set(c, loaded);
     } else {
@@ -116,7 +131,7 @@ export async function download(url, progress) {
     let o = 0;
     for (const c of chunks) { bytes.set(c, o); o += c.byteLength; }
   }
-  return { status: resp.status, statusText: resp.statusText, bytes, expected };
+  return { ...head, bytes };
 }
 
 /// The bytes of one entry of a user-given file map: ArrayBuffer, a typed array, or a Blob/File

@@ -26,10 +26,14 @@ extern "C" {
     #[wasm_bindgen(js_name = resolveUrl, catch)]
     fn resolve_url(base: &str, name: &str) -> Result<String, JsValue>;
     #[wasm_bindgen(catch)]
-    async fn download(url: &str, progress: &JsValue) -> Result<JsValue, JsValue>;
+    async fn download(url: &str, progress: &JsValue, max_bytes: f64) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = entryBytes)]
     async fn entry_bytes(v: &JsValue) -> JsValue;
 }
+
+/// The largest single file a page takes: its bytes are copied into wasm32 memory (4 GiB in
+/// all, shared with everything else), and an allocation that fails there aborts the module.
+pub const MAX_FILE: f64 = (2u64 << 30) as f64;
 
 /// Where a folder comes from, and how to report on it.
 pub(crate) struct FolderSource {
@@ -140,6 +144,14 @@ impl<'a> Fetcher<'a> {
                     )));
                 }
                 let b: Uint8Array = b.unchecked_into();
+                if b.length() as f64 > MAX_FILE {
+                    return Err(js_error(format!(
+                        "{}: {} bytes is over the {MAX_FILE}-byte limit for one file in a browser \
+                         page (wasm32 memory)",
+                        self.files.path(name).display(),
+                        b.length()
+                    )));
+                }
                 self.report(name, name, b.length() as f64, b.length() as f64, false);
                 Bytes::new(b.to_vec())
             }
@@ -160,8 +172,12 @@ impl<'a> Fetcher<'a> {
     async fn fetch_verified(&self, name: &str, url: &str) -> JsResult<Option<Bytes>> {
         if self.src.use_cache {
             let hit = cache_get(url).await;
-            if !hit.is_null() && !hit.is_undefined() {
-                let bytes = Bytes::new(hit.unchecked_into::<Uint8Array>().to_vec());
+            let hit = hit
+                .dyn_into::<Uint8Array>()
+                .ok()
+                .filter(|b| b.length() as f64 <= MAX_FILE);
+            if let Some(hit) = hit {
+                let bytes = Bytes::new(hit.to_vec());
                 if self.verify(name, &bytes).is_ok() {
                     let n = bytes.len() as f64;
                     self.report(name, url, n, n, true);
@@ -182,24 +198,36 @@ impl<'a> Fetcher<'a> {
             }
             None => JsValue::UNDEFINED,
         };
-        let r = download(url, &progress).await?;
+        let r = download(url, &progress, MAX_FILE).await?;
         let status = get(&r, "status")?.as_f64().unwrap_or(0.0) as u32;
         if status == 404 {
             return Ok(None);
         }
+        let path = self.files.path(name).display().to_string();
+        let expected = get(&r, "expected")?.as_f64().unwrap_or(-1.0);
+        let html =
+            (get(&r, "contentType")?.as_string().unwrap_or_default()).starts_with("text/html");
+        if html && (200..300).contains(&status) {
+            // What a dev server's single-page-app fallback answers for a file it does not have:
+            // an absent optional file, a missing required one (the loader says which).
+            return Ok(None);
+        }
         let body = get(&r, "bytes")?;
         if body.is_null() || body.is_undefined() {
+            if expected > MAX_FILE {
+                return Err(js_error(format!(
+                    "{path}: {expected} bytes is over the {MAX_FILE}-byte limit for one file in a \
+                     browser page (wasm32 memory)"
+                )));
+            }
             let text = get(&r, "statusText")?.as_string().unwrap_or_default();
             return Err(js_error(format!("{url}: HTTP {status} {text}")));
         }
         let body: Uint8Array = body.unchecked_into();
-        let expected = get(&r, "expected")?.as_f64().unwrap_or(-1.0);
         if expected >= 0.0 && body.length() as f64 != expected {
             return Err(js_error(format!(
-                "{}: truncated download: got {} of {} bytes",
-                self.files.path(name).display(),
+                "{path}: truncated download: got {} of {expected} bytes",
                 body.length(),
-                expected
             )));
         }
         let bytes = Bytes::new(body.to_vec());

@@ -9,6 +9,8 @@
 //   hideGpu: false,                                    // true: navigator.gpu is undefined
 //   steps: [ { op: ..., ... }, ... ],                  // run by window.runStep in the page
 //   screenshot: { path, selector }                     // optional, after the steps
+//   spaFallback: "/prefix/"                            // missing files there answer 200 text/html,
+//                                                      // as a single-page-app dev server does
 // }
 // "/" is always mounted on web/. Output: { results: [...], served: { path: count }, console }.
 // Used by tests/browser.rs and tools/bench_web.sh; needs `npm ci` in web/ (playwright-core)
@@ -56,6 +58,11 @@ const server = createServer((req, res) => {
   if (st && st.isDirectory()) {
     file = join(file, "index.html");
     try { st = statSync(file); } catch (_) { st = null; }
+  }
+  if ((!st || !st.isFile()) && job.spaFallback && path.startsWith(job.spaFallback)) {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end("<!doctype html><title>app</title><div id=root></div>");
+    return;
   }
   if (!st || !st.isFile()) {
     res.writeHead(404, { "content-type": "text/plain" });
