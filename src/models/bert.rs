@@ -15,8 +15,8 @@
 //! The same encoder runs RoBERTa, XLM-RoBERTa and DistilBERT (`model_type` roberta,
 //! xlm-roberta, distilbert): their names, position ids and heads are in [`super::bert_arch`].
 
-use super::bert_arch::{Arch, Head, PREFIXES};
-use super::family::{self, check_transformer, FamilyConfig, ModelKind};
+use super::bert_arch::{Head, PREFIXES};
+use super::family::FamilyConfig;
 use super::files::ModelFiles;
 use super::loader::{self, Folder, Loaded};
 use super::nn::*;
@@ -29,95 +29,9 @@ use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Graph};
 use crate::ops::Act;
 use crate::tensor::{DType, Tensor};
-use serde::Deserialize;
 use std::sync::Arc;
 
-/// The fields of HF `BertConfig` (and `RobertaConfig`, `XLMRobertaConfig`, `DistilBertConfig`,
-/// whose names are aliases here) this implementation reads.
-#[derive(Clone, Debug, Deserialize)]
-pub struct BertConfig {
-    /// bert, roberta, xlm-roberta or distilbert.
-    #[serde(default = "bert")]
-    pub model_type: String,
-    pub vocab_size: usize,
-    #[serde(alias = "dim")]
-    pub hidden_size: usize,
-    #[serde(alias = "n_layers")]
-    pub num_hidden_layers: usize,
-    #[serde(alias = "n_heads")]
-    pub num_attention_heads: usize,
-    #[serde(alias = "hidden_dim")]
-    pub intermediate_size: usize,
-    #[serde(default = "family::gelu", alias = "activation")]
-    pub hidden_act: String,
-    #[serde(default = "family::eps_1e12")]
-    pub layer_norm_eps: f64,
-    #[serde(default = "max_positions")]
-    pub max_position_embeddings: usize,
-    #[serde(default = "two")]
-    pub type_vocab_size: usize,
-    #[serde(default)]
-    pub position_embedding_type: Option<String>,
-    /// RoBERTa's `padding_idx`: position ids start after it.
-    #[serde(default = "one")]
-    pub pad_token_id: usize,
-}
-
-fn bert() -> String {
-    "bert".into()
-}
-fn one() -> usize {
-    1
-}
-fn max_positions() -> usize {
-    512
-}
-fn two() -> usize {
-    2
-}
-
-impl FamilyConfig for BertConfig {
-    const KIND: ModelKind = ModelKind::Bert;
-    fn check(&self) -> std::result::Result<(), String> {
-        check_transformer(
-            &[
-                ("vocab_size", self.vocab_size),
-                ("hidden_size", self.hidden_size),
-                ("num_hidden_layers", self.num_hidden_layers),
-                ("num_attention_heads", self.num_attention_heads),
-                ("intermediate_size", self.intermediate_size),
-                ("max_position_embeddings", self.max_position_embeddings),
-                ("type_vocab_size", self.type_vocab_size),
-            ],
-            ("hidden_size", self.hidden_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("layer_norm_eps", self.layer_norm_eps),
-            ("hidden_act", &self.hidden_act),
-        )?;
-        if self.max_tokens() == 0 {
-            return Err(format!(
-                "max_position_embeddings {} leaves no positions after padding_idx {}",
-                self.max_position_embeddings, self.pad_token_id
-            ));
-        }
-        match self.position_embedding_type.as_deref() {
-            None | Some("absolute") => Ok(()),
-            Some(t) => Err(format!("position_embedding_type '{t}' is not supported")),
-        }
-    }
-}
-
-impl BertConfig {
-    pub fn arch(&self) -> Arch {
-        Arch::from_model_type(&self.model_type)
-    }
-
-    /// The longest input in tokens (RoBERTa reserves `pad_token_id + 1` position rows).
-    pub fn max_tokens(&self) -> usize {
-        let off = self.arch().position_offset(self.pad_token_id);
-        self.max_position_embeddings.saturating_sub(off)
-    }
-}
+pub use super::bert_arch::BertConfig;
 
 /// Token ids of a padded batch (row-major [batch, seq]).
 pub type BertInput = TokenBatch;

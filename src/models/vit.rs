@@ -11,100 +11,23 @@
 //! DeiT and DINOv2 (`model_type` deit, dinov2) run on the same network; what they change is in
 //! [`super::vit_arch`].
 
-use super::family::{self, check_transformer, FamilyConfig, ModelKind};
+use super::family::FamilyConfig;
 use super::files::ModelFiles;
 use super::loader::{self, Folder, Loaded};
 use super::nn::*;
 use super::options::LoadOptions;
 use super::runner::Runner;
-use super::vision::{self, check_id2label, check_patches, labels, top_k};
+use super::vision::{labels, top_k};
 pub use super::vision::{ImageProcessorConfig, Prediction};
-use super::vit_arch::{Arch, PREFIXES};
+use super::vit_arch::{input_side, positions, Arch, PREFIXES};
 use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Constant, Graph};
 use crate::ops::{Act, Layout};
 use crate::tensor::{DType, Tensor};
 use image::RgbImage;
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The fields of HF `ViTConfig` (and `DeiTConfig`, `Dinov2Config`) this implementation reads.
-#[derive(Clone, Debug, Deserialize)]
-pub struct VitConfig {
-    /// vit, deit or dinov2.
-    #[serde(default = "vit")]
-    pub model_type: String,
-    /// The side the position embeddings were trained at.
-    pub image_size: usize,
-    pub patch_size: usize,
-    #[serde(default = "vision::three")]
-    pub num_channels: usize,
-    pub hidden_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    /// The MLP width; DINOv2 configs give `mlp_ratio` instead (0 here then).
-    #[serde(default)]
-    pub intermediate_size: usize,
-    #[serde(default)]
-    pub mlp_ratio: Option<f64>,
-    /// DINOv2's SwiGLU MLP (giant models): not supported.
-    #[serde(default)]
-    pub use_swiglu_ffn: bool,
-    #[serde(default = "family::eps_1e12")]
-    pub layer_norm_eps: f64,
-    #[serde(default = "family::gelu")]
-    pub hidden_act: String,
-    #[serde(default)]
-    pub id2label: BTreeMap<String, String>,
-}
-
-fn vit() -> String {
-    "vit".into()
-}
-
-impl VitConfig {
-    pub fn arch(&self) -> Arch {
-        Arch::from_model_type(&self.model_type)
-    }
-
-    /// The MLP width: `intermediate_size`, else `hidden_size · mlp_ratio`.
-    pub fn inner(&self) -> usize {
-        match (self.intermediate_size, self.mlp_ratio) {
-            (0, Some(r)) if r.is_finite() && r > 0.0 && r < 64.0 => {
-                (self.hidden_size as f64 * r) as usize
-            }
-            (n, _) => n,
-        }
-    }
-}
-
-impl FamilyConfig for VitConfig {
-    const KIND: ModelKind = ModelKind::Vit;
-    fn check(&self) -> std::result::Result<(), String> {
-        let c = self;
-        if c.use_swiglu_ffn {
-            return Err("use_swiglu_ffn (DINOv2's SwiGLU MLP) is not supported".into());
-        }
-        check_transformer(
-            &[
-                ("image_size", c.image_size),
-                ("patch_size", c.patch_size),
-                ("num_channels", c.num_channels),
-                ("hidden_size", c.hidden_size),
-                ("num_hidden_layers", c.num_hidden_layers),
-                ("num_attention_heads", c.num_attention_heads),
-                ("intermediate_size (or hidden_size * mlp_ratio)", c.inner()),
-            ],
-            ("hidden_size", c.hidden_size),
-            ("num_attention_heads", c.num_attention_heads),
-            ("layer_norm_eps", c.layer_norm_eps),
-            ("hidden_act", &c.hidden_act),
-        )?;
-        check_patches(c.image_size, c.patch_size, c.num_channels)?;
-        check_id2label(&self.id2label)
-    }
-}
+pub use super::vit_arch::VitConfig;
 
 /// Outputs of [`Vit::forward_async`].
 #[derive(Clone, Debug)]
@@ -498,60 +421,4 @@ impl Vit {
         .await?;
         Ok(out)
     }
-}
-
-/// The input side: `image_size`, except for DINOv2, whose processor's centre crop (or square
-/// resize) decides it and whose position grid is then resized to match.
-fn input_side(c: &VitConfig, p: &ImageProcessorConfig) -> std::result::Result<usize, String> {
-    if !c.arch().resizes_positions() {
-        return Ok(c.image_size);
-    }
-    let side = |m: &Option<BTreeMap<String, usize>>| {
-        let m = m.as_ref()?;
-        let (h, w) = (m.get("height")?, m.get("width")?);
-        (h == w).then_some(*h)
-    };
-    let s = if p.do_center_crop {
-        side(&p.crop_size)
-    } else if p.do_resize {
-        side(&p.size)
-    } else {
-        None
-    }
-    .unwrap_or(c.image_size);
-    if s == 0 || !s.is_multiple_of(c.patch_size) || s > 8192 {
-        return Err(format!(
-            "the processor's output side {s} must be a positive multiple of patch_size {} (at most 8192)",
-            c.patch_size
-        ));
-    }
-    Ok(s)
-}
-
-/// The position embeddings for `side`-pixel inputs: as stored ([1, `tokens`, h]) when the grid
-/// matches, else (DINOv2) the patch grid resized with torch's bicubic interpolation, the
-/// leading token's row kept.
-fn positions(e: &Vars, c: &VitConfig, tokens: usize, side: usize) -> Result<Arc<Constant>> {
-    let h = c.hidden_size;
-    let stored = e.tensor("position_embeddings", &[1, tokens, h])?;
-    if side == c.image_size {
-        return Ok(Constant::new(e.key("position_embeddings"), stored));
-    }
-    let (g0, g1) = (c.image_size / c.patch_size, side / c.patch_size);
-    let v = stored.as_f32()?;
-    // [g0·g0, h] → [h, g0, g0] planes.
-    let mut planes = vec![0.0f32; h * g0 * g0];
-    for t in 0..g0 * g0 {
-        for d in 0..h {
-            planes[d * g0 * g0 + t] = v[(1 + t) * h + d];
-        }
-    }
-    let r = vision::interpolate_bicubic(&planes, h, g0, g0, g1, g1);
-    let mut out = Vec::with_capacity((1 + g1 * g1) * h);
-    out.extend_from_slice(&v[..h]);
-    for t in 0..g1 * g1 {
-        out.extend((0..h).map(|d| r[d * g1 * g1 + t]));
-    }
-    let t = Tensor::from_f32(&[1, 1 + g1 * g1, h], out)?;
-    Ok(Constant::new(e.key("position_embeddings"), t))
 }
