@@ -6,7 +6,7 @@ mod common;
 use common::{compare, record};
 use std::path::{Path, PathBuf};
 use wgpu_infer::models::bert::{Bert, BertInput};
-use wgpu_infer::models::{parse_config, ModelKind};
+use wgpu_infer::models::{detect_model_type, parse_config, ModelKind};
 use wgpu_infer::weights::Weights;
 use wgpu_infer::Tensor;
 
@@ -209,6 +209,18 @@ fn configs_are_detected_by_model_type() {
         );
         let c = parse_config(&text).unwrap();
         assert_eq!(c.kind(), ModelKind::Bert, "{name}");
+    }
+    // From the tensor names alone (what `inspect` says of a bare .safetensors file).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (file, want) in [
+        ("encoders/distilbert_st", "distilbert"),
+        ("encoders/roberta_st", "bert"), // RoBERTa's names are BERT's
+        ("deit/tiny_teacher", "deit"),
+        ("dinov2/tiny_cls", "dinov2"),
+        ("vit/tiny_cls", "vit"),
+    ] {
+        let w = Weights::open(root.join(file).join("model.safetensors")).unwrap();
+        assert_eq!(detect_model_type(&w), Some(want), "{file}");
     }
     let e = parse_config(r#"{"model_type": "mpnet"}"#).unwrap_err();
     assert!(

@@ -1,6 +1,6 @@
 use clap::Args;
 use std::path::{Path, PathBuf};
-use wgpu_infer::models::{detect_kind, parse_config, ModelKind};
+use wgpu_infer::models::{detect_kind, detect_model_type, parse_config, ModelKind};
 use wgpu_infer::weights::Weights;
 use wgpu_infer::{Error, Result};
 
@@ -26,6 +26,8 @@ struct TensorRow {
 struct Report {
     file: PathBuf,
     model_type: Option<String>,
+    /// The loader family that runs it (bert, gpt2, vit, yolov8).
+    family: Option<&'static str>,
     /// Where the model type came from: config.json's model_type or the tensor names.
     detected_from: Option<&'static str>,
     tensors: usize,
@@ -87,7 +89,11 @@ pub fn run(args: InspectArgs) -> Result<()> {
     };
     let report = Report {
         file: file.clone(),
-        model_type: kind.map(|k| k.name().to_string()),
+        model_type: match &config {
+            Some(c) => Some(c.model_type()),
+            None => detect_model_type(&w).map(str::to_string),
+        },
+        family: kind.map(ModelKind::name),
         detected_from: from,
         tensors: list.len(),
         parameters: list.iter().map(|t| elements(&t.shape)).sum(),
@@ -119,7 +125,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
         .max(4);
     println!("{}", report.file.display());
     match (&report.model_type, report.detected_from) {
-        (Some(t), Some(f)) => println!("model type: {t} (from {f})"),
+        (Some(t), Some(f)) => match report.family.filter(|fam| fam != t) {
+            Some(fam) => println!("model type: {t} (the {fam} family's loader; from {f})"),
+            None => println!("model type: {t} (from {f})"),
+        },
         _ => println!("model type: unknown (no config.json and unrecognized tensor names)"),
     }
     for w in &report.warnings {

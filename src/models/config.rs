@@ -18,6 +18,16 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
+    /// The config's own `model_type` (`distilbert`, `dinov2`, ...; the family's name when the
+    /// config leaves it implicit).
+    pub fn model_type(&self) -> String {
+        match self {
+            ModelConfig::Bert(c) => c.model_type.clone(),
+            ModelConfig::Vit(c) => c.model_type.clone(),
+            other => other.kind().name().to_string(),
+        }
+    }
+
     pub fn kind(&self) -> ModelKind {
         match self {
             ModelConfig::Bert(_) => ModelKind::Bert,
@@ -53,6 +63,21 @@ pub fn parse_config(text: &str) -> Result<ModelConfig, String> {
                 ModelKind::all_model_types()
             ))
         }
+    })
+}
+
+/// The `model_type` a safetensors file's tensor names point to, within the family of
+/// [`detect_kind`]: DistilBERT, DeiT and DINOv2 have telltale tensors; RoBERTa's names are
+/// BERT's, so it reads as `bert`.
+pub fn detect_model_type(w: &Weights) -> Option<&'static str> {
+    let kind = detect_kind(w)?;
+    let names = w.names();
+    let has = |part: &str| names.iter().any(|n| n.contains(part));
+    Some(match kind {
+        ModelKind::Bert if has(".sa_layer_norm.") => "distilbert",
+        ModelKind::Vit if has(".layer_scale1.") => "dinov2",
+        ModelKind::Vit if has("embeddings.distillation_token") => "deit",
+        k => k.name(),
     })
 }
 

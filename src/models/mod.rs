@@ -31,7 +31,7 @@ pub mod yolo;
 mod yolo_blocks;
 
 pub use bert::Bert;
-pub use config::{detect_kind, parse_config, ModelConfig};
+pub use config::{detect_kind, detect_model_type, parse_config, ModelConfig};
 pub use family::{FamilyConfig, ModelKind};
 pub use files::ModelFiles;
 pub use gpt2::Gpt2;
