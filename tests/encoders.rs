@@ -3,6 +3,7 @@
 //! (tools/fixtures/gen_encoders.py), on the GPU and the CPU reference.
 
 mod common;
+use common::compare_masked;
 use common::{compare, record};
 use std::path::{Path, PathBuf};
 use wgpu_infer::models::bert::{Bert, BertInput};
@@ -45,21 +46,6 @@ fn input(r: &Weights, key: &str) -> BertInput {
         token_type_ids: vec![0; batch * seq],
         attention_mask: mask.as_u32().unwrap().to_vec(),
     }
-}
-
-/// Compares only the real (unpadded) token rows of [batch, seq, hidden] tensors.
-fn compare_masked(label: &str, got: &Tensor, want: &Tensor, inp: &BertInput) -> f64 {
-    let h = *want.shape().last().unwrap();
-    let (g, w) = (got.as_f32().unwrap(), want.as_f32().unwrap());
-    let mut worst = 0.0f64;
-    for b in 0..inp.batch {
-        let n = inp.len(b);
-        let s = b * inp.seq * h;
-        let gt = Tensor::from_f32(&[n, h], g[s..s + n * h].to_vec()).unwrap();
-        let wt = Tensor::from_f32(&[n, h], w[s..s + n * h].to_vec()).unwrap();
-        worst = worst.max(compare(&format!("{label} row {b}"), &gt, &wt, 1e-4, 0.0).0);
-    }
-    worst
 }
 
 fn embeddings(label: &str, m: &Bert, texts: &[String], want: &Tensor) -> f64 {

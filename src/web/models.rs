@@ -63,6 +63,25 @@ async fn folder<C: FamilyConfig>(
     Ok((files, LoadOptions::with_dtype(dtype)))
 }
 
+/// The body of every `Class.load(device, source, options)`: fetch the folder of family `C`,
+/// build the model with `build`, hand it to JS as `wrap` makes it.
+fn load_model<C: FamilyConfig, M: 'static, W: Into<JsValue> + 'static>(
+    device: &WebDevice,
+    source: JsValue,
+    options: Option<JsValue>,
+    what: &'static str,
+    build: impl FnOnce(Backend, &ModelFiles, &LoadOptions) -> crate::Result<M> + 'static,
+    wrap: fn(Rc<M>) -> W,
+) -> Promise {
+    let options = options.unwrap_or(JsValue::UNDEFINED);
+    let dev = device.device().clone();
+    promise(async move {
+        let (files, opts) = folder::<C>(source, options, what).await?;
+        let m = build(Backend::Gpu(dev), &files, &opts).map_err(js_error)?;
+        Ok(wrap(Rc::new(m)).into())
+    })
+}
+
 /// The texts argument: an array of strings (or one string).
 fn texts(v: &JsValue, what: &str) -> JsResult<Vec<String>> {
     if let Some(s) = v.as_string() {
@@ -133,13 +152,14 @@ impl WebBert {
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
-        let dev = device.device().clone();
-        promise(async move {
-            let (files, opts) = folder::<BertConfig>(source, options, "Bert.load").await?;
-            let m = Bert::from_files(Backend::Gpu(dev), &files, &opts).map_err(js_error)?;
-            Ok(WebBert { m: Rc::new(m) }.into())
-        })
+        load_model::<BertConfig, _, _>(
+            device,
+            source,
+            options,
+            "Bert.load",
+            |b, f, o| Bert::from_files(b, f, o),
+            |m| WebBert { m },
+        )
     }
 
     /// Sentence embeddings, one `Float32Array` per text. Options `{ normalize, pooling,
@@ -247,13 +267,14 @@ impl WebGpt2 {
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
-        let dev = device.device().clone();
-        promise(async move {
-            let (files, opts) = folder::<Gpt2Config>(source, options, "Gpt2.load").await?;
-            let m = Gpt2::from_files(Backend::Gpu(dev), &files, &opts).map_err(js_error)?;
-            Ok(WebGpt2 { m: Rc::new(m) }.into())
-        })
+        load_model::<Gpt2Config, _, _>(
+            device,
+            source,
+            options,
+            "Gpt2.load",
+            |b, f, o| Gpt2::from_files(b, f, o),
+            |m| WebGpt2 { m },
+        )
     }
 
     /// Generates after `prompt`: `{ tokens, text, promptTokens, stoppedAtEos, prefillMs,
@@ -362,13 +383,14 @@ impl WebVit {
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
-        let dev = device.device().clone();
-        promise(async move {
-            let (files, opts) = folder::<VitConfig>(source, options, "Vit.load").await?;
-            let m = Vit::from_files(Backend::Gpu(dev), &files, &opts).map_err(js_error)?;
-            Ok(WebVit { m: Rc::new(m) }.into())
-        })
+        load_model::<VitConfig, _, _>(
+            device,
+            source,
+            options,
+            "Vit.load",
+            |b, f, o| Vit::from_files(b, f, o),
+            |m| WebVit { m },
+        )
     }
 
     /// The `topK` (5) most likely classes of an image: `[{ index, label, score }]`, softmax

@@ -275,3 +275,24 @@ pub fn minilm_sentences() -> Vec<String> {
         .map(|s| s.as_str().unwrap().to_string())
         .collect()
 }
+
+/// Compares only the real (unpadded) token rows of [batch, seq, hidden] tensors.
+#[allow(dead_code)]
+pub fn compare_masked(
+    label: &str,
+    got: &Tensor,
+    want: &Tensor,
+    inp: &wgpu_infer::models::bert::BertInput,
+) -> f64 {
+    let h = *want.shape().last().unwrap();
+    let (g, w) = (got.as_f32().unwrap(), want.as_f32().unwrap());
+    let mut worst = 0.0f64;
+    for b in 0..inp.batch {
+        let n = inp.len(b);
+        let s = b * inp.seq * h;
+        let gt = Tensor::from_f32(&[n, h], g[s..s + n * h].to_vec()).unwrap();
+        let wt = Tensor::from_f32(&[n, h], w[s..s + n * h].to_vec()).unwrap();
+        worst = worst.max(compare(&format!("{label} row {b}"), &gt, &wt, 1e-4, 0.0).0);
+    }
+    worst
+}
