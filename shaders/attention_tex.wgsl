@@ -30,6 +30,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read> pos: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> p: Params;
+// The additive score bias [heads, sq, skv] (read only when the generated body adds it).
+@group(0) @binding(7) var<storage, read> bias: array<f32>;
 
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) L: u32) {

@@ -451,6 +451,7 @@ fn models(
     let minilm = BertConfig {
         model_type: "bert".into(),
         pad_token_id: 0,
+        relative_attention_num_buckets: 32,
         vocab_size: 30522,
         hidden_size: 384,
         num_hidden_layers: 6,

@@ -12,10 +12,11 @@
 //! A `BertForSequenceClassification` checkpoint (a `classifier` after the pooler) also gives
 //! logits; with one label it is a cross-encoder reranker ([`Bert::rerank_async`]).
 //!
-//! The same encoder runs RoBERTa, XLM-RoBERTa and DistilBERT (`model_type` roberta,
-//! xlm-roberta, distilbert): their names, position ids and heads are in [`super::bert_arch`].
+//! The same encoder runs RoBERTa, XLM-RoBERTa, DistilBERT and MPNet (`model_type` roberta,
+//! xlm-roberta, distilbert, mpnet): their names, position ids, heads and MPNet's relative
+//! position bias are in [`super::bert_arch`].
 
-use super::bert_arch::{Head, PREFIXES};
+use super::bert_arch::{mpnet_buckets, Head, PREFIXES};
 use super::family::FamilyConfig;
 use super::files::ModelFiles;
 use super::loader::{self, Folder, Loaded};
@@ -52,8 +53,10 @@ pub struct BertOutput {
 struct BertWeights {
     word: Embedding,
     pos: Embedding,
-    /// Absent in DistilBERT.
+    /// Absent in DistilBERT and MPNet.
     typ: Option<Embedding>,
+    /// MPNet's relative position bias table [buckets, heads].
+    rel_bias: Option<Embedding>,
     emb_norm: LayerNorm,
     layers: Vec<TransformerLayer>,
     pooler: Option<Linear>,
@@ -92,6 +95,15 @@ impl BertWeights {
                 .then(|| Embedding::load(&e.pp("token_type_embeddings"), c.type_vocab_size, h))
                 .transpose()?,
             emb_norm: LayerNorm::load(&e.pp("LayerNorm"), h, c.layer_norm_eps)?,
+            rel_bias: (arch.relative_bias())
+                .then(|| {
+                    Embedding::load(
+                        &vb.pp("encoder.relative_attention_bias"),
+                        c.relative_attention_num_buckets,
+                        c.num_attention_heads,
+                    )
+                })
+                .transpose()?,
         })
     }
 }
@@ -271,9 +283,20 @@ impl Bert {
             x = g.add(x, t)?;
         }
         let mut x = w.emb_norm.forward(&mut g, x)?;
+        // MPNet: the per-head bias of every (query, key) pair, from its bucket's table row.
+        let bias = match &w.rel_bias {
+            Some(table) => {
+                let buckets = ids_input(&mut g, "relative_buckets", &[1, s * s])?;
+                let rows = table.forward(&mut g, buckets)?;
+                let rows = g.reshape(rows, &[s * s, self.config.num_attention_heads])?;
+                let t = g.permute(rows, &[1, 0])?;
+                Some(g.reshape(t, &[self.config.num_attention_heads, s, s])?)
+            }
+            None => None,
+        };
         let mut hidden = vec![x];
         for layer in &w.layers {
-            x = layer.forward(&mut g, x, Some(mask), None)?;
+            x = layer.forward_biased(&mut g, x, Some(mask), bias)?;
             hidden.push(x);
         }
         g.output("last_hidden_state", x);
@@ -326,7 +349,7 @@ impl Bert {
                 .iter()
                 .map(|&m| if m != 0 { 0.0 } else { f32::MIN })
                 .collect();
-            let feeds = [
+            let mut feeds = vec![
                 Tensor::from_u32(&[b, seq], input.input_ids[span.clone()].to_vec())?,
                 Tensor::from_u32(&[b, seq], input.token_type_ids[span.clone()].to_vec())?,
                 Tensor::from_u32(
@@ -335,6 +358,9 @@ impl Bert {
                 )?,
                 Tensor::from_f32(&[b, seq], bias)?,
             ];
+            if self.w.rel_bias.is_some() {
+                feeds.push(Tensor::from_u32(&[1, seq * seq], mpnet_buckets(seq))?);
+            }
             let refs: Vec<&Tensor> = feeds.iter().collect();
             let key = (b, seq, hidden_states);
             let mut out = (self.runner)

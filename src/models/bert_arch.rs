@@ -1,13 +1,15 @@
-//! The BERT family's config ([`BertConfig`]) and architectures: BERT, RoBERTa / XLM-RoBERTa and
-//! DistilBERT share one post-norm encoder ([`super::bert`]) and differ only in what this file holds: their HF
-//! module names, whether token types are embedded, how position ids are counted, and the
-//! sequence-classification head.
+//! The BERT family's config ([`BertConfig`]) and architectures: BERT, RoBERTa / XLM-RoBERTa,
+//! DistilBERT and MPNet share one post-norm encoder ([`super::bert`]) and differ only in what
+//! this file holds: their HF module names, whether token types are embedded, how position ids
+//! are counted, MPNet's relative position bias, and the sequence-classification head.
 //!
 //! ```text
 //!              embeddings                 layers                      classification head
 //! BERT         word + pos + type, LN      encoder.layer.N (BertLayer)  pooler (tanh) ─ classifier
 //! RoBERTa/XLM-R word + pos(pad+1..) + type encoder.layer.N            <s> ─ dense (tanh) ─ out_proj
 //! DistilBERT   word + pos, LN             transformer.layer.N          [CLS] ─ pre_classifier (relu) ─ classifier
+//! MPNet        word + pos(pad+1..), LN    encoder.layer.N              <s> ─ dense (tanh) ─ out_proj
+//!                                         + per-head bias[bucket(j - i)] on every layer's scores
 //! ```
 
 use super::family::{self, check_transformer, FamilyConfig, ModelKind};
@@ -24,6 +26,9 @@ pub enum Arch {
     /// RoBERTa and XLM-RoBERTa (the same modules; the tokenizer differs).
     Roberta,
     DistilBert,
+    /// MPNet: RoBERTa's positions and head, its own module names, no token types, and a
+    /// relative position bias (`encoder.relative_attention_bias`) added to every attention.
+    MpNet,
 }
 
 const BERT_LAYER: LayerNames = LayerNames {
@@ -50,14 +55,56 @@ const DISTILBERT_LAYER: LayerNames = LayerNames {
     layer_scale: None,
 };
 
+const MPNET_LAYER: LayerNames = LayerNames {
+    qkv: Qkv::Separate(["attention.attn.q", "attention.attn.k", "attention.attn.v"]),
+    attn_out: "attention.attn.o",
+    attn_norm: "attention.LayerNorm",
+    mlp_in: "intermediate.dense",
+    mlp_out: "output.dense",
+    mlp_norm: "output.LayerNorm",
+    layer_scale: None,
+};
+
 /// Prefixes of `*For*` checkpoints, tried in order when the bare names are absent.
-pub const PREFIXES: [&str; 3] = ["bert.", "roberta.", "distilbert."];
+pub const PREFIXES: [&str; 4] = ["bert.", "roberta.", "distilbert.", "mpnet."];
+
+/// MPNet's relative position buckets: `compute_position_bias` always uses 32 buckets over a
+/// maximum distance of 128, whatever the config's `relative_attention_num_buckets` (the
+/// table's row count) says.
+pub const MPNET_BUCKETS: usize = 32;
+
+/// The bucket of relative position `rel = key - query` (transformers'
+/// `MPNetEncoder.relative_position_bucket` with 32 buckets and max distance 128, in f32 as
+/// torch computes it): half the buckets for keys before the query, exact buckets for
+/// distances below 8, logarithmic ones up to 128.
+pub fn mpnet_bucket(rel: i64) -> u32 {
+    let half = (MPNET_BUCKETS / 2) as i64;
+    let n = -rel;
+    let mut ret = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let exact = half / 2;
+    ret += if n < exact {
+        n
+    } else {
+        let log_ratio = (n as f32 / exact as f32).ln() / (128.0f64 / exact as f64).ln() as f32;
+        (exact + (log_ratio * (half - exact) as f32) as i64).min(half - 1)
+    };
+    ret as u32
+}
+
+/// Bucket ids [seq, seq] of every (query, key) pair of a sequence.
+pub fn mpnet_buckets(seq: usize) -> Vec<u32> {
+    (0..seq)
+        .flat_map(|i| (0..seq).map(move |j| mpnet_bucket(j as i64 - i as i64)))
+        .collect()
+}
 
 impl Arch {
     pub fn from_model_type(mt: &str) -> Arch {
         match mt {
             "roberta" | "xlm-roberta" => Arch::Roberta,
             "distilbert" => Arch::DistilBert,
+            "mpnet" => Arch::MpNet,
             _ => Arch::Bert,
         }
     }
@@ -66,21 +113,28 @@ impl Arch {
     pub fn layers(self) -> (&'static str, &'static LayerNames) {
         match self {
             Arch::DistilBert => ("transformer.layer", &DISTILBERT_LAYER),
+            Arch::MpNet => ("encoder.layer", &MPNET_LAYER),
             Arch::Bert | Arch::Roberta => ("encoder.layer", &BERT_LAYER),
         }
     }
 
-    /// Whether token types are embedded (DistilBERT has no token-type table).
+    /// Whether token types are embedded (DistilBERT and MPNet have no token-type table).
     pub fn token_types(self) -> bool {
-        self != Arch::DistilBert
+        !matches!(self, Arch::DistilBert | Arch::MpNet)
+    }
+
+    /// Whether attention adds a relative position bias (MPNet).
+    pub fn relative_bias(self) -> bool {
+        self == Arch::MpNet
     }
 
     /// Position ids of one padded row: 0, 1, 2, … (BERT, DistilBERT); RoBERTa counts real
     /// tokens from `pad + 1` and gives padding `pad` (transformers'
-    /// `create_position_ids_from_input_ids`, with the mask standing for `ids != pad`).
+    /// `create_position_ids_from_input_ids`, with the mask standing for `ids != pad`); MPNet
+    /// counts the same way.
     pub fn positions(self, mask: &[u32], pad: usize, out: &mut Vec<u32>) {
         match self {
-            Arch::Roberta => {
+            Arch::Roberta | Arch::MpNet => {
                 let mut n = 0;
                 out.extend(mask.iter().map(|&m| {
                     n += (m != 0) as usize;
@@ -91,10 +145,10 @@ impl Arch {
         }
     }
 
-    /// Position-table rows the arch reserves before the first token (RoBERTa: `pad + 1`).
+    /// Position-table rows the arch reserves before the first token (RoBERTa, MPNet: `pad + 1`).
     pub fn position_offset(self, pad: usize) -> usize {
         match self {
-            Arch::Roberta => pad + 1,
+            Arch::Roberta | Arch::MpNet => pad + 1,
             _ => 0,
         }
     }
@@ -128,7 +182,7 @@ impl Arch {
     /// The head's output projection.
     fn head_out(self) -> &'static str {
         match self {
-            Arch::Roberta => "classifier.out_proj",
+            Arch::Roberta | Arch::MpNet => "classifier.out_proj",
             Arch::Bert | Arch::DistilBert => "classifier",
         }
     }
@@ -138,7 +192,7 @@ impl Arch {
     pub fn load_head(self, vb: &Vars, hidden: usize, labels: usize) -> Result<Head> {
         let pre = match self {
             Arch::Bert => None,
-            Arch::Roberta => Some((
+            Arch::Roberta | Arch::MpNet => Some((
                 Linear::load(&vb.pp("classifier.dense"), hidden, hidden)?,
                 Act::Tanh,
             )),
@@ -164,10 +218,10 @@ pub struct Head {
 }
 
 /// The fields of HF `BertConfig` (and `RobertaConfig`, `XLMRobertaConfig`, `DistilBertConfig`,
-/// whose names are aliases here) this implementation reads.
+/// whose names are aliases here, and `MPNetConfig`) this implementation reads.
 #[derive(Clone, Debug, Deserialize)]
 pub struct BertConfig {
-    /// bert, roberta, xlm-roberta or distilbert.
+    /// bert, roberta, xlm-roberta, distilbert or mpnet.
     #[serde(default = "bert")]
     pub model_type: String,
     pub vocab_size: usize,
@@ -192,6 +246,13 @@ pub struct BertConfig {
     /// RoBERTa's `padding_idx`: position ids start after it.
     #[serde(default = "one")]
     pub pad_token_id: usize,
+    /// MPNet's relative-bias table rows (at least [`MPNET_BUCKETS`]).
+    #[serde(default = "buckets")]
+    pub relative_attention_num_buckets: usize,
+}
+
+fn buckets() -> usize {
+    MPNET_BUCKETS
 }
 
 fn bert() -> String {
@@ -229,6 +290,13 @@ impl FamilyConfig for BertConfig {
             return Err(format!(
                 "max_position_embeddings {} leaves no positions after padding_idx {}",
                 self.max_position_embeddings, self.pad_token_id
+            ));
+        }
+        if self.arch().relative_bias() && self.relative_attention_num_buckets < MPNET_BUCKETS {
+            return Err(format!(
+                "relative_attention_num_buckets {} is below the {MPNET_BUCKETS} buckets MPNet's \
+                 attention reads",
+                self.relative_attention_num_buckets
             ));
         }
         match self.position_embedding_type.as_deref() {

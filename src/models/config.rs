@@ -67,7 +67,7 @@ pub fn parse_config(text: &str) -> Result<ModelConfig, String> {
 }
 
 /// The `model_type` a safetensors file's tensor names point to, within the family of
-/// [`detect_kind`]: DistilBERT, DeiT and DINOv2 have telltale tensors; RoBERTa's names are
+/// [`detect_kind`]: DistilBERT, MPNet, DeiT and DINOv2 have telltale tensors; RoBERTa's names are
 /// BERT's, so it reads as `bert`.
 pub fn detect_model_type(w: &Weights) -> Option<&'static str> {
     let kind = detect_kind(w)?;
@@ -75,6 +75,7 @@ pub fn detect_model_type(w: &Weights) -> Option<&'static str> {
     let has = |part: &str| names.iter().any(|n| n.contains(part));
     Some(match kind {
         ModelKind::Bert if has(".sa_layer_norm.") => "distilbert",
+        ModelKind::Bert if has("relative_attention_bias.") => "mpnet",
         ModelKind::Vit if has(".layer_scale1.") => "dinov2",
         ModelKind::Vit if has("embeddings.distillation_token") => "deit",
         k => k.name(),

@@ -31,7 +31,7 @@ impl ModelKind {
     /// encoder relatives: RoBERTa, XLM-RoBERTa, DistilBERT).
     pub fn model_types(self) -> &'static [&'static str] {
         match self {
-            ModelKind::Bert => &["bert", "roberta", "xlm-roberta", "distilbert"],
+            ModelKind::Bert => &["bert", "roberta", "xlm-roberta", "distilbert", "mpnet"],
             ModelKind::Gpt2 => &["gpt2"],
             ModelKind::Vit => &["vit", "deit", "dinov2"],
             ModelKind::Yolo => &["yolov8"],

@@ -737,14 +737,11 @@ type AttnCase = (
     bool,
 );
 
-fn attention_case(c: AttnCase, rng: &mut Rng) -> Result<OpCase> {
-    attention_case_in(c, false, rng)
-}
-
 /// An attention case; with `fused`, Q, K and V are columns of one [b, s, w] input: at awkward
 /// offsets (1, hd + 2, 2hd + 4 of 3hd + 5 columns) for parity, or as a model's fused QKV
-/// projection lays them out (0, hd, 2hd of 3hd) when `model_layout`.
-fn attention_case_in(c: AttnCase, model_layout: bool, rng: &mut Rng) -> Result<OpCase> {
+/// projection lays them out (0, hd, 2hd of 3hd) when `model_layout`. With `bias`, a random
+/// additive score bias [heads, sq, skv] (MPNet's relative position bias) is added.
+fn attention_case_in(c: AttnCase, model_layout: bool, bias: bool, rng: &mut Rng) -> Result<OpCase> {
     let (b, heads, d, sq, skv, causal, mask, past, fused) = c;
     let hd = heads * d;
     let mut g = Graph::new();
@@ -782,6 +779,12 @@ fn attention_case_in(c: AttnCase, model_layout: bool, rng: &mut Rng) -> Result<O
     } else {
         None
     };
+    let bias = if bias {
+        feeds.push(rng.tensor(&[heads, sq, skv], -3.0, 3.0));
+        Some(g.input("bias", &[heads, sq, skv], DType::F32)?)
+    } else {
+        None
+    };
     let p = match past {
         Some(pv) => {
             feeds.push(Tensor::from_u32(&[1], vec![pv])?);
@@ -793,14 +796,15 @@ fn attention_case_in(c: AttnCase, model_layout: bool, rng: &mut Rng) -> Result<O
     if causal {
         op = op.causal();
     }
-    let o = g.attention(op, q, k, v, m, p)?;
+    let o = g.attention_biased(op, [q, k, v], m, bias, p)?;
     g.output("o", o);
     // Causal prefill does half the work; with a cache, past + sq keys are read.
     let keys = past.map_or(skv, |p| p as usize + sq);
     let flops =
         4.0 * (b * heads * sq * keys * d) as f64 / if causal && past.is_none() { 2.0 } else { 1.0 };
     let name = format!(
-        "b{b} h{heads} d{d} sq{sq} skv{skv} causal={causal} mask={mask} past={past:?} fused={fused}"
+        "b{b} h{heads} d{d} sq{sq} skv{skv} causal={causal} mask={mask} bias={} past={past:?} fused={fused}",
+        bias.is_some()
     );
     Ok(OpCase {
         work: Work::Flops(flops),
@@ -827,7 +831,20 @@ fn attention(rng: &mut Rng) -> Result<Vec<OpCase>> {
         (1, 2, 8, 3, 40, true, true, Some(36), false),
     ]
     .into_iter()
-    .map(|c| attention_case(c, rng))
+    .map(|c| (c, false))
+    .chain(
+        // With a per-head score bias: f32 and vec4 rows, few query rows (decoding-style), a
+        // causal limit, a cache offset.
+        [
+            (2, 3, 7, 17, 17, false, true, None, true),
+            (1, 12, 64, 65, 65, false, true, None, true),
+            (3, 2, 32, 63, 63, true, false, None, false),
+            (1, 4, 16, 3, 129, false, true, None, false),
+            (1, 2, 8, 3, 40, true, true, Some(36), false),
+        ]
+        .map(|c| (c, true)),
+    )
+    .map(|(c, bias)| attention_case_in(c, false, bias, rng))
     .collect()
 }
 
@@ -1121,8 +1138,15 @@ fn bench(rng: &mut Rng) -> Result<Vec<OpCase>> {
         (1, 12, 64, 128, 128, true, false, None, true),
         (1, 12, 64, 1, 1024, true, false, Some(599), false),
     ] {
-        out.push(attention_case_in(c, true, rng)?);
+        out.push(attention_case_in(c, true, false, rng)?);
     }
+    // MPNet-base batch 8 x 128: the same with its relative position bias and padding mask.
+    out.push(attention_case_in(
+        (8, 12, 64, 128, 128, false, true, None, true),
+        true,
+        true,
+        rng,
+    )?);
     for (rows, n) in [(2048, 768), (4, 50257)] {
         out.push(softmax_case(rows, n, rng, -2.0, 2.0)?);
     }

@@ -175,9 +175,32 @@ impl TransformerLayer {
         mask: Option<ValueId>,
         cache: Option<KvCache>,
     ) -> Result<ValueId> {
+        self.forward_full(g, x, mask, None, cache)
+    }
+
+    /// [`TransformerLayer::forward`] without a cache, adding `bias` [heads, s, s] to every
+    /// head's attention scores (MPNet's relative position bias).
+    pub fn forward_biased(
+        &self,
+        g: &mut Graph,
+        x: ValueId,
+        mask: Option<ValueId>,
+        bias: Option<ValueId>,
+    ) -> Result<ValueId> {
+        self.forward_full(g, x, mask, bias, None)
+    }
+
+    fn forward_full(
+        &self,
+        g: &mut Graph,
+        x: ValueId,
+        mask: Option<ValueId>,
+        bias: Option<ValueId>,
+        cache: Option<KvCache>,
+    ) -> Result<ValueId> {
         match self.shape.norm {
             Norm::Post => {
-                let a = self.attend(g, x, mask, cache)?;
+                let a = self.attend(g, x, mask, bias, cache)?;
                 let y = self.attn_out.forward_fused(g, a, Act::None, Some(x))?;
                 let h = self.attn_norm.forward(g, y)?;
                 let f = self.mlp_in.forward_fused(g, h, self.shape.act, None)?;
@@ -186,7 +209,7 @@ impl TransformerLayer {
             }
             Norm::Pre => {
                 let y = self.attn_norm.forward(g, x)?;
-                let a = self.attend(g, y, mask, cache)?;
+                let a = self.attend(g, y, mask, bias, cache)?;
                 let h = self.attn_out.forward_fused(g, a, Act::None, Some(x))?;
                 let y = self.mlp_norm.forward(g, h)?;
                 let f = self.mlp_in.forward_fused(g, y, self.shape.act, None)?;
@@ -201,6 +224,7 @@ impl TransformerLayer {
         g: &mut Graph,
         x: ValueId,
         mask: Option<ValueId>,
+        bias: Option<ValueId>,
         cache: Option<KvCache>,
     ) -> Result<ValueId> {
         let qkv = self.qkv.forward(g, x)?;
@@ -210,9 +234,9 @@ impl TransformerLayer {
                 g.kv_write(c.k, qkv, w, c.past)?;
                 g.kv_write(c.v, qkv, 2 * w, c.past)?;
                 let op = self.attention.clone().columns(0, 0, 0);
-                g.attention(op, qkv, c.k, c.v, mask, Some(c.past))
+                g.attention_biased(op, [qkv, c.k, c.v], mask, bias, Some(c.past))
             }
-            None => g.attention(self.attention.clone(), qkv, qkv, qkv, mask, None),
+            None => g.attention_biased(self.attention.clone(), [qkv; 3], mask, bias, None),
         }
     }
 }

@@ -20,7 +20,7 @@ pub(super) fn lower(
     let (w, widths) = (geo.w, geo.widths);
     let wg = if cx.device().is_cpu() { 8 } else { 64 };
     let qblocks = if by_keys { sq } else { sq.div_ceil(wg) };
-    let (mask, past) = op.optional_inputs(inputs);
+    let (mask, bias, past) = op.optional_inputs(inputs);
     let params = Params::new()
         .u32(b as u32)
         .u32(op.heads as u32)
@@ -34,7 +34,7 @@ pub(super) fn lower(
         .u32((op.k_col / w) as u32)
         .u32((op.v_col / w) as u32)
         .f32(op.scale);
-    let mut defines = body(op.head_dim / w, w, by_keys, op.mask);
+    let mut defines = body(op.head_dim / w, w, by_keys, op.mask, op.bias);
     defines.extend([
         ("CAUSAL", (op.causal as u32).to_string()),
         ("HAS_MASK", (op.mask as u32).to_string()),
@@ -48,6 +48,7 @@ pub(super) fn lower(
         Arg::Read(past),
         Arg::Write(outputs[0]),
         params.arg(),
+        Arg::Read(bias),
     ];
     if by_keys {
         cx.dispatch(
@@ -64,8 +65,14 @@ pub(super) fn lower(
 }
 
 /// Generated parts of attention.wgsl / attention_keys.wgsl: the head dimension unrolled over
-/// `n` registers of `w` floats (vec4 or f32).
-pub(crate) fn body(n: usize, w: usize, by_keys: bool, mask: bool) -> Vec<(&'static str, String)> {
+/// `n` registers of `w` floats (vec4 or f32); `mask` and `bias` add those inputs to the scores.
+pub(crate) fn body(
+    n: usize,
+    w: usize,
+    by_keys: bool,
+    mask: bool,
+    bias: bool,
+) -> Vec<(&'static str, String)> {
     use std::fmt::Write;
     let t = if w == 4 { "vec4<f32>" } else { "f32" };
     let hsum = |a: &str| {
@@ -90,6 +97,9 @@ pub(crate) fn body(n: usize, w: usize, by_keys: bool, mask: bool) -> Vec<(&'stat
         let _ = writeln!(body, "        var sc = {};", hsum("a"));
         if mask {
             let _ = writeln!(body, "        sc = sc + mask[b * p.skv + jr];");
+        }
+        if bias {
+            let _ = writeln!(body, "        sc = sc + bias[(h * p.sq + i) * p.skv + jr];");
         }
         let _ = writeln!(body, "        sc = select(NEG, sc, ok);");
         let _ = writeln!(body, "        let mn = max(m, sc);");
@@ -125,6 +135,12 @@ pub(crate) fn body(n: usize, w: usize, by_keys: bool, mask: bool) -> Vec<(&'stat
             let _ = writeln!(body, "        var s{kk} = {};", hsum(&format!("a{kk}")));
             if mask {
                 let _ = writeln!(body, "        s{kk} = s{kk} + mask[b * p.skv + jr{kk}];");
+            }
+            if bias {
+                let _ = writeln!(
+                    body,
+                    "        s{kk} = s{kk} + bias[(h * p.sq + iq) * p.skv + jr{kk}];"
+                );
             }
             let _ = writeln!(body, "        let ok{kk} = j{kk} < lim;");
             let _ = writeln!(body, "        bm = select(bm, max(bm, s{kk}), ok{kk});");

@@ -1,5 +1,6 @@
-//! Fused multi-head scaled dot-product attention with an optional additive key mask, a causal
-//! option, and an optional run-time `past` length for KV-cache decoding.
+//! Fused multi-head scaled dot-product attention with an optional additive key mask, an
+//! optional additive per-head score bias (MPNet's relative position bias), a causal option, and
+//! an optional run-time `past` length for KV-cache decoding.
 //!
 //! Q, K and V are read in place from wider tensors: head `h` of Q is columns
 //! `q_col + h*D .. q_col + (h+1)*D` of a [batch, sq, width] tensor (so a fused QKV projection
@@ -45,8 +46,8 @@ impl AttentionVariant {
     }
 }
 
-/// The attention op. Inputs: q, k, v, then a mask [batch, skv] if `mask`, then `past` (u32
-/// [1]) if `past`. Build it with [`Attention::new`] and the builder methods.
+/// The attention op. Inputs: q, k, v, then a mask [batch, skv] if `mask`, then a bias
+/// [heads, sq, skv] if `bias`, then `past` (u32 [1]) if `past`. Build it with [`Attention::new`] and the builder methods.
 #[derive(Debug, Clone)]
 pub struct Attention {
     pub heads: usize,
@@ -60,6 +61,9 @@ pub struct Attention {
     pub v_col: usize,
     /// An additive mask [batch, skv] (f32) input follows q, k, v.
     pub mask: bool,
+    /// An additive score bias [heads, sq, skv] (f32, shared by the batch) input follows the
+    /// mask: `score(h, i, j) = scale·q·k + mask[b, j] + bias[h, i, j]`.
+    pub bias: bool,
     /// A u32 [1] `past` input follows: keys [0, past + sq) are valid, queries start at `past`.
     pub past: bool,
     /// Forces a kernel; `None` lets the policy or the adapter decide.
@@ -92,6 +96,7 @@ impl Attention {
             k_col: 0,
             v_col: 0,
             mask: false,
+            bias: false,
             past: false,
             variant: None,
         }
@@ -133,19 +138,25 @@ impl Attention {
         }
     }
 
-    /// (mask, past) inputs, or the query as an unused stand-in binding.
-    pub(crate) fn optional_inputs(&self, inputs: &[ValueId]) -> (ValueId, ValueId) {
-        let mask = if self.mask { inputs[3] } else { inputs[0] };
-        let past = if self.past {
-            inputs[3 + self.mask as usize]
-        } else {
-            inputs[0]
+    /// (mask, bias, past) inputs, or the query as an unused stand-in binding.
+    pub(crate) fn optional_inputs(&self, inputs: &[ValueId]) -> (ValueId, ValueId, ValueId) {
+        let mut i = 3;
+        let mut next = |present: bool| {
+            if present {
+                i += 1;
+                inputs[i - 1]
+            } else {
+                inputs[0]
+            }
         };
-        (mask, past)
+        let mask = next(self.mask);
+        let bias = next(self.bias);
+        let past = next(self.past);
+        (mask, bias, past)
     }
 
     pub(crate) fn check(&self, inputs: &[&ValueInfo]) -> Result<(usize, usize, usize)> {
-        let want = 3 + self.mask as usize + self.past as usize;
+        let want = 3 + self.mask as usize + self.bias as usize + self.past as usize;
         expect_inputs("attention", inputs, want)?;
         let bad = |msg: String| Err(Error::shape("attention", msg, &shapes(inputs)));
         let (q, k, v) = (inputs[0], inputs[1], inputs[2]);
@@ -181,6 +192,13 @@ impl Attention {
             let m = inputs[i];
             if m.shape != [b, skv] || m.dtype != DType::F32 {
                 return bad(format!("mask must be f32 [{b}, {skv}]"));
+            }
+            i += 1;
+        }
+        if self.bias {
+            let t = inputs[i];
+            if t.shape != [self.heads, sq, skv] || t.dtype != DType::F32 {
+                return bad(format!("bias must be f32 [{}, {sq}, {skv}]", self.heads));
             }
             i += 1;
         }
@@ -256,6 +274,12 @@ impl Op for Attention {
         } else {
             None
         };
+        let bias = if self.bias {
+            i += 1;
+            Some(inputs[i - 1].as_f32()?)
+        } else {
+            None
+        };
         let past = if self.past {
             inputs[i].as_u32()?[0] as usize
         } else {
@@ -283,6 +307,9 @@ impl Op for Attention {
                         let mut x = dot as f32;
                         if let Some(m) = mask {
                             x += m[bi * skv + j];
+                        }
+                        if let Some(t) = bias {
+                            x += t[(h * sq + qi) * skv + j];
                         }
                         *s = x;
                     }
@@ -364,11 +391,25 @@ impl Graph {
         mask: Option<ValueId>,
         past: Option<ValueId>,
     ) -> Result<ValueId> {
-        let mut inputs = vec![q, k, v];
+        self.attention_biased(op, [q, k, v], mask, None, past)
+    }
+
+    /// [`Graph::attention`] with an optional additive score bias [heads, sq, skv] as well.
+    pub fn attention_biased(
+        &mut self,
+        op: Attention,
+        qkv: [ValueId; 3],
+        mask: Option<ValueId>,
+        bias: Option<ValueId>,
+        past: Option<ValueId>,
+    ) -> Result<ValueId> {
+        let mut inputs = qkv.to_vec();
         inputs.extend(mask);
+        inputs.extend(bias);
         inputs.extend(past);
         let op = Attention {
             mask: mask.is_some(),
+            bias: bias.is_some(),
             past: past.is_some(),
             ..op
         };

@@ -54,9 +54,9 @@ pub(super) fn lower(
         tex.push((v, id));
     }
     let tex_of = |v: ValueId| tex.iter().find(|(x, _)| *x == v).expect("packed").1;
-    let (mask, past) = op.optional_inputs(inputs);
+    let (mask, bias, past) = op.optional_inputs(inputs);
     let rl = sq.div_ceil(8).clamp(1, 4);
-    let mut defines = tex_body(op.head_dim / 4, rl, op.mask, op.causal);
+    let mut defines = tex_body(op.head_dim / 4, rl, op.mask, op.bias, op.causal);
     defines.extend([
         ("R", (8 * rl).to_string()),
         ("CAUSAL", (op.causal as u32).to_string()),
@@ -96,6 +96,7 @@ pub(super) fn lower(
             Arg::Read(past),
             Arg::Write(outputs[0]),
             params.arg(),
+            Arg::Read(bias),
         ],
         [sq.div_ceil(8 * rl) as u32, op.heads as u32, b as u32],
     )
@@ -106,6 +107,7 @@ pub(crate) fn tex_body(
     d4: usize,
     rl: usize,
     mask: bool,
+    bias: bool,
     causal: bool,
 ) -> Vec<(&'static str, String)> {
     use std::fmt::Write;
@@ -176,11 +178,14 @@ pub(crate) fn tex_body(
     for t in 0..rl {
         let _ = writeln!(body, "        var mb{t} = NEG;");
         for k in 0..8 {
-            let mk = if mask {
+            let mut mk = if mask {
                 format!(" + subgroupBroadcast(mk, {k}u)")
             } else {
                 String::new()
             };
+            if bias {
+                mk += &format!(" + bias[(h * sq + qi{t}) * skv + min(j0 + {k}u, skv - 1u)]");
+            }
             let _ = writeln!(
                 body,
                 "        let ok{t}_{k} = j0 + {k}u < lim{t};\n        let s{t}_{k} = select(NEG, (a{t}_{k}.x + a{t}_{k}.y) + (a{t}_{k}.z + a{t}_{k}.w){mk}, ok{t}_{k});\n        mb{t} = max(mb{t}, s{t}_{k});"
