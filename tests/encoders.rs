@@ -304,6 +304,7 @@ fn configs_are_detected_by_model_type() {
         ("encoders/roberta_st", "bert"), // RoBERTa's names are BERT's
         ("deit/tiny_teacher", "deit"),
         ("dinov2/tiny_cls", "dinov2"),
+        ("dinov2/tiny_registers", "dinov2_with_registers"),
         ("vit/tiny_cls", "vit"),
     ] {
         let w = Weights::open(root.join(file).join("model.safetensors")).unwrap();
@@ -324,7 +325,7 @@ fn configs_are_detected_by_model_type() {
     let e = parse_config(r#"{"model_type": "t5"}"#).unwrap_err();
     assert!(
         e.contains(
-            "bert, roberta, xlm-roberta, distilbert, mpnet, gpt2, vit, deit, dinov2, yolov8"
+            "bert, roberta, xlm-roberta, distilbert, mpnet, gpt2, vit, deit, dinov2, dinov2_with_registers, yolov8"
         ),
         "{e}"
     );

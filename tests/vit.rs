@@ -375,7 +375,19 @@ fn embed_image_cli_prints_the_library_vectors() {
 /// (tools/fixtures/gen_dinov2.py).
 #[test]
 fn dinov2_matches_transformers() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dinov2/tiny_cls");
+    dinov2_case("tiny_cls", "dinov2");
+}
+
+/// DINOv2 with 3 register tokens, its 14x14 position grid shrunk (antialiased bicubic) to 6x6.
+#[test]
+fn dinov2_with_registers_matches_transformers() {
+    dinov2_case("tiny_registers", "dinov2_with_registers");
+}
+
+fn dinov2_case(fixture: &str, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/dinov2")
+        .join(fixture);
     let r = Weights::open(dir.join("reference.safetensors")).unwrap();
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
@@ -386,14 +398,14 @@ fn dinov2_matches_transformers() {
         let m = Vit::load(backend.clone(), &dir).unwrap();
         let out = m.forward(&r.get("random.pixel_values").unwrap()).unwrap();
         let (dh, _) = compare(
-            &format!("dinov2 {label} last_hidden_state"),
+            &format!("{name} {label} last_hidden_state"),
             &out.last_hidden_state,
             &r.get("random.last_hidden_state").unwrap(),
             1e-4,
             0.0,
         );
         let (dl, _) = compare(
-            &format!("dinov2 {label} logits"),
+            &format!("{name} {label} logits"),
             out.logits.as_ref().unwrap(),
             &r.get("random.logits").unwrap(),
             1e-4,
@@ -405,14 +417,14 @@ fn dinov2_matches_transformers() {
             .reshape(&[1, 3, 48, 48])
             .unwrap();
         let (dp, _) = compare(
-            &format!("dinov2 {label} bus.jpg pixel_values"),
+            &format!("{name} {label} bus.jpg pixel_values"),
             &pv,
             &r.get("bus.pixel_values").unwrap(),
             1e-5,
             0.0,
         );
         let (db, _) = compare(
-            &format!("dinov2 {label} bus.jpg logits"),
+            &format!("{name} {label} bus.jpg logits"),
             m.forward(&pv).unwrap().logits.as_ref().unwrap(),
             &r.get("bus.logits").unwrap(),
             1e-4,
@@ -421,7 +433,7 @@ fn dinov2_matches_transformers() {
         // The embedding is DINOv2's pooler output: the layer-normed CLS token.
         let emb = m.embed(&[assets().join("bus.jpg")]).unwrap();
         let (de, _) = compare(
-            &format!("dinov2 {label} bus.jpg embedding"),
+            &format!("{name} {label} bus.jpg embedding"),
             &Tensor::from_f32(&[1, 64], emb[0].clone()).unwrap(),
             &r.get("bus.pooler_output").unwrap(),
             1e-4,
@@ -435,10 +447,10 @@ fn dinov2_matches_transformers() {
             .map(|p| p["index"].as_u64().unwrap() as usize)
             .collect();
         let got: Vec<usize> = top[0].iter().map(|p| p.index).collect();
-        assert_eq!(got, want, "{label}: DINOv2 top-5 on bus.jpg");
+        assert_eq!(got, want, "{name} {label}: top-5 on bus.jpg");
         println!(
-            "PARITY dinov2 {label}: hidden {dh:.3e}, logits {dl:.3e}, bus.jpg pixel_values {dp:.3e}, logits {db:.3e}, embedding {de:.3e}"
+            "PARITY {name} {label}: hidden {dh:.3e}, logits {dl:.3e}, bus.jpg pixel_values {dp:.3e}, logits {db:.3e}, embedding {de:.3e}"
         );
-        record("dinov2", label, dh.max(dl).max(db).max(de), 0.0);
+        record(name, label, dh.max(dl).max(db).max(de), 0.0);
     }
 }

@@ -335,6 +335,7 @@ fn vit_base_16() -> VitConfig {
         id2label: (0..1000)
             .map(|i| (i.to_string(), format!("LABEL_{i}")))
             .collect(),
+        num_register_tokens: None,
     }
 }
 

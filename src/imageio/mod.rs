@@ -187,6 +187,59 @@ pub fn resize_bicubic_aa_torchvision(img: &RgbImage, out_w: u32, out_h: u32) -> 
     resample(img, out_w, out_h, Filter::Cubic, Precision::Int16)
 }
 
+/// `torch.nn.functional.interpolate(x, (oh, ow), mode="bicubic", align_corners=False,
+/// antialias=True)` of a [c, h, w] f32 tensor: the taps of [`resize_bicubic_aa_torchvision`]
+/// (Keys a = -0.5, support widened by the downscale factor, normalized) applied in f32, width
+/// first, as PyTorch's separable antialiased kernel. DINOv2 with registers resizes its
+/// position grid with it.
+pub fn interpolate_bicubic_aa(
+    src: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
+    let f32_taps = |n_in, n_out| -> Vec<(usize, Vec<f32>)> {
+        taps(n_in, n_out, Filter::Cubic)
+            .into_iter()
+            .map(|(x0, k)| (x0, k.into_iter().map(|v| v as f32).collect()))
+            .collect()
+    };
+    // Width: [c·h, w] → [c·h, ow].
+    let tmp: Vec<f32> = if ow != w {
+        let tx = f32_taps(w, ow);
+        src.chunks(w)
+            .flat_map(|row| {
+                tx.iter()
+                    .map(|(x0, k)| k.iter().enumerate().map(|(i, &v)| row[x0 + i] * v).sum())
+                    .collect::<Vec<f32>>()
+            })
+            .collect()
+    } else {
+        src.to_vec()
+    };
+    if oh == h {
+        return tmp;
+    }
+    // Height: [c, h, ow] → [c, oh, ow].
+    let ty = f32_taps(h, oh);
+    let mut out = Vec::with_capacity(c * oh * ow);
+    for plane in tmp.chunks(h * ow) {
+        for (y0, k) in &ty {
+            for x in 0..ow {
+                out.push(
+                    k.iter()
+                        .enumerate()
+                        .map(|(i, &v)| plane[(y0 + i) * ow + x] * v)
+                        .sum(),
+                );
+            }
+        }
+    }
+    out
+}
+
 fn resample(img: &RgbImage, out_w: u32, out_h: u32, f: Filter, p: Precision) -> RgbImage {
     let (in_w, in_h) = img.dimensions();
     let src = img.as_raw();

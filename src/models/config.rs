@@ -76,6 +76,7 @@ pub fn detect_model_type(w: &Weights) -> Option<&'static str> {
     Some(match kind {
         ModelKind::Bert if has(".sa_layer_norm.") => "distilbert",
         ModelKind::Bert if has("relative_attention_bias.") => "mpnet",
+        ModelKind::Vit if has("embeddings.register_tokens") => "dinov2_with_registers",
         ModelKind::Vit if has(".layer_scale1.") => "dinov2",
         ModelKind::Vit if has("embeddings.distillation_token") => "deit",
         k => k.name(),

@@ -33,7 +33,7 @@ impl ModelKind {
         match self {
             ModelKind::Bert => &["bert", "roberta", "xlm-roberta", "distilbert", "mpnet"],
             ModelKind::Gpt2 => &["gpt2"],
-            ModelKind::Vit => &["vit", "deit", "dinov2"],
+            ModelKind::Vit => &["vit", "deit", "dinov2", "dinov2_with_registers"],
             ModelKind::Yolo => &["yolov8"],
         }
     }

@@ -19,7 +19,7 @@ use super::options::LoadOptions;
 use super::runner::Runner;
 use super::vision::{labels, top_k};
 pub use super::vision::{ImageProcessorConfig, Prediction};
-use super::vit_arch::{input_side, positions, Arch, PREFIXES};
+use super::vit_arch::{input_side, positions, PREFIXES};
 use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Constant, Graph};
 use crate::ops::{Act, Layout};
@@ -55,6 +55,8 @@ struct VitWeights {
     cls: Arc<Constant>,
     /// DeiT's distillation token (after CLS).
     dist: Option<Arc<Constant>>,
+    /// DINOv2's register tokens [1, R, h] (after CLS, added after the position embeddings).
+    registers: Option<Arc<Constant>>,
     pos: Arc<Constant>,
     layers: Vec<TransformerLayer>,
     norm: LayerNorm,
@@ -93,7 +95,7 @@ impl VitWeights {
         let dist = vb.contains("embeddings.distillation_token");
         let classifier = match (with_classifier, vb.contains("cls_classifier.weight")) {
             (false, _) => None,
-            (true, false) if arch == Arch::Dinov2 => Some(Classifier::ClsMean(Linear::load(
+            (true, false) if arch.is_dinov2() => Some(Classifier::ClsMean(Linear::load(
                 &vb.pp("classifier"),
                 arch.classifier_input(h),
                 labels,
@@ -134,6 +136,9 @@ impl VitWeights {
                 .then(|| e.param("distillation_token", &[1, 1, h]))
                 .transpose()?,
             pos: positions(&e, c, n + 1 + dist as usize, side)?,
+            registers: (c.registers() > 0)
+                .then(|| e.param("register_tokens", &[1, c.registers(), h]))
+                .transpose()?,
             norm: LayerNorm::load(&vb.pp("layernorm"), h, c.layer_norm_eps)?,
         })
     }
@@ -284,6 +289,13 @@ impl Vit {
         let x = g.concat(&parts, 1)?;
         let pos = g.constant(&w.pos)?;
         let mut x = g.add(x, pos)?;
+        let regs = self.config.registers();
+        if let Some(r) = &w.registers {
+            let r = g.constant(r)?;
+            let r = g.expand(r, &[b, regs, h])?;
+            let (cls, patches) = (g.slice(x, 1, 0, 1)?, g.slice(x, 1, 1, 1 + gs * gs)?);
+            x = g.concat(&[cls, r, patches], 1)?;
+        }
         for layer in &w.layers {
             x = layer.forward(&mut g, x, None, None)?;
         }
@@ -307,7 +319,7 @@ impl Vit {
             }
             Some(Classifier::ClsMean(head)) => {
                 let t = (s / p) * (s / p);
-                let patches = g.slice(x, 1, 1, 1 + t)?;
+                let patches = g.slice(x, 1, 1 + regs, 1 + regs + t)?;
                 let mean = g.mean(patches, 1)?;
                 let both = g.concat(&[cls, mean], 1)?;
                 let logits = head.forward(&mut g, both)?;

@@ -1,6 +1,7 @@
-//! The ViT family's config ([`VitConfig`]) and architectures: ViT, DeiT and DINOv2 share one
-//! pre-norm encoder ([`super::vit`]) and differ in what this file holds: their HF module names, extra tokens,
-//! layer scale, position embeddings at other input sizes, and the classification head.
+//! The ViT family's config ([`VitConfig`]) and architectures: ViT, DeiT and DINOv2 (with or
+//! without registers) share one pre-norm encoder ([`super::vit`]) and differ in what this file
+//! holds: their HF module names, extra tokens, layer scale, position embeddings at other input
+//! sizes, and the classification head.
 //!
 //! ```text
 //!         tokens                       layers (pre-norm)              head
@@ -8,6 +9,8 @@
 //! DeiT    CLS + DIST + patches         (as ViT)                       (cls_classifier(CLS) + distillation_classifier(DIST)) / 2
 //! DINOv2  CLS + patches, position      norm1/norm2, mlp.fc1/fc2,      classifier([CLS, mean(patches)])
 //!         grid resized (bicubic)       layer_scale1/2 (folded)
+//! DINOv2  CLS + REG×R + patches, grid  (as DINOv2)                    classifier([CLS, mean(patches)])
+//! +reg.   resized (antialiased bicubic); registers take no position
 //! ```
 
 use super::family::{self, check_transformer, FamilyConfig, ModelKind};
@@ -26,6 +29,8 @@ pub enum Arch {
     Vit,
     Deit,
     Dinov2,
+    /// `dinov2_with_registers`: DINOv2 with register tokens after CLS.
+    Dinov2Registers,
 }
 
 const VIT_LAYER: LayerNames = LayerNames {
@@ -57,43 +62,51 @@ const DINOV2_LAYER: LayerNames = LayerNames {
 };
 
 /// Prefixes of `*For*` checkpoints, tried in order when the bare names are absent.
-pub const PREFIXES: [&str; 3] = ["vit.", "deit.", "dinov2."];
+pub const PREFIXES: [&str; 4] = ["vit.", "deit.", "dinov2.", "dinov2_with_registers."];
 
 impl Arch {
     pub fn from_model_type(mt: &str) -> Arch {
         match mt {
             "deit" => Arch::Deit,
             "dinov2" => Arch::Dinov2,
+            "dinov2_with_registers" => Arch::Dinov2Registers,
             _ => Arch::Vit,
         }
     }
 
     pub fn layer_names(self) -> &'static LayerNames {
         match self {
-            Arch::Dinov2 => &DINOV2_LAYER,
+            Arch::Dinov2 | Arch::Dinov2Registers => &DINOV2_LAYER,
             Arch::Vit | Arch::Deit => &VIT_LAYER,
         }
+    }
+
+    /// Whether this is a DINOv2 (layer scale, [CLS, mean(patches)] classifier, layer-normed
+    /// CLS as the pooled output).
+    pub fn is_dinov2(self) -> bool {
+        matches!(self, Arch::Dinov2 | Arch::Dinov2Registers)
     }
 
     /// Whether the input side may differ from the config's `image_size` (the position grid is
     /// then resized, as transformers' `interpolate_pos_encoding` does for DINOv2).
     pub fn resizes_positions(self) -> bool {
-        self == Arch::Dinov2
+        self.is_dinov2()
     }
 
     /// The width the `classifier` reads: DINOv2 concatenates CLS and the patches' mean.
     pub fn classifier_input(self, hidden: usize) -> usize {
         match self {
-            Arch::Dinov2 => 2 * hidden,
+            Arch::Dinov2 | Arch::Dinov2Registers => 2 * hidden,
             Arch::Vit | Arch::Deit => hidden,
         }
     }
 }
 
-/// The fields of HF `ViTConfig` (and `DeiTConfig`, `Dinov2Config`) this implementation reads.
+/// The fields of HF `ViTConfig` (and `DeiTConfig`, `Dinov2Config`,
+/// `Dinov2WithRegistersConfig`) this implementation reads.
 #[derive(Clone, Debug, Deserialize)]
 pub struct VitConfig {
-    /// vit, deit or dinov2.
+    /// vit, deit, dinov2 or dinov2_with_registers.
     #[serde(default = "vit")]
     pub model_type: String,
     /// The side the position embeddings were trained at.
@@ -118,6 +131,9 @@ pub struct VitConfig {
     pub hidden_act: String,
     #[serde(default)]
     pub id2label: BTreeMap<String, String>,
+    /// Register tokens after CLS (`dinov2_with_registers` only; 4 by default there).
+    #[serde(default)]
+    pub num_register_tokens: Option<usize>,
 }
 
 fn vit() -> String {
@@ -127,6 +143,15 @@ fn vit() -> String {
 impl VitConfig {
     pub fn arch(&self) -> Arch {
         Arch::from_model_type(&self.model_type)
+    }
+
+    /// Register tokens after CLS: `num_register_tokens` of a `dinov2_with_registers` config
+    /// (transformers' default 4), none otherwise.
+    pub fn registers(&self) -> usize {
+        match self.arch() {
+            Arch::Dinov2Registers => self.num_register_tokens.unwrap_or(4),
+            _ => 0,
+        }
     }
 
     /// The MLP width: `intermediate_size`, else `hidden_size · mlp_ratio`.
@@ -163,6 +188,12 @@ impl FamilyConfig for VitConfig {
             ("hidden_act", &c.hidden_act),
         )?;
         check_patches(c.image_size, c.patch_size, c.num_channels)?;
+        if c.registers() > 1024 {
+            return Err(format!(
+                "num_register_tokens {} is above 1024",
+                c.registers()
+            ));
+        }
         check_id2label(&self.id2label)
     }
 }
@@ -199,8 +230,9 @@ pub(crate) fn input_side(
 }
 
 /// The position embeddings for `side`-pixel inputs: as stored ([1, `tokens`, h]) when the grid
-/// matches, else (DINOv2) the patch grid resized with torch's bicubic interpolation, the
-/// leading token's row kept.
+/// matches, else (DINOv2) the patch grid resized with torch's bicubic interpolation
+/// (antialiased for DINOv2 with registers, as its `interpolate_pos_encoding`), the leading
+/// token's row kept.
 pub(crate) fn positions(
     e: &Vars,
     c: &VitConfig,
@@ -221,7 +253,11 @@ pub(crate) fn positions(
             planes[d * g0 * g0 + t] = v[(1 + t) * h + d];
         }
     }
-    let r = vision::interpolate_bicubic(&planes, h, g0, g0, g1, g1);
+    let r = if c.arch() == Arch::Dinov2Registers {
+        crate::imageio::interpolate_bicubic_aa(&planes, h, g0, g0, g1, g1)
+    } else {
+        vision::interpolate_bicubic(&planes, h, g0, g0, g1, g1)
+    };
     let mut out = Vec::with_capacity((1 + g1 * g1) * h);
     out.extend_from_slice(&v[..h]);
     for t in 0..g1 * g1 {
