@@ -1,5 +1,6 @@
 // Activation functions. ACT selects one at specialisation time:
-// 0 none, 1 GELU (erf), 2 GELU (tanh), 3 SiLU, 4 sigmoid, 5 erf, 6 ReLU, 7 tanh.
+// 0 none, 1 GELU (erf), 2 GELU (tanh), 3 SiLU, 4 sigmoid, 5 erf, 6 ReLU, 7 tanh,
+// 8 quick GELU (x * sigmoid(1.702 x), CLIP).
 
 // erfc for z >= 0 with relative error ~1.2e-7 (Chebyshev fit, Numerical Recipes `erfcc`).
 fn erfc_pos(z: f32) -> f32 {
@@ -69,6 +70,7 @@ fn activate(x: f32, act: u32) -> f32 {
         case 5u: { return erf_f32(x); }
         case 6u: { return max(x, 0.0); }
         case 7u: { return tanh_f32(x); }
+        case 8u: { return x * sigmoid_f32(1.702 * x); }
         default: { return x; }
     }
 }

@@ -4,6 +4,7 @@
 //! async API takes decoded pixels.
 
 use super::bert::{Bert, BertOutput};
+use super::clip::{Clip, ClipTextOutput, ClipVisionOutput, LabelScore};
 use super::detect::{DetectOptions, Detection};
 use super::files::ModelFiles;
 use super::generate::{GenerateOptions, Generation, TokenEvent};
@@ -162,6 +163,77 @@ impl Vit {
     /// One vector per image file (see [`Vit::embed_async`]).
     pub fn embed<P: AsRef<Path>>(&self, images: &[P]) -> Result<Vec<Vec<f32>>> {
         self.decoded(images, |imgs| block_on(self.embed_async(imgs)))
+    }
+}
+
+impl Clip {
+    pub fn from_pretrained(device: &Device, dir: impl AsRef<Path>) -> Result<Clip> {
+        Self::load(Backend::Gpu(device.clone()), dir)
+    }
+    /// Loads a HuggingFace `CLIPModel` folder (config.json, model.safetensors, tokenizer.json,
+    /// preprocessor_config.json).
+    pub fn load(backend: Backend, dir: impl AsRef<Path>) -> Result<Clip> {
+        Self::load_with(backend, dir, &LoadOptions::default())
+    }
+    /// [`Clip::load`] with options (for example f16 weight storage).
+    pub fn load_with(backend: Backend, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Clip> {
+        Self::from_files(backend, &ModelFiles::open(dir)?, opts)
+    }
+    /// [`Clip::text_forward_async`], blocking.
+    pub fn text_forward(&self, input: &TokenBatch) -> Result<ClipTextOutput> {
+        block_on(self.text_forward_async(input))
+    }
+    /// [`Clip::vision_forward_async`], blocking.
+    pub fn vision_forward(&self, pixel_values: &Tensor) -> Result<ClipVisionOutput> {
+        block_on(self.vision_forward_async(pixel_values))
+    }
+    /// [`Clip::embed_texts_async`], blocking.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        block_on(self.embed_texts_async(texts))
+    }
+    /// [`Clip::zero_shot_async`] of decoded images, blocking.
+    pub fn zero_shot_images(
+        &self,
+        images: &[RgbImage],
+        labels: &[&str],
+    ) -> Result<Vec<Vec<LabelScore>>> {
+        block_on(self.zero_shot_async(images, labels))
+    }
+}
+
+#[cfg(feature = "images")]
+impl Clip {
+    fn decoded<P: AsRef<Path>>(&self, images: &[P]) -> Result<Vec<RgbImage>> {
+        if images.is_empty() {
+            return Err(crate::Error::InvalidArgument("no images given".into()));
+        }
+        images
+            .iter()
+            .map(|p| crate::imageio::load_rgb(p.as_ref()))
+            .collect()
+    }
+
+    /// L2-normalized embeddings of image files, decoded a batch at a time.
+    pub fn embed_images<P: AsRef<Path>>(&self, images: &[P]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(self.max_batch()) {
+            out.extend(block_on(self.embed_images_async(&self.decoded(chunk)?))?);
+        }
+        Ok(out)
+    }
+
+    /// Zero-shot label probabilities of image files (see [`Clip::zero_shot_async`]).
+    pub fn zero_shot<P: AsRef<Path>>(
+        &self,
+        images: &[P],
+        labels: &[&str],
+    ) -> Result<Vec<Vec<LabelScore>>> {
+        if labels.is_empty() {
+            return Err(crate::Error::InvalidArgument("no labels given".into()));
+        }
+        let texts = self.embed_texts(labels)?;
+        let imgs = self.embed_images(images)?;
+        Ok(self.scores(&self.similarity(&imgs, &texts), labels))
     }
 }
 

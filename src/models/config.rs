@@ -2,6 +2,7 @@
 //! tensor names of a safetensors file ([`detect_kind`]).
 
 use super::bert::BertConfig;
+use super::clip_config::ClipConfig;
 use super::family::{typed, FamilyConfig, ModelKind};
 use super::gpt2::Gpt2Config;
 use super::vit::VitConfig;
@@ -15,6 +16,7 @@ pub enum ModelConfig {
     Gpt2(Gpt2Config),
     Vit(VitConfig),
     Yolo(YoloConfig),
+    Clip(ClipConfig),
 }
 
 impl ModelConfig {
@@ -34,6 +36,7 @@ impl ModelConfig {
             ModelConfig::Gpt2(_) => ModelKind::Gpt2,
             ModelConfig::Vit(_) => ModelKind::Vit,
             ModelConfig::Yolo(_) => ModelKind::Yolo,
+            ModelConfig::Clip(_) => ModelKind::Clip,
         }
     }
 }
@@ -57,6 +60,7 @@ pub fn parse_config(text: &str) -> Result<ModelConfig, String> {
         Some(ModelKind::Gpt2) => ModelConfig::Gpt2(checked(v)?),
         Some(ModelKind::Vit) => ModelConfig::Vit(checked(v)?),
         Some(ModelKind::Yolo) => ModelConfig::Yolo(checked(v)?),
+        Some(ModelKind::Clip) => ModelConfig::Clip(checked(v)?),
         None => {
             return Err(format!(
                 "model_type '{mt}' is not supported ({})",
@@ -95,6 +99,10 @@ pub fn detect_kind(w: &Weights) -> Option<ModelKind> {
         Some(ModelKind::Gpt2)
     } else if has("model.0.conv.weight") && has(".dfl.conv.weight") {
         Some(ModelKind::Yolo)
+    } else if has("text_model.embeddings.token_embedding.weight")
+        && has("vision_model.embeddings.class_embedding")
+    {
+        Some(ModelKind::Clip)
     } else {
         None
     }

@@ -14,6 +14,7 @@ pub enum ModelKind {
     Gpt2,
     Vit,
     Yolo,
+    Clip,
 }
 
 impl ModelKind {
@@ -24,6 +25,7 @@ impl ModelKind {
             ModelKind::Gpt2 => "gpt2",
             ModelKind::Vit => "vit",
             ModelKind::Yolo => "yolov8",
+            ModelKind::Clip => "clip",
         }
     }
 
@@ -35,32 +37,32 @@ impl ModelKind {
             ModelKind::Gpt2 => &["gpt2"],
             ModelKind::Vit => &["vit", "deit", "dinov2", "dinov2_with_registers"],
             ModelKind::Yolo => &["yolov8"],
+            ModelKind::Clip => &["clip"],
         }
     }
 
+    /// Every family.
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Bert,
+        ModelKind::Gpt2,
+        ModelKind::Vit,
+        ModelKind::Yolo,
+        ModelKind::Clip,
+    ];
+
     pub fn from_name(name: &str) -> Option<ModelKind> {
-        [
-            ModelKind::Bert,
-            ModelKind::Gpt2,
-            ModelKind::Vit,
-            ModelKind::Yolo,
-        ]
-        .into_iter()
-        .find(|k| k.model_types().contains(&name))
+        Self::ALL
+            .into_iter()
+            .find(|k| k.model_types().contains(&name))
     }
 
     /// Every supported `model_type`, for messages.
     pub fn all_model_types() -> String {
-        [
-            ModelKind::Bert,
-            ModelKind::Gpt2,
-            ModelKind::Vit,
-            ModelKind::Yolo,
-        ]
-        .iter()
-        .flat_map(|k| k.model_types().iter().copied())
-        .collect::<Vec<_>>()
-        .join(", ")
+        Self::ALL
+            .iter()
+            .flat_map(|k| k.model_types().iter().copied())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

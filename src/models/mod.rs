@@ -10,6 +10,8 @@ pub mod bert;
 pub mod bert_arch;
 #[cfg(not(target_arch = "wasm32"))]
 mod blocking;
+pub mod clip;
+pub mod clip_config;
 pub mod config;
 pub mod detect;
 pub mod family;
@@ -31,6 +33,7 @@ pub mod yolo;
 mod yolo_blocks;
 
 pub use bert::Bert;
+pub use clip::Clip;
 pub use config::{detect_kind, detect_model_type, parse_config, ModelConfig};
 pub use family::{FamilyConfig, ModelKind};
 pub use files::ModelFiles;

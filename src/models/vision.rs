@@ -35,6 +35,28 @@ pub struct ImageProcessorConfig {
     pub crop_size: Option<BTreeMap<String, usize>>,
 }
 
+/// Older processor configs give `size` and `crop_size` as one number. Read as transformers'
+/// `get_size_dict` does: a crop is square; a size is the shortest edge for the processors
+/// that resize that way (CLIP's, BiT's: `default_to_square = False`), else square.
+fn legacy_sizes(v: &mut serde_json::Value) {
+    let kind = ["image_processor_type", "feature_extractor_type"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(|t| t.as_str()))
+        .unwrap_or("")
+        .to_string();
+    let shortest = kind.starts_with("CLIP") || kind.starts_with("Bit");
+    for key in ["size", "crop_size"] {
+        let Some(n) = v.get(key).and_then(|n| n.as_u64()) else {
+            continue;
+        };
+        v[key] = if key == "size" && shortest {
+            serde_json::json!({ "shortest_edge": n })
+        } else {
+            serde_json::json!({ "height": n, "width": n })
+        };
+    }
+}
+
 /// `{height, width}` of a processor size map.
 fn hw(m: Option<&BTreeMap<String, usize>>) -> (Option<usize>, Option<usize>) {
     (
@@ -89,8 +111,15 @@ impl ImageProcessorConfig {
     /// defaults for `side`-pixel square inputs when it has none.
     pub fn read(files: &ModelFiles, side: usize) -> Result<(Self, Vec<String>)> {
         let name = "preprocessor_config.json";
-        Ok(match files.json(name)? {
-            Some(p) => (p, Vec::new()),
+        Ok(match files.json::<serde_json::Value>(name)? {
+            Some(mut v) => {
+                legacy_sizes(&mut v);
+                let p = serde_json::from_value(v).map_err(|e| Error::Config {
+                    path: files.path(name),
+                    msg: format!("invalid image processor config: {e}"),
+                })?;
+                (p, Vec::new())
+            }
             None => {
                 let p = files.path(name).display().to_string();
                 let warning = format!("{p}: missing; using ViTImageProcessor defaults");

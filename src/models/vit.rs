@@ -22,7 +22,7 @@ pub use super::vision::{ImageProcessorConfig, Prediction};
 use super::vit_arch::{input_side, positions, PREFIXES};
 use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Constant, Graph};
-use crate::ops::{Act, Layout};
+use crate::ops::Act;
 use crate::tensor::{DType, Tensor};
 use image::RgbImage;
 use std::sync::Arc;
@@ -51,7 +51,7 @@ enum Classifier {
 }
 
 struct VitWeights {
-    patch: Linear,
+    patch: PatchEmbedding,
     cls: Arc<Constant>,
     /// DeiT's distillation token (after CLS).
     dist: Option<Arc<Constant>>,
@@ -90,7 +90,6 @@ impl VitWeights {
             masking: Masking::Bidirectional,
         };
         let (e, layers) = (vb.pp("embeddings"), vb.pp("encoder.layer"));
-        let proj = e.pp("patch_embeddings.projection");
         let has_pooler = !with_classifier && vb.contains("pooler.dense.weight");
         let dist = vb.contains("embeddings.distillation_token");
         let classifier = match (with_classifier, vb.contains("cls_classifier.weight")) {
@@ -121,16 +120,7 @@ impl VitWeights {
             pooler: (has_pooler)
                 .then(|| Linear::load(&vb.pp("pooler.dense"), h, h))
                 .transpose()?,
-            // The patch conv as a matmul over flattened patches: [h, c·p·p].
-            patch: Linear {
-                w: vb.opts().weight(
-                    proj.key("weight"),
-                    proj.tensor("weight", &[h, ch, p, p])?
-                        .reshape(&[h, ch * p * p])?,
-                )?,
-                b: Some(proj.param("bias", &[h])?),
-                layout: Layout::NxK,
-            },
+            patch: PatchEmbedding::load(&e.pp("patch_embeddings.projection"), h, ch, p, true)?,
             cls: e.param("cls_token", &[1, 1, h])?,
             dist: dist
                 .then(|| e.param("distillation_token", &[1, 1, h]))
@@ -273,28 +263,21 @@ impl Vit {
         let (gs, w) = (s / p, &self.w);
         let mut g = Graph::new();
         let pix = g.input("pixel_values", &[b, ch, s, s], DType::F32)?;
-        let x = g.reshape(pix, &[b, ch, gs, p, gs, p])?;
-        let x = g.permute(x, &[0, 2, 4, 1, 3, 5])?;
-        let x = g.reshape(x, &[b, gs * gs, ch * p * p])?;
-        let x = w.patch.forward(&mut g, x)?;
-        let mut tokens = vec![g.constant(&w.cls)?];
-        if let Some(d) = &w.dist {
-            tokens.push(g.constant(d)?);
-        }
-        let mut parts = Vec::with_capacity(3);
-        for t in tokens {
-            parts.push(g.expand(t, &[b, 1, h])?);
-        }
-        parts.push(x);
-        let x = g.concat(&parts, 1)?;
+        let x = w.patch.forward(&mut g, pix, b, s)?;
+        let x = prepend_tokens(
+            &mut g,
+            &[&w.cls].into_iter().chain(&w.dist).collect::<Vec<_>>(),
+            x,
+        )?;
         let pos = g.constant(&w.pos)?;
         let mut x = g.add(x, pos)?;
         let regs = self.config.registers();
         if let Some(r) = &w.registers {
-            let r = g.constant(r)?;
-            let r = g.expand(r, &[b, regs, h])?;
-            let (cls, patches) = (g.slice(x, 1, 0, 1)?, g.slice(x, 1, 1, 1 + gs * gs)?);
-            x = g.concat(&[cls, r, patches], 1)?;
+            // Registers go between CLS and the patches, after the position embeddings.
+            let patches = g.slice(x, 1, 1, 1 + gs * gs)?;
+            let cls = g.slice(x, 1, 0, 1)?;
+            let rest = prepend_tokens(&mut g, &[r], patches)?;
+            x = g.concat(&[cls, rest], 1)?;
         }
         for layer in &w.layers {
             x = layer.forward(&mut g, x, None, None)?;

@@ -20,6 +20,8 @@ pub enum Act {
     Erf,
     Relu,
     Tanh,
+    /// x * sigmoid(1.702 x) — CLIP's `quick_gelu`.
+    QuickGelu,
 }
 
 impl Act {
@@ -34,6 +36,7 @@ impl Act {
             Act::Erf => 5,
             Act::Relu => 6,
             Act::Tanh => 7,
+            Act::QuickGelu => 8,
         }
     }
 
@@ -52,6 +55,11 @@ impl Act {
             Act::Erf => libm::erf(x),
             Act::Relu => x.max(0.0),
             Act::Tanh => x.tanh(),
+            // torch: x * sigmoid(1.702 * x), the product 1.702 * x in f32.
+            Act::QuickGelu => {
+                let z = (1.702f32 * x as f32) as f64;
+                x / (1.0 + (-z).exp())
+            }
         };
         y as f32
     }
@@ -65,9 +73,10 @@ impl Act {
             "relu" => Act::Relu,
             "sigmoid" => Act::Sigmoid,
             "tanh" => Act::Tanh,
+            "quick_gelu" => Act::QuickGelu,
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "unsupported activation '{other}' (supported: gelu, gelu_new, gelu_pytorch_tanh, silu, relu, sigmoid)"
+                    "unsupported activation '{other}' (supported: gelu, gelu_new, gelu_pytorch_tanh, quick_gelu, silu, relu, sigmoid, tanh)"
                 )))
             }
         })
@@ -90,6 +99,7 @@ impl Op for Activation {
             Act::Erf => "erf",
             Act::Relu => "relu",
             Act::Tanh => "tanh",
+            Act::QuickGelu => "quick_gelu",
         }
     }
 

@@ -162,6 +162,7 @@ fn activations(rng: &mut Rng) -> Result<Vec<OpCase>> {
         Act::Sigmoid,
         Act::Relu,
         Act::Tanh,
+        Act::QuickGelu,
     ] {
         for &n in &SIZES {
             out.push(unary(act, &[n], rng, -8.0, 8.0)?);

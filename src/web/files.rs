@@ -85,6 +85,10 @@ impl FolderSource {
             ModelKind::Gpt2 => f.add("tokenizer.json").await?,
             ModelKind::Vit => f.add("preprocessor_config.json").await?,
             ModelKind::Yolo => {}
+            ModelKind::Clip => {
+                f.add("tokenizer.json").await?;
+                f.add("preprocessor_config.json").await?;
+            }
         }
         f.add("model.safetensors").await?;
         Ok(f.files)

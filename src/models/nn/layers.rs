@@ -26,6 +26,15 @@ impl Linear {
         })
     }
 
+    /// `nn.Linear(d_in, d_out, bias=False)` at `vb`: `weight` [d_out, d_in] only.
+    pub fn load_no_bias(vb: &Vars, d_in: usize, d_out: usize) -> Result<Linear> {
+        Ok(Linear {
+            w: vb.weight("weight", &[d_out, d_in])?,
+            b: None,
+            layout: Layout::NxK,
+        })
+    }
+
     /// `nn.Linear(d_in, d_out)` at `vb` followed by a per-output scale (DINOv2's layer scale:
     /// `x·Wᵀ·diag(s) + b·s`), folded into the weight and bias before they are stored.
     pub fn load_scaled(vb: &Vars, d_in: usize, d_out: usize, scale: &[f32]) -> Result<Linear> {

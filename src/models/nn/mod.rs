@@ -1,13 +1,15 @@
 //! Shared layers: a prefix-scoped weight source ([`Vars`]), [`Linear`], [`LayerNorm`],
-//! [`Embedding`] and one [`TransformerLayer`] (pre- or post-norm, fused QKV attention,
+//! [`Embedding`], the vision transformers' [`PatchEmbedding`], and one [`TransformerLayer`] (pre- or post-norm, fused QKV attention,
 //! optional KV cache). Weight names follow the HF module tree: a model scopes [`Vars`] the way
 //! its modules nest, so every name is written once.
 
 mod layers;
+mod patches;
 mod transformer;
 mod vars;
 
 pub use layers::{Embedding, LayerNorm, Linear};
+pub use patches::{prepend_tokens, PatchEmbedding};
 pub use transformer::{
     self_attention, KvCache, LayerNames, LayerShape, Masking, Norm, Qkv, TransformerLayer,
 };

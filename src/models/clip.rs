@@ -1,0 +1,481 @@
+//! CLIP (HF `CLIPModel`): a text tower and a vision tower that embed into one space, for
+//! image–text search and zero-shot labels.
+//!
+//! ```text
+//! ids ─ token_emb + pos_emb ─ [× L pre-norm causal TransformerLayer] ─ final LN ─ state at EOS ─ text_projection ─ text_embeds
+//! pixels ─ patches (conv, no bias) ─ [CLS] ─ + pos_emb ─ pre_layrnorm ─ [× L pre-norm TransformerLayer]
+//!        ─ CLS ─ post_layernorm ─ visual_projection ─ image_embeds
+//! logits_per_image = exp(logit_scale) · normalize(image_embeds) · normalize(text_embeds)ᵀ
+//! ```
+//! Both towers are the shared [`TransformerLayer`] with quick_gelu MLPs; the vision front end is
+//! the ViT family's [`PatchEmbedding`]. The similarity itself (a few hundred dot products) is
+//! computed on the host from the read-back embeddings.
+
+use super::clip_config::ClipConfig;
+use super::files::ModelFiles;
+use super::loader::{Folder, Loaded};
+use super::nn::*;
+use super::options::LoadOptions;
+use super::runner::Runner;
+use super::text::{TextEncoder, TokenBatch};
+use super::vision::ImageProcessorConfig;
+use crate::error::{check_finite, Error, Result};
+use crate::graph::{Backend, Constant, Graph};
+use crate::ops::Act;
+use crate::tensor::{DType, Tensor};
+use image::RgbImage;
+use std::sync::Arc;
+
+/// The module names of one layer of either tower.
+const LAYER: LayerNames = LayerNames {
+    qkv: Qkv::Separate(["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]),
+    attn_out: "self_attn.out_proj",
+    attn_norm: "layer_norm1",
+    mlp_in: "mlp.fc1",
+    mlp_out: "mlp.fc2",
+    mlp_norm: "layer_norm2",
+    layer_scale: None,
+};
+
+/// Outputs of the text tower, padded like the input.
+#[derive(Clone, Debug)]
+pub struct ClipTextOutput {
+    /// [batch, seq, hidden] after the final LayerNorm.
+    pub last_hidden_state: Tensor,
+    /// [batch, hidden]: the final state at each row's EOS.
+    pub pooler_output: Tensor,
+    /// [batch, projection_dim]: `text_projection(pooler_output)`, not normalized.
+    pub text_embeds: Tensor,
+}
+
+/// Outputs of the vision tower.
+#[derive(Clone, Debug)]
+pub struct ClipVisionOutput {
+    /// [batch, tokens, hidden] (before `post_layernorm`, as transformers returns it).
+    pub last_hidden_state: Tensor,
+    /// [batch, hidden]: `post_layernorm(CLS)`.
+    pub pooler_output: Tensor,
+    /// [batch, projection_dim]: `visual_projection(pooler_output)`, not normalized.
+    pub image_embeds: Tensor,
+}
+
+/// One label's zero-shot probability.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LabelScore {
+    pub label: String,
+    pub score: f32,
+}
+
+fn tower(vb: &Vars, layers: usize, shape: LayerShape) -> Result<Vec<TransformerLayer>> {
+    TransformerLayer::stack(&vb.pp("encoder.layers"), layers, &LAYER, shape)
+}
+
+fn shape(
+    w: usize,
+    inner: usize,
+    heads: usize,
+    eps: f64,
+    act: &str,
+    m: Masking,
+) -> Result<LayerShape> {
+    Ok(LayerShape {
+        width: w,
+        inner,
+        heads,
+        eps,
+        act: Act::from_hf(act)?,
+        norm: Norm::Pre,
+        masking: m,
+    })
+}
+
+struct TextTower {
+    tok: Embedding,
+    pos: Embedding,
+    layers: Vec<TransformerLayer>,
+    norm: LayerNorm,
+    proj: Linear,
+}
+
+struct VisionTower {
+    patch: PatchEmbedding,
+    cls: Arc<Constant>,
+    pos: Arc<Constant>,
+    pre: LayerNorm,
+    layers: Vec<TransformerLayer>,
+    post: LayerNorm,
+    proj: Linear,
+}
+
+struct ClipWeights {
+    text: TextTower,
+    vision: VisionTower,
+    logit_scale: f32,
+}
+
+impl ClipWeights {
+    fn load(c: &ClipConfig, vb: &Vars) -> Result<ClipWeights> {
+        let (t, v, d) = (&c.text_config, &c.vision_config, c.projection_dim);
+        let (tv, vv) = (vb.pp("text_model"), vb.pp("vision_model"));
+        let (te, ve) = (tv.pp("embeddings"), vv.pp("embeddings"));
+        let th = t.hidden_size;
+        let text = TextTower {
+            tok: Embedding::load(&te.pp("token_embedding"), t.vocab_size, th)?,
+            pos: Embedding::load(&te.pp("position_embedding"), t.max_position_embeddings, th)?,
+            layers: tower(
+                &tv,
+                t.num_hidden_layers,
+                shape(
+                    th,
+                    t.intermediate_size,
+                    t.num_attention_heads,
+                    t.layer_norm_eps,
+                    &t.hidden_act,
+                    Masking::Causal,
+                )?,
+            )?,
+            norm: LayerNorm::load(&tv.pp("final_layer_norm"), th, t.layer_norm_eps)?,
+            proj: Linear::load_no_bias(&vb.pp("text_projection"), th, d)?,
+        };
+        let (h, p) = (v.hidden_size, v.patch_size);
+        let tokens = (v.image_size / p).pow(2) + 1;
+        let cls = ve.tensor("class_embedding", &[h])?.reshape(&[1, 1, h])?;
+        let pos = (ve.pp("position_embedding"))
+            .tensor("weight", &[tokens, h])?
+            .reshape(&[1, tokens, h])?;
+        let vision = VisionTower {
+            patch: PatchEmbedding::load(&ve.pp("patch_embedding"), h, v.num_channels, p, false)?,
+            cls: Constant::new(ve.key("class_embedding"), cls),
+            pos: Constant::new(ve.pp("position_embedding").key("weight"), pos),
+            pre: LayerNorm::load(&vv.pp("pre_layrnorm"), h, v.layer_norm_eps)?,
+            layers: tower(
+                &vv,
+                v.num_hidden_layers,
+                shape(
+                    h,
+                    v.intermediate_size,
+                    v.num_attention_heads,
+                    v.layer_norm_eps,
+                    &v.hidden_act,
+                    Masking::Bidirectional,
+                )?,
+            )?,
+            post: LayerNorm::load(&vv.pp("post_layernorm"), h, v.layer_norm_eps)?,
+            proj: Linear::load_no_bias(&vb.pp("visual_projection"), h, d)?,
+        };
+        // A 0-dim tensor in the file; the weights reader gives scalars the shape [1].
+        let scale = vb.tensor("logit_scale", &[1])?.as_f32()?[0];
+        if !scale.is_finite() || scale > 50.0 {
+            return Err(Error::InvalidArgument(format!(
+                "logit_scale {scale} is not a usable log temperature"
+            )));
+        }
+        Ok(ClipWeights {
+            text,
+            vision,
+            logit_scale: scale,
+        })
+    }
+}
+
+/// What a compiled plan runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Key {
+    Text(usize, usize),
+    Vision(usize),
+}
+
+/// A loaded CLIP model. `Send + Sync`.
+pub struct Clip {
+    name: String,
+    config: ClipConfig,
+    processor: ImageProcessorConfig,
+    text: TextEncoder,
+    w: Arc<Loaded<ClipWeights>>,
+    max_batch: usize,
+    runner: Runner<Key>,
+    warnings: Vec<String>,
+}
+
+impl Clip {
+    /// Loads a `CLIPModel` folder (config.json, model.safetensors, tokenizer.json,
+    /// preprocessor_config.json), in memory or on disk.
+    pub fn from_files(backend: Backend, files: &ModelFiles, opts: &LoadOptions) -> Result<Clip> {
+        let f: Folder<ClipConfig> = Folder::open(files, &[], "logit_scale")?;
+        let v = &f.config.vision_config;
+        let (processor, mut warnings) = ImageProcessorConfig::read(files, v.image_size)?;
+        processor
+            .check(v.num_channels, v.image_size)
+            .map_err(|e| match e {
+                Error::InvalidArgument(msg) => Error::Config {
+                    path: files.path("preprocessor_config.json"),
+                    msg,
+                },
+                other => other,
+            })?;
+        let tokenizer = f.tokenizer()?;
+        let w = f.load(opts, &["position_ids"], |vb| {
+            ClipWeights::load(&f.config, vb)
+        })?;
+        warnings.extend(w.warnings.iter().cloned());
+        let max_len = f.config.text_config.max_position_embeddings;
+        Ok(Clip {
+            name: files.name(),
+            text: TextEncoder::new(tokenizer, max_len)?,
+            config: f.config,
+            processor,
+            w,
+            max_batch: 32,
+            runner: Runner::new(backend, 12),
+            warnings,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn config(&self) -> &ClipConfig {
+        &self.config
+    }
+    pub fn backend(&self) -> &Backend {
+        self.runner.backend()
+    }
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    /// Width of the shared embedding space.
+    pub fn dim(&self) -> usize {
+        self.config.projection_dim
+    }
+    /// Longest token sequence (special tokens included); longer texts are cut.
+    pub fn max_len(&self) -> usize {
+        self.text.max_len()
+    }
+    /// `exp(logit_scale)`: what cosine similarities are multiplied by before the softmax.
+    pub fn logit_scale(&self) -> f32 {
+        self.w.logit_scale.exp()
+    }
+    /// Device memory of the largest plan run so far, and the dispatches of the last one.
+    pub fn memory_and_dispatches(&self) -> (u64, usize) {
+        self.runner.memory_and_dispatches()
+    }
+    /// Kernels the last forward ran.
+    pub fn kernels(&self) -> Vec<String> {
+        self.runner.kernels()
+    }
+    /// Texts or images per forward pass (larger inputs are split).
+    pub fn set_max_batch(&mut self, n: usize) {
+        self.max_batch = n.max(1);
+    }
+    #[cfg(feature = "images")]
+    pub(crate) fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        self.text.tokenizer()
+    }
+
+    /// Tokenizes texts (cut to `max_len`) into a padded batch.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<TokenBatch> {
+        TokenBatch::pad(&self.text.encode(texts)?)
+    }
+
+    /// Preprocesses decoded RGB pixels as the checkpoint's image processor does: [3, S, S].
+    pub fn preprocess_rgb(&self, img: &RgbImage) -> Result<Tensor> {
+        self.processor
+            .preprocess(img, self.config.vision_config.image_size)
+    }
+
+    fn text_graph(&self, b: usize, s: usize) -> Result<Graph> {
+        let (t, h) = (&self.w.text, self.config.text_config.hidden_size);
+        let mut g = Graph::new();
+        let ids = ids_input(&mut g, "input_ids", &[b, s])?;
+        let pos = ids_input(&mut g, "position_ids", &[b, s])?;
+        let mask = g.input("attention_bias", &[b, s], DType::F32)?;
+        let rows = ids_input(&mut g, "pooled_rows", &[b])?;
+        let x = t.tok.forward(&mut g, ids)?;
+        let p = t.pos.forward(&mut g, pos)?;
+        let mut x = g.add(x, p)?;
+        for layer in &t.layers {
+            x = layer.forward(&mut g, x, Some(mask), None)?;
+        }
+        let x = t.norm.forward(&mut g, x)?;
+        g.output("last_hidden_state", x);
+        let flat = g.reshape(x, &[b * s, h])?;
+        let pooled = g.embedding(flat, rows)?;
+        g.output("pooler_output", pooled);
+        let e = t.proj.forward(&mut g, pooled)?;
+        g.output("text_embeds", e);
+        Ok(g)
+    }
+
+    fn vision_graph(&self, b: usize) -> Result<Graph> {
+        let (v, c) = (&self.w.vision, &self.config.vision_config);
+        let (h, s) = (c.hidden_size, c.image_size);
+        let mut g = Graph::new();
+        let pix = g.input("pixel_values", &[b, c.num_channels, s, s], DType::F32)?;
+        let x = v.patch.forward(&mut g, pix, b, s)?;
+        let x = prepend_tokens(&mut g, &[&v.cls], x)?;
+        let pos = g.constant(&v.pos)?;
+        let x = g.add(x, pos)?;
+        let mut x = v.pre.forward(&mut g, x)?;
+        for layer in &v.layers {
+            x = layer.forward(&mut g, x, None, None)?;
+        }
+        g.output("last_hidden_state", x);
+        let cls = g.slice(x, 1, 0, 1)?;
+        let cls = g.reshape(cls, &[b, h])?;
+        let pooled = v.post.forward(&mut g, cls)?;
+        g.output("pooler_output", pooled);
+        let e = v.proj.forward(&mut g, pooled)?;
+        g.output("image_embeds", e);
+        Ok(g)
+    }
+
+    /// The text tower over a padded batch (at most `max_len` tokens per row).
+    pub async fn text_forward_async(&self, input: &TokenBatch) -> Result<ClipTextOutput> {
+        let c = &self.config.text_config;
+        input.check(c.vocab_size, 1, c.max_position_embeddings)?;
+        let (b, s) = (input.batch, input.seq);
+        let bias = (input.attention_mask.iter())
+            .map(|&m| if m != 0 { 0.0 } else { f32::MIN })
+            .collect();
+        let positions = (0..b).flat_map(|_| 0..s as u32).collect();
+        let rows = c.pooled_rows(&input.input_ids, &input.attention_mask, s);
+        let feeds = [
+            Tensor::from_u32(&[b, s], input.input_ids.clone())?,
+            Tensor::from_u32(&[b, s], positions)?,
+            Tensor::from_f32(&[b, s], bias)?,
+            Tensor::from_u32(&[b], rows)?,
+        ];
+        let refs: Vec<&Tensor> = feeds.iter().collect();
+        let mut out = (self.runner)
+            .run(Key::Text(b, s), || self.text_graph(b, s), &refs)
+            .await?;
+        let text_embeds = out.take("text_embeds")?;
+        check_finite(|| "CLIP text embeddings".into(), text_embeds.as_f32()?)?;
+        Ok(ClipTextOutput {
+            last_hidden_state: out.take("last_hidden_state")?,
+            pooler_output: out.take("pooler_output")?,
+            text_embeds,
+        })
+    }
+
+    /// The vision tower over preprocessed pixel values [batch, 3, S, S].
+    pub async fn vision_forward_async(&self, pixel_values: &Tensor) -> Result<ClipVisionOutput> {
+        let c = &self.config.vision_config;
+        let want = [c.num_channels, c.image_size, c.image_size];
+        let shape = pixel_values.shape();
+        if shape.len() != 4 || shape[1..] != want || shape[0] == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "pixel_values must be [batch, {}, {}, {}], got {shape:?}",
+                want[0], want[1], want[2]
+            )));
+        }
+        let b = shape[0];
+        let mut out = (self.runner)
+            .run(Key::Vision(b), || self.vision_graph(b), &[pixel_values])
+            .await?;
+        let image_embeds = out.take("image_embeds")?;
+        check_finite(|| "CLIP image embeddings".into(), image_embeds.as_f32()?)?;
+        Ok(ClipVisionOutput {
+            last_hidden_state: out.take("last_hidden_state")?,
+            pooler_output: out.take("pooler_output")?,
+            image_embeds,
+        })
+    }
+
+    /// L2-normalized text embeddings (what `embed` prints for a CLIP folder), in input order.
+    pub async fn embed_texts_async(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let encs = self.text.encode(texts)?;
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in encs.chunks(self.max_batch) {
+            let o = self.text_forward_async(&TokenBatch::pad(chunk)?).await?;
+            out.extend(normalized_rows(&o.text_embeds)?);
+        }
+        Ok(out)
+    }
+
+    /// L2-normalized image embeddings of decoded images, in input order.
+    pub async fn embed_images_async(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        if images.is_empty() {
+            return Err(Error::InvalidArgument("no images given".into()));
+        }
+        let s = self.config.vision_config.image_size;
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(self.max_batch) {
+            let mut data = Vec::with_capacity(chunk.len() * 3 * s * s);
+            for img in chunk {
+                data.extend(self.preprocess_rgb(img)?.as_f32()?);
+            }
+            let pix = Tensor::from_f32(&[chunk.len(), 3, s, s], data)?;
+            let o = self.vision_forward_async(&pix).await?;
+            out.extend(normalized_rows(&o.image_embeds)?);
+        }
+        Ok(out)
+    }
+
+    /// `logits_per_image` [images, labels]: `exp(logit_scale)` times the cosine similarity
+    /// of every image with every label, from normalized embeddings.
+    pub fn similarity(&self, images: &[Vec<f32>], texts: &[Vec<f32>]) -> Tensor {
+        let scale = self.logit_scale();
+        let v = images
+            .iter()
+            .flat_map(|i| {
+                texts
+                    .iter()
+                    .map(move |t| scale * i.iter().zip(t).map(|(a, b)| a * b).sum::<f32>())
+            })
+            .collect();
+        Tensor::from_f32(&[images.len(), texts.len()], v).expect("sized")
+    }
+
+    /// Zero-shot classification: per image, the softmax over `labels` of `logits_per_image`,
+    /// best first.
+    pub async fn zero_shot_async(
+        &self,
+        images: &[RgbImage],
+        labels: &[&str],
+    ) -> Result<Vec<Vec<LabelScore>>> {
+        if labels.is_empty() {
+            return Err(Error::InvalidArgument("no labels given".into()));
+        }
+        let texts = self.embed_texts_async(labels).await?;
+        let imgs = self.embed_images_async(images).await?;
+        Ok(self.scores(&self.similarity(&imgs, &texts), labels))
+    }
+
+    /// Softmax of each row of `logits_per_image` with its labels, best first.
+    pub fn scores(&self, logits: &Tensor, labels: &[&str]) -> Vec<Vec<LabelScore>> {
+        let l = logits.as_f32().expect("f32 logits");
+        l.chunks(labels.len().max(1))
+            .map(|row| {
+                let mx = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let e: Vec<f64> = row.iter().map(|&x| ((x - mx) as f64).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                let mut s: Vec<LabelScore> = labels
+                    .iter()
+                    .zip(e)
+                    .map(|(l, e)| LabelScore {
+                        label: l.to_string(),
+                        score: (e / sum) as f32,
+                    })
+                    .collect();
+                s.sort_by(|a, b| b.score.total_cmp(&a.score));
+                s
+            })
+            .collect()
+    }
+}
+
+/// Each row of `t` [n, d] divided by its L2 norm (as transformers' `_get_vector_norm`).
+fn normalized_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let d = t.shape()[1];
+    Ok(t.as_f32()?
+        .chunks(d)
+        .map(|r| {
+            let n = r.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+            r.iter().map(|&x| (x as f64 / n) as f32).collect()
+        })
+        .collect())
+}
