@@ -199,3 +199,88 @@ fn clip_is_detected_and_bad_configs_are_refused() {
     .unwrap();
     assert!(e.to_string().contains("vit"), "{e}");
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// `zero-shot`, `embed` and `embed-image` on a CLIP folder print what the library computes.
+#[test]
+fn clip_cli_commands_print_the_library_results() {
+    let model = dir().display().to_string();
+    let bus = assets().join("bus.jpg").display().to_string();
+    let labels = ["a photo of a bus", "a photo of a cat", "a diagram"];
+    let m = Clip::load(wgpu_infer::Backend::Gpu(common::device()), dir()).unwrap();
+    let want = m.zero_shot(&[&bus], &labels).unwrap();
+    // The form: the images right after the labels.
+    let mut args = vec!["zero-shot", "--quiet", "--model", &model, "--labels"];
+    args.extend(labels);
+    args.push(&bus);
+    let out = cli(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["image"].as_str().unwrap(), bus);
+    let got = v[0]["scores"].as_array().unwrap();
+    assert_eq!(got.len(), 3);
+    for (g, w) in got.iter().zip(&want[0]) {
+        assert_eq!(g["label"].as_str().unwrap(), w.label);
+        assert!((g["score"].as_f64().unwrap() as f32 - w.score).abs() <= 1e-6);
+    }
+    let out = cli(&["embed", "--quiet", "--model", &model, labels[0], labels[1]]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dim"], 24);
+    let want = m.embed_texts(&labels[..2]).unwrap();
+    for (row, w) in v["embeddings"].as_array().unwrap().iter().zip(&want) {
+        assert!(max_diff(&floats(row), w) <= 1e-6);
+        let norm: f32 = w.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "normalized: {norm}");
+    }
+    let out = cli(&["embed-image", "--quiet", "--model", &model, &bus]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = m.embed_images(&[&bus]).unwrap();
+    assert!(max_diff(&floats(&v[0]["embedding"]), &want[0]) <= 1e-6);
+    // Bad uses: no images; --pooling on CLIP; a label past the 32 positions without --truncate.
+    let out = cli(&["zero-shot", "--model", &model, "--labels", "a", "b"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no images"));
+    let out = cli(&["embed", "--model", &model, "--pooling", "cls", "a"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("do not apply to CLIP"));
+    let long = "the quick brown fox jumps over the lazy dog ".repeat(10);
+    let out = cli(&["embed", "--model", &model, &long]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--truncate"));
+}

@@ -2,10 +2,13 @@ use super::ModelArgs;
 use clap::Args;
 use std::io::Read;
 use wgpu_infer::models::bert::Bert;
+use wgpu_infer::models::clip::Clip;
 use wgpu_infer::models::sentence::Pooling;
+use wgpu_infer::models::ModelKind;
 use wgpu_infer::{Error, Result};
 
-/// `--model`: a BERT / sentence-transformers folder.
+/// `--model`: a BERT-family / sentence-transformers folder, or a CLIP folder (its normalized
+/// text embeddings).
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
     #[command(flatten)]
@@ -27,7 +30,7 @@ pub struct EmbedArgs {
 /// Most bytes of text read from stdin.
 const MAX_STDIN: u64 = 256 << 20;
 
-pub fn run(args: EmbedArgs) -> Result<()> {
+pub fn run(mut args: EmbedArgs) -> Result<()> {
     let texts: Vec<String> = if args.texts.is_empty() {
         // Read up to a limit: one byte past it says the input is too large.
         let mut all = String::new();
@@ -47,12 +50,15 @@ pub fn run(args: EmbedArgs) -> Result<()> {
             .map(str::to_string)
             .collect()
     } else {
-        args.texts
+        std::mem::take(&mut args.texts)
     };
     if texts.is_empty() {
         return Err(Error::InvalidArgument(
             "no texts: pass them as arguments or one per line on stdin".into(),
         ));
+    }
+    if super::folder_kind(&args.model)? == Some(ModelKind::Clip) {
+        return embed_clip(&args, &texts);
     }
     let mut model = super::load(
         &args.model,
@@ -75,6 +81,12 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         })?;
     }
     let emb = model.embed(&refs)?;
+    print_embeddings(model.name(), model.dim(), emb);
+    Ok(())
+}
+
+/// `{"model", "dim", "embeddings"}` on stdout.
+fn print_embeddings(model: &str, dim: usize, embeddings: Vec<Vec<f32>>) {
     #[derive(serde::Serialize)]
     struct Out<'a> {
         model: &'a str,
@@ -82,13 +94,37 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         embeddings: Vec<Vec<f32>>,
     }
     let out = Out {
-        model: model.name(),
-        dim: model.dim(),
-        embeddings: emb,
+        model,
+        dim,
+        embeddings,
     };
     println!(
         "{}",
         serde_json::to_string(&out).expect("plain data serialises")
     );
+}
+
+/// A CLIP folder: normalized text-tower embeddings (`--pooling` does not apply).
+fn embed_clip(args: &EmbedArgs, texts: &[String]) -> Result<()> {
+    if args.pooling.is_some() || args.no_normalize {
+        return Err(Error::InvalidArgument(
+            "--pooling and --no-normalize do not apply to CLIP (its embedding is the projected EOS state, normalized)".into(),
+        ));
+    }
+    let model = super::load(
+        &args.model,
+        |b, d, o| Clip::load_with(b, d, o),
+        Clip::warnings,
+    )?;
+    let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+    if !args.truncate {
+        model.check_lengths(&refs).map_err(|e| match e {
+            Error::InvalidArgument(m) => {
+                Error::InvalidArgument(format!("{m}; pass --truncate to cut it"))
+            }
+            e => e,
+        })?;
+    }
+    print_embeddings(model.name(), model.dim(), model.embed_texts(&refs)?);
     Ok(())
 }

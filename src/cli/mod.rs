@@ -16,16 +16,18 @@ mod serve;
 mod torch_peer;
 mod tune;
 mod web_peer;
+mod zero_shot;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use wgpu_infer::models::ModelKind;
 use wgpu_infer::{Backend, DType, Device, Error, LoadOptions, Result};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "wgpu-infer",
     version,
-    about = "GPU inference with hand-written WGSL kernels: BERT (and RoBERTa, XLM-R, DistilBERT), GPT-2, ViT (and DeiT, DINOv2), YOLOv8"
+    about = "GPU inference with hand-written WGSL kernels: BERT (and RoBERTa, XLM-R, DistilBERT, MPNet), GPT-2, ViT (and DeiT, DINOv2), CLIP, YOLOv8"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,7 +40,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Measure kernels and models on this adapter (GPU vs CPU reference, optionally PyTorch).
     Bench(bench::BenchArgs),
-    /// Sentence embeddings from a BERT / sentence-transformers folder, as JSON.
+    /// Sentence embeddings from a BERT-family / sentence-transformers folder, or normalized
+    /// text embeddings from a CLIP folder, as JSON.
     Embed(embed::EmbedArgs),
     /// Rank documents for a query with a cross-encoder (BertForSequenceClassification, 1 label):
     /// [{"index", "score"}] best first, score = sigmoid(logit) unless --raw-scores.
@@ -47,9 +50,13 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Image classification with a ViT folder: top-k labels per image, as JSON.
     Classify(classify::ClassifyArgs),
-    /// Image embeddings with a ViT / DeiT folder: [{"image", "embedding"}] (the pooler output
-    /// when the checkpoint has one, else the final CLS token).
+    /// Image embeddings with a ViT / DeiT / DINOv2 folder: [{"image", "embedding"}] (the pooler
+    /// output when the checkpoint has one, else the final CLS token); normalized image
+    /// embeddings with a CLIP folder.
     EmbedImage(embed_image::EmbedImageArgs),
+    /// Zero-shot image classification with a CLIP folder: [{"image", "scores": [{"label",
+    /// "score"}]}], the softmax over the labels, best first.
+    ZeroShot(zero_shot::ZeroShotArgs),
     /// Object detection with a YOLOv8 folder: boxes as JSON, optionally an annotated image.
     Detect(detect::DetectArgs),
     /// List a safetensors file's tensors (dtype, shape, bytes) and the detected model type.
@@ -149,6 +156,16 @@ impl ModelArgs {
     }
 }
 
+/// The family of `--model`'s folder, from its config.json (`None` when it has none or the
+/// config does not parse: the family's loader then reports why).
+pub fn folder_kind(args: &ModelArgs) -> Result<Option<ModelKind>> {
+    let dir = args.dir()?;
+    Ok(std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| wgpu_infer::models::parse_config(&t).ok())
+        .map(|c| c.kind()))
+}
+
 /// Loads a model with `load(backend, dir, options)`, with the loading bar and warnings of the
 /// shared flags.
 pub fn load<M>(
@@ -175,6 +192,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
         Command::EmbedImage(a) => embed_image::run(a),
+        Command::ZeroShot(a) => zero_shot::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Serve(a) => serve::run(a),
@@ -187,12 +205,15 @@ pub fn run(cli: Cli) -> Result<()> {
 pub fn describe(e: &Error) -> String {
     match e {
         Error::WrongModel { found, .. } => {
-            let hint = match found.as_str() {
-                "bert" => " (`wgpu-infer embed` runs BERT)",
-                "gpt2" => " (`wgpu-infer generate` runs GPT-2)",
-                "vit" => " (`wgpu-infer classify` runs ViT)",
-                "yolov8" => " (`wgpu-infer detect` runs YOLOv8)",
-                _ => "",
+            let hint = match ModelKind::from_name(found) {
+                Some(ModelKind::Bert) => " (`wgpu-infer embed` / `rerank` run it)",
+                Some(ModelKind::Gpt2) => " (`wgpu-infer generate` runs GPT-2)",
+                Some(ModelKind::Vit) => " (`wgpu-infer classify` / `embed-image` run it)",
+                Some(ModelKind::Yolo) => " (`wgpu-infer detect` runs YOLOv8)",
+                Some(ModelKind::Clip) => {
+                    " (`wgpu-infer zero-shot`, `embed` and `embed-image` run CLIP)"
+                }
+                None => "",
             };
             format!("{e}{hint}")
         }

@@ -275,6 +275,12 @@ impl Clip {
         self.text.tokenizer()
     }
 
+    /// Fails for the first text longer than `max_len` tokens (`embed_texts` cuts such texts,
+    /// as CLIP's tokenizer does with truncation on; call this first to refuse them).
+    pub fn check_lengths(&self, texts: &[&str]) -> Result<()> {
+        self.text.check_lengths(texts)
+    }
+
     /// Tokenizes texts (cut to `max_len`) into a padded batch.
     pub fn tokenize(&self, texts: &[&str]) -> Result<TokenBatch> {
         TokenBatch::pad(&self.text.encode(texts)?)
