@@ -1,5 +1,5 @@
-//! YOLOv8 vs ultralytics on the committed fixture (GPU and CPU): the decoded head output, the
-//! `predict` detections on bus.jpg, letterboxing, and bad inputs.
+//! YOLOv8 and YOLO11 vs ultralytics on the committed fixtures (GPU and CPU): the decoded head
+//! output, the `predict` detections on bus.jpg, letterboxing, and bad inputs.
 
 mod common;
 use common::{assets, compare, record};
@@ -8,8 +8,10 @@ use wgpu_infer::models::yolo::{to_tensor, DetectOptions, Detection, Letterbox, Y
 use wgpu_infer::weights::Weights;
 use wgpu_infer::Tensor;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/yolo/yolov8n")
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/yolo")
+        .join(name)
 }
 
 fn levels_image(t: &Tensor) -> image::RgbImage {
@@ -78,32 +80,40 @@ fn match_detections(label: &str, got: &[Detection], w: &Want) -> (f32, f32) {
 
 #[test]
 fn head_output_matches_ultralytics() {
-    let r = Weights::open(fixture().join("reference.safetensors")).unwrap();
+    head_output_matches_ultralytics_for("yolov8n");
+}
+
+fn head_output_matches_ultralytics_for(name: &str) {
+    let r = Weights::open(fixture(name).join("reference.safetensors")).unwrap();
     let img = levels_image(&r.get_u32("head320.input_levels").unwrap());
     let input = to_tensor(&img).unwrap();
     let want = r.get("head320.decoded").unwrap();
     for backend in common::model_backends() {
-        let m = Yolo::load(backend.clone(), fixture()).unwrap();
+        let m = Yolo::load(backend.clone(), fixture(name)).unwrap();
         assert!(m.warnings().is_empty(), "{:?}", m.warnings());
         let got = m.forward(&input).unwrap();
         assert_eq!(got.shape(), &[1, 84, 2100]);
         let (a, _) = compare(
-            &format!("yolo head {}", common::label(&backend)),
+            &format!("{name} head {}", common::label(&backend)),
             &got,
             &want,
             1e-3,
             0.0,
         );
-        record("yolo head", common::label(&backend), a, 0.0);
+        record(&format!("{name} head"), common::label(&backend), a, 0.0);
     }
-    common::print_table_for("yolo head");
+    common::print_table_for(&format!("{name} head"));
 }
 
 /// ultralytics' exact letterboxed input → our network + NMS + box scaling: the same
 /// detections as `predict` (count, classes, boxes within 1 px, scores within 1e-3).
 #[test]
 fn predict_on_ultralytics_letterboxed_input() {
-    let r = Weights::open(fixture().join("reference.safetensors")).unwrap();
+    predict_on_ultralytics_letterboxed_input_for("yolov8n");
+}
+
+fn predict_on_ultralytics_letterboxed_input_for(name: &str) {
+    let r = Weights::open(fixture(name).join("reference.safetensors")).unwrap();
     let lb_img = levels_image(&r.get_u32("bus640.input_levels").unwrap());
     assert_eq!(lb_img.dimensions(), (480, 640));
     let w = want(&r);
@@ -114,7 +124,7 @@ fn predict_on_ultralytics_letterboxed_input() {
         h: 640,
     };
     for backend in common::model_backends() {
-        let m = Yolo::load(backend.clone(), fixture()).unwrap();
+        let m = Yolo::load(backend.clone(), fixture(name)).unwrap();
         let pred = m.forward(&to_tensor(&lb_img).unwrap()).unwrap();
         let dets = m
             .postprocess(
@@ -124,7 +134,7 @@ fn predict_on_ultralytics_letterboxed_input() {
                 &DetectOptions::default(),
             )
             .unwrap();
-        let label = format!("yolo predict {}", common::label(&backend));
+        let label = format!("{name} predict {}", common::label(&backend));
         let (b, s) = match_detections(&label, &dets, &w);
         println!(
             "PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}",
@@ -146,13 +156,17 @@ fn predict_on_ultralytics_letterboxed_input() {
 /// `predict` (count, classes, boxes within 1 px, scores within 1e-3).
 #[test]
 fn predict_from_an_image_file() {
-    let r = Weights::open(fixture().join("reference.safetensors")).unwrap();
+    predict_from_an_image_file_for("yolov8n");
+}
+
+fn predict_from_an_image_file_for(name: &str) {
+    let r = Weights::open(fixture(name).join("reference.safetensors")).unwrap();
     let w = want(&r);
-    let png = fixture().parent().unwrap().join("bus_decoded.png");
+    let png = fixture("bus_decoded.png");
     for backend in common::model_backends() {
-        let m = Yolo::load(backend.clone(), fixture()).unwrap();
+        let m = Yolo::load(backend.clone(), fixture(name)).unwrap();
         let dets = m.detect(&png, &DetectOptions::default()).unwrap();
-        let label = format!("yolo file {}", common::label(&backend));
+        let label = format!("{name} file {}", common::label(&backend));
         let (b, s) = match_detections(&label, &dets, &w);
         println!(
             "PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}",
@@ -162,7 +176,7 @@ fn predict_from_an_image_file() {
             b <= 1.0 && s <= 1e-3,
             "{label}: box diff {b}, score diff {s}"
         );
-        if common::label(&backend) == "gpu" {
+        if common::label(&backend) == "gpu" && name == "yolov8n" {
             // The annotated image, written where the closing note points.
             let out =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output/bus_annotated.png");
@@ -181,13 +195,16 @@ fn predict_from_an_image_file() {
 /// bus.jpg (boxes within 0.1 px, scores within 1e-4).
 #[test]
 fn predict_from_the_jpeg() {
-    let r = Weights::open(fixture().join("reference.safetensors")).unwrap();
+    predict_from_the_jpeg_for("yolov8n");
+}
+
+fn predict_from_the_jpeg_for(name: &str) {
+    let r = Weights::open(fixture(name).join("reference.safetensors")).unwrap();
     let w = want(&r);
     let bus = assets().join("bus.jpg");
     let img =
         wgpu_infer::imageio::load_rgb_as(&bus, wgpu_infer::imageio::Convention::OpenCv).unwrap();
-    let png = wgpu_infer::imageio::load_rgb(&fixture().parent().unwrap().join("bus_decoded.png"))
-        .unwrap();
+    let png = wgpu_infer::imageio::load_rgb(&fixture("bus_decoded.png")).unwrap();
     assert_eq!(img, png, "bus.jpg decodes to OpenCV's pixels");
     let (lb_img, lb) = Yolo::letterbox(&img, 640, true).unwrap();
     assert_eq!((lb.w, lb.h), (480, 640));
@@ -198,9 +215,9 @@ fn predict_from_the_jpeg() {
         "the letterbox of the JPEG is bit-exact with ultralytics'"
     );
     for backend in common::model_backends() {
-        let m = Yolo::load(backend.clone(), fixture()).unwrap();
+        let m = Yolo::load(backend.clone(), fixture(name)).unwrap();
         let dets = m.detect(&bus, &DetectOptions::default()).unwrap();
-        let label = format!("yolo jpeg {}", common::label(&backend));
+        let label = format!("{name} jpeg {}", common::label(&backend));
         let (b, s) = match_detections(&label, &dets, &w);
         println!(
             "PARITY {label}: {} detections, max box diff {b:.2e} px, max score diff {s:.2e}",
@@ -215,4 +232,32 @@ fn predict_from_the_jpeg() {
             "sorted by score"
         );
     }
+}
+
+/// YOLO11n (C3k2, C2PSA attention, depthwise convs in the head): the head output within 1e-3
+/// of ultralytics' float64 oracle, and `predict`'s detections on bus.jpg.
+#[test]
+fn yolo11_head_output_matches_ultralytics() {
+    head_output_matches_ultralytics_for("yolo11n");
+}
+
+#[test]
+fn yolo11_predict_on_ultralytics_letterboxed_input() {
+    predict_on_ultralytics_letterboxed_input_for("yolo11n");
+}
+
+#[test]
+fn yolo11_predict_from_the_jpeg() {
+    predict_from_the_jpeg_for("yolo11n");
+}
+
+#[test]
+fn yolo11_is_detected() {
+    let text = std::fs::read_to_string(fixture("yolo11n").join("config.json")).unwrap();
+    let c = wgpu_infer::models::parse_config(&text).unwrap();
+    assert_eq!(c.model_type(), "yolo11");
+    let w = Weights::open(fixture("yolo11n").join("model.safetensors")).unwrap();
+    assert_eq!(wgpu_infer::models::detect_model_type(&w), Some("yolo11"));
+    let w = Weights::open(fixture("yolov8n").join("model.safetensors")).unwrap();
+    assert_eq!(wgpu_infer::models::detect_model_type(&w), Some("yolov8"));
 }

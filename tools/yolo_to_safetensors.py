@@ -1,9 +1,11 @@
-"""Converts an ultralytics YOLOv8 checkpoint (.pt) into the folder wgpu-infer loads:
+"""Converts an ultralytics YOLOv8 or YOLO11 checkpoint (.pt) into the folder wgpu-infer loads:
 model.safetensors (the model's own state_dict key names, BatchNorm running stats included,
-num_batches_tracked dropped) and config.json {"model_type": "yolov8", "names": [...]}.
+num_batches_tracked dropped) and config.json {"model_type": "yolov8" | "yolo11", "names": [...]}
+(yolo11 when the network has C3k2 blocks).
 
 Run where ultralytics is installed:
     python tools/yolo_to_safetensors.py yolov8n.pt out/yolov8n [--f16]
+    python tools/yolo_to_safetensors.py yolo11n.pt out/yolo11n [--f16]
 """
 import argparse
 import json
@@ -25,8 +27,10 @@ def export(model, out_dir, f16=False):
     names = [names[i] for i in range(len(names))] if isinstance(names, dict) else list(names)
     os.makedirs(out_dir, exist_ok=True)
     save_file(sd, os.path.join(out_dir, "model.safetensors"))
+    kinds = {type(m).__name__ for m in model.modules()}
+    model_type = "yolo11" if "C3k2" in kinds else "yolov8"
     with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump({"model_type": "yolov8", "names": names}, f, indent=2, ensure_ascii=False)
+        json.dump({"model_type": model_type, "names": names}, f, indent=2, ensure_ascii=False)
     return sd
 
 

@@ -26,6 +26,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(c) => c.model_type.clone(),
             ModelConfig::Vit(c) => c.model_type.clone(),
+            ModelConfig::Yolo(c) => c.model_type.clone(),
             other => other.kind().name().to_string(),
         }
     }
@@ -83,6 +84,7 @@ pub fn detect_model_type(w: &Weights) -> Option<&'static str> {
         ModelKind::Vit if has("embeddings.register_tokens") => "dinov2_with_registers",
         ModelKind::Vit if has(".layer_scale1.") => "dinov2",
         ModelKind::Vit if has("embeddings.distillation_token") => "deit",
+        ModelKind::Yolo if has("model.10.m.0.attn.qkv.") => "yolo11",
         k => k.name(),
     })
 }

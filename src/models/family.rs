@@ -36,7 +36,7 @@ impl ModelKind {
             ModelKind::Bert => &["bert", "roberta", "xlm-roberta", "distilbert", "mpnet"],
             ModelKind::Gpt2 => &["gpt2"],
             ModelKind::Vit => &["vit", "deit", "dinov2", "dinov2_with_registers"],
-            ModelKind::Yolo => &["yolov8"],
+            ModelKind::Yolo => &["yolov8", "yolo11"],
             ModelKind::Clip => &["clip"],
         }
     }

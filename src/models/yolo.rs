@@ -1,4 +1,4 @@
-//! YOLOv8 detection (ultralytics): image → letterbox → backbone/neck/head on the device →
+//! YOLOv8 and YOLO11 detection (ultralytics): image → letterbox → backbone/neck/head on the device →
 //! decoded boxes and class scores on the device → class-aware NMS on the CPU → boxes in the
 //! original image's pixels (see [`super::detect`]).
 //!
@@ -10,6 +10,9 @@
 //!                       └────────────────── concat ─ C2f (P3) ─ Conv ─ concat ─ C2f (P4) ─ Conv ─ concat ─ C2f (P5)
 //!                                                      └──────────── Detect (DFL boxes, sigmoid scores) ───────┘
 //! ```
+//! YOLO11 is the same graph with C3k2 blocks in place of C2f (bottlenecks or C3k inside), a
+//! C2PSA attention block after SPPF (layer 10, so the neck and head indices shift by one), and
+//! depthwise convs in the Detect head's class branches ([`super::yolo_blocks`]).
 //! Width and depth (n/s/m/l/x) come from the tensor shapes. BatchNorm is folded into the conv
 //! weights at load; every Conv is conv2d + bias + SiLU in one kernel.
 
@@ -23,7 +26,7 @@ use super::loader::{Folder, Loaded};
 use super::nn::Vars;
 use super::options::LoadOptions;
 use super::runner::Runner;
-use super::yolo_blocks::{branch, run_branch, Branch, C2f, Conv, REG_MAX};
+use super::yolo_blocks::{branch, run_branch, Branch, C2f, C2psa, Conv, REG_MAX};
 use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Graph};
 use crate::ops::yolo_decode::YoloDecode;
@@ -45,10 +48,11 @@ pub struct YoloConfig {
 impl FamilyConfig for YoloConfig {
     const KIND: ModelKind = ModelKind::Yolo;
     fn check(&self) -> std::result::Result<(), String> {
-        if self.model_type != "yolov8" {
+        if !Self::KIND.model_types().contains(&self.model_type.as_str()) {
             return Err(format!(
-                "model_type is '{}', expected 'yolov8'",
-                self.model_type
+                "model_type is '{}', expected one of {:?}",
+                self.model_type,
+                Self::KIND.model_types()
             ));
         }
         if self.names.is_empty() || self.names.len() > 10_000 {
@@ -61,21 +65,27 @@ impl FamilyConfig for YoloConfig {
     }
 }
 
-/// The network, by ultralytics layer index (`model.N`).
+/// The network, by ultralytics layer index (`model.N`; YOLO11's index after layer 9 in
+/// brackets).
 struct YoloWeights {
-    /// Strided Convs: layers 0, 1, 3, 5, 7 (backbone) and 16, 19 (neck).
+    /// Strided Convs: layers 0, 1, 3, 5, 7 (backbone) and 16, 19 [17, 20] (neck).
     convs: [Conv; 7],
-    /// C2f blocks: layers 2, 4, 6, 8 (backbone) and 12, 15, 18, 21 (neck).
+    /// C2f [C3k2] blocks: layers 2, 4, 6, 8 (backbone) and 12, 15, 18, 21 [13, 16, 19, 22].
     c2f: [C2f; 8],
     /// SPPF (layer 9): cv1, three 5x5 max pools, cv2.
     sppf: (Conv, Conv),
-    /// Detect (layer 22): per level, the box branch (cv2) and the class branch (cv3).
+    /// YOLO11's C2PSA (layer 10).
+    psa: Option<C2psa>,
+    /// Detect (layer 22 [23]): per level, the box branch (cv2) and the class branch (cv3).
     detect: Vec<(Branch, Branch)>,
 }
 
 impl YoloWeights {
-    fn load(vb: &Vars, nc: usize) -> Result<YoloWeights> {
+    fn load(vb: &Vars, nc: usize, yolo11: bool) -> Result<YoloWeights> {
         let m = vb.pp("model");
+        // Layers after SPPF shift by one in YOLO11 (C2PSA is layer 10); its C3k2 blocks all
+        // have residual bottlenecks, YOLOv8's neck C2f none.
+        let after = |i: usize| i + yolo11 as usize;
         let conv = |i: usize| Conv::load_bn(&m.pp(i));
         let c2f = |i: usize, shortcut| C2f::load(&m.pp(i), shortcut);
         let convs = [
@@ -84,24 +94,25 @@ impl YoloWeights {
             conv(3)?,
             conv(5)?,
             conv(7)?,
-            conv(16)?,
-            conv(19)?,
+            conv(after(16))?,
+            conv(after(19))?,
         ];
         let c2f = [
             c2f(2, true)?,
             c2f(4, true)?,
             c2f(6, true)?,
             c2f(8, true)?,
-            c2f(12, false)?,
-            c2f(15, false)?,
-            c2f(18, false)?,
-            c2f(21, false)?,
+            c2f(after(12), yolo11)?,
+            c2f(after(15), yolo11)?,
+            c2f(after(18), yolo11)?,
+            c2f(after(21), yolo11)?,
         ];
         let sppf = (
             Conv::load_bn(&m.pp("9.cv1"))?,
             Conv::load_bn(&m.pp("9.cv2"))?,
         );
-        let d = m.pp(22);
+        let psa = yolo11.then(|| C2psa::load(&m.pp(10))).transpose()?;
+        let d = m.pp(after(22));
         let mut detect = Vec::with_capacity(3);
         for l in 0..3 {
             let (bx, cl) = (
@@ -121,7 +132,8 @@ impl YoloWeights {
         let dfl = d.tensor_as_stored("dfl.conv.weight")?;
         if dfl.numel() != REG_MAX {
             return Err(vb.error(format!(
-                "model.22.dfl.conv.weight has {} values, expected {REG_MAX}",
+                "{} has {} values, expected {REG_MAX}",
+                d.key("dfl.conv.weight"),
                 dfl.numel()
             )));
         }
@@ -129,6 +141,7 @@ impl YoloWeights {
             convs,
             c2f,
             sppf,
+            psa,
             detect,
         })
     }
@@ -151,8 +164,9 @@ impl Yolo {
         let f: Folder<YoloConfig> = Folder::open(files, &[], "model.0.conv.weight")?;
         let nc = f.config.names.len();
         let opts = LoadOptions::default();
+        let yolo11 = f.config.model_type == "yolo11";
         let w = f.load(&opts, &["num_batches_tracked"], |vb| {
-            YoloWeights::load(vb, nc)
+            YoloWeights::load(vb, nc, yolo11)
         })?;
         Ok(Yolo {
             name: files.name(),
@@ -210,7 +224,10 @@ impl Yolo {
         let y2 = g.maxpool2d(y1, 5, 1, 2)?;
         let y3 = g.maxpool2d(y2, 5, 1, 2)?;
         let cat = g.concat(&[y0, y1, y2, y3], 1)?;
-        let p5 = wt.sppf.1.forward(g, cat, 1, silu)?;
+        let mut p5 = wt.sppf.1.forward(g, cat, 1, silu)?;
+        if let Some(psa) = &wt.psa {
+            p5 = psa.forward(g, p5)?;
+        }
         // Neck.
         let up = g.upsample_nearest(p5, 2)?;
         let cat = g.concat(&[up, p4], 1)?;

@@ -1,5 +1,7 @@
 //! The building blocks of ultralytics detectors: `Conv` (conv + folded BatchNorm + SiLU in
-//! one kernel), `C2f`, and the Detect head's branches, loaded by their `state_dict` names.
+//! one kernel; grouped / depthwise when its weight says so), `C2f` (YOLOv8) and `C3k2`
+//! (YOLO11: a C2f whose blocks are bottlenecks or `C3k`), YOLO11's `C2PSA` attention block,
+//! and the Detect head's branches, loaded by their `state_dict` names.
 
 use super::nn::Vars;
 use crate::error::{Error, Result};
@@ -104,10 +106,20 @@ impl Conv {
         act: Act,
         res: Option<ValueId>,
     ) -> Result<ValueId> {
-        let k = self.w.tensor().shape()[2];
+        let ws = self.w.tensor().shape();
+        let (k, per_group) = (ws[2], ws[1]);
+        // Grouped when the weight sees fewer input channels than x has (DWConv: one each).
+        let c_in = g.shape(x)[1];
+        if per_group == 0 || !c_in.is_multiple_of(per_group) {
+            return Err(Error::Graph(format!(
+                "conv {}: {c_in} input channels are not groups of {per_group}",
+                self.w.name()
+            )));
+        }
         let op = Conv2d {
             stride: [stride, stride],
             padding: [k / 2, k / 2],
+            groups: c_in / per_group,
             act,
             ..Default::default()
         };
@@ -116,12 +128,71 @@ impl Conv {
     }
 }
 
-/// C2f: cv1, split in halves, a chain of bottlenecks (with residuals in the backbone), concat,
-/// cv2.
+/// `Bottleneck`: `cv2(cv1(x))`, plus x when it has a shortcut.
+type Bottleneck = (Conv, Conv);
+
+fn bottleneck(vb: &Vars) -> Result<Bottleneck> {
+    Ok((Conv::load_bn(&vb.pp("cv1"))?, Conv::load_bn(&vb.pp("cv2"))?))
+}
+
+fn run_bottleneck(g: &mut Graph, x: ValueId, b: &Bottleneck, shortcut: bool) -> Result<ValueId> {
+    let t = b.0.forward(g, x, 1, Act::Silu)?;
+    b.1.forward_res(g, t, 1, Act::Silu, shortcut.then_some(x))
+}
+
+/// YOLO11's `C3k`: `cv3(cat(bottlenecks(cv1(x)), cv2(x)))`.
+pub(crate) struct C3k {
+    cv1: Conv,
+    cv2: Conv,
+    cv3: Conv,
+    m: Vec<Bottleneck>,
+}
+
+/// One block of a C2f / C3k2 chain.
+enum Block {
+    Bottleneck(Bottleneck),
+    C3k(C3k),
+}
+
+impl Block {
+    fn load(vb: &Vars) -> Result<Block> {
+        if !vb.contains("cv3.conv.weight") {
+            return Ok(Block::Bottleneck(bottleneck(vb)?));
+        }
+        let mut m = Vec::new();
+        while vb.contains(&format!("m.{}.cv1.conv.weight", m.len())) {
+            m.push(bottleneck(&vb.pp(format!("m.{}", m.len())))?);
+        }
+        Ok(Block::C3k(C3k {
+            cv1: Conv::load_bn(&vb.pp("cv1"))?,
+            cv2: Conv::load_bn(&vb.pp("cv2"))?,
+            cv3: Conv::load_bn(&vb.pp("cv3"))?,
+            m,
+        }))
+    }
+
+    fn forward(&self, g: &mut Graph, x: ValueId, shortcut: bool) -> Result<ValueId> {
+        match self {
+            Block::Bottleneck(b) => run_bottleneck(g, x, b, shortcut),
+            Block::C3k(c) => {
+                let mut a = c.cv1.forward(g, x, 1, Act::Silu)?;
+                for b in &c.m {
+                    a = run_bottleneck(g, a, b, shortcut)?;
+                }
+                let b = c.cv2.forward(g, x, 1, Act::Silu)?;
+                let cat = g.concat(&[a, b], 1)?;
+                c.cv3.forward(g, cat, 1, Act::Silu)
+            }
+        }
+    }
+}
+
+/// C2f (and YOLO11's C3k2): cv1, split in halves, a chain of blocks (bottlenecks, or C3k),
+/// each with residuals when `shortcut`, concat, cv2.
 pub(crate) struct C2f {
     cv1: Conv,
     cv2: Conv,
-    m: Vec<(Conv, Conv)>,
+    m: Vec<Block>,
     shortcut: bool,
 }
 
@@ -129,8 +200,7 @@ impl C2f {
     pub(crate) fn load(vb: &Vars, shortcut: bool) -> Result<C2f> {
         let mut m = Vec::new();
         while vb.contains(&format!("m.{}.cv1.conv.weight", m.len())) {
-            let b = vb.pp(format!("m.{}", m.len()));
-            m.push((Conv::load_bn(&b.pp("cv1"))?, Conv::load_bn(&b.pp("cv2"))?));
+            m.push(Block::load(&vb.pp(format!("m.{}", m.len())))?);
         }
         if m.is_empty() {
             let p = vb.key("m.0.cv1.conv.weight");
@@ -152,10 +222,8 @@ impl C2f {
         let c = g.shape(y)[1] / 2;
         let halves = g.split(y, 1, &[c, c])?;
         let (mut outs, mut last) = (halves.clone(), halves[1]);
-        for (m1, m2) in &self.m {
-            let t = m1.forward(g, last, 1, Act::Silu)?;
-            let res = self.shortcut.then_some(last);
-            last = m2.forward_res(g, t, 1, Act::Silu, res)?;
+        for b in &self.m {
+            last = b.forward(g, last, self.shortcut)?;
             outs.push(last);
         }
         let cat = g.concat(&outs, 1)?;
@@ -163,19 +231,133 @@ impl C2f {
     }
 }
 
-/// One Detect branch: two Convs and the plain output conv.
-pub(crate) type Branch = [Conv; 3];
+/// One Detect branch: SiLU Convs, then the plain output conv (last). YOLOv8's have two Convs;
+/// YOLO11's class branches have (DWConv, Conv) pairs in their place.
+pub(crate) type Branch = Vec<Conv>;
 
 pub(crate) fn branch(vb: &Vars) -> Result<Branch> {
-    Ok([
-        Conv::load_bn(&vb.pp(0))?,
-        Conv::load_bn(&vb.pp(1))?,
-        Conv::load_plain(&vb.pp(2))?,
-    ])
+    let mut convs = Vec::with_capacity(5);
+    for i in 0..2 {
+        if vb.contains(&format!("{i}.conv.weight")) {
+            convs.push(Conv::load_bn(&vb.pp(i))?);
+        } else {
+            convs.push(Conv::load_bn(&vb.pp(format!("{i}.0")))?);
+            convs.push(Conv::load_bn(&vb.pp(format!("{i}.1")))?);
+        }
+    }
+    convs.push(Conv::load_plain(&vb.pp(2))?);
+    Ok(convs)
 }
 
 pub(crate) fn run_branch(g: &mut Graph, x: ValueId, b: &Branch) -> Result<ValueId> {
-    let t = b[0].forward(g, x, 1, Act::Silu)?;
-    let t = b[1].forward(g, t, 1, Act::Silu)?;
-    b[2].forward(g, t, 1, Act::None)
+    let (last, convs) = b.split_last().expect("a branch has its output conv");
+    let mut t = x;
+    for c in convs {
+        t = c.forward(g, t, 1, Act::Silu)?;
+    }
+    last.forward(g, t, 1, Act::None)
+}
+
+/// YOLO11's `C2PSA`: cv1 into halves (a, b), b through PSA blocks (attention, then a 2-conv
+/// feed-forward, each with a residual), cv2(cat(a, b)).
+pub(crate) struct C2psa {
+    cv1: Conv,
+    cv2: Conv,
+    m: Vec<Psa>,
+}
+
+/// One `PSABlock`: multi-head attention over the pixels (`qkv`, `pe` on V, `proj`) and `ffn`.
+struct Psa {
+    qkv: Conv,
+    pe: Conv,
+    proj: Conv,
+    ffn: (Conv, Conv),
+}
+
+impl C2psa {
+    pub(crate) fn load(vb: &Vars) -> Result<C2psa> {
+        let mut m = Vec::new();
+        while vb.contains(&format!("m.{}.attn.qkv.conv.weight", m.len())) {
+            let p = vb.pp(format!("m.{}", m.len()));
+            let (a, f) = (p.pp("attn"), p.pp("ffn"));
+            m.push(Psa {
+                qkv: Conv::load_bn(&a.pp("qkv"))?,
+                pe: Conv::load_bn(&a.pp("pe"))?,
+                proj: Conv::load_bn(&a.pp("proj"))?,
+                ffn: (Conv::load_bn(&f.pp(0))?, Conv::load_bn(&f.pp(1))?),
+            });
+        }
+        if m.is_empty() {
+            return Err(vb.error(format!(
+                "C2PSA block {} has no PSA blocks",
+                vb.key("").trim_end_matches('.')
+            )));
+        }
+        Ok(C2psa {
+            cv1: Conv::load_bn(&vb.pp("cv1"))?,
+            cv2: Conv::load_bn(&vb.pp("cv2"))?,
+            m,
+        })
+    }
+
+    pub(crate) fn forward(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        let y = self.cv1.forward(g, x, 1, Act::Silu)?;
+        let c = g.shape(y)[1] / 2;
+        let halves = g.split(y, 1, &[c, c])?;
+        let mut b = halves[1];
+        for p in &self.m {
+            let a = p.attention(g, b)?;
+            let b1 = p.proj.forward_res(g, a, 1, Act::None, Some(b))?;
+            let f = p.ffn.0.forward(g, b1, 1, Act::Silu)?;
+            b = p.ffn.1.forward_res(g, f, 1, Act::None, Some(b1))?;
+        }
+        let cat = g.concat(&[halves[0], b], 1)?;
+        self.cv2.forward(g, cat, 1, Act::Silu)
+    }
+}
+
+impl Psa {
+    /// ultralytics `Attention` before `proj`: `num_heads = max(c / 64, 1)` heads of `c / nh`
+    /// channels; per head the qkv conv's channels are q (key_dim = head_dim / 2), k (key_dim),
+    /// v (head_dim); softmax(q·k · key_dim^-½) over the pixels weights V, and the depthwise
+    /// `pe` of V is added. Q and K are zero-padded to head_dim so the fused attention op (one
+    /// head size) runs it; the zeros add nothing to q·k.
+    fn attention(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        let s = g.shape(x).to_vec();
+        let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+        let (nh, n) = ((c / 64).max(1), h * w);
+        let (hd, kd) = (c / nh, c / nh / 2);
+        if hd * nh != c || kd == 0 || self.qkv.out_channels() != 2 * c {
+            return Err(Error::Graph(format!(
+                "PSA attention: {c} channels in {nh} heads need a qkv conv of {} outputs, not {}",
+                2 * c,
+                self.qkv.out_channels()
+            )));
+        }
+        let qkv = self.qkv.forward(g, x, 1, Act::None)?; // [b, 2c, h, w]
+        let flat = g.reshape(qkv, &[b, 2 * c, n])?;
+        let rows = g.permute(flat, &[0, 2, 1])?; // [b, n, 2c]
+        let zeros = Constant::new(
+            "psa.zero_pad",
+            Tensor::from_f32(&[1, 1, hd - kd], vec![0.0; hd - kd])?,
+        );
+        let z = g.constant(&zeros)?;
+        let z = g.expand(z, &[b, n, hd - kd])?;
+        let (mut q, mut k, mut v, mut v_planes) = (vec![], vec![], vec![], vec![]);
+        for head in 0..nh {
+            let o = head * (2 * kd + hd);
+            q.extend([g.slice(rows, 2, o, o + kd)?, z]);
+            k.extend([g.slice(rows, 2, o + kd, o + 2 * kd)?, z]);
+            v.push(g.slice(rows, 2, o + 2 * kd, o + 2 * kd + hd)?);
+            v_planes.push(g.slice(qkv, 1, o + 2 * kd, o + 2 * kd + hd)?);
+        }
+        let (q, k, v) = (g.concat(&q, 2)?, g.concat(&k, 2)?, g.concat(&v, 2)?);
+        let mut op = crate::ops::Attention::new(nh, hd);
+        op.scale = 1.0 / (kd as f32).sqrt();
+        let a = g.attention(op, q, k, v, None, None)?; // [b, n, c], channel = head·hd + d
+        let a = g.permute(a, &[0, 2, 1])?;
+        let a = g.reshape(a, &[b, c, h, w])?;
+        let vp = g.concat(&v_planes, 1)?;
+        self.pe.forward_res(g, vp, 1, Act::None, Some(a))
+    }
 }
