@@ -132,6 +132,7 @@ fn predict_on_ultralytics_letterboxed_input_for(name: &str) {
                 pred.shape()[2],
                 &lb,
                 &DetectOptions::default(),
+                None,
             )
             .unwrap();
         let label = format!("{name} predict {}", common::label(&backend));

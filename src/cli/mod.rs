@@ -160,8 +160,11 @@ impl ModelArgs {
 /// config does not parse: the family's loader then reports why).
 pub fn folder_kind(args: &ModelArgs) -> Result<Option<ModelKind>> {
     let dir = args.dir()?;
-    Ok(std::fs::read_to_string(dir.join("config.json"))
+    // Read as the loaders read it (a FIFO or an oversized file is refused, not waited on).
+    let text = wgpu_infer::models::ModelFiles::open(&dir)
         .ok()
+        .and_then(|f| f.text("config.json").ok().flatten());
+    Ok(text
         .and_then(|t| wgpu_infer::models::parse_config(&t).ok())
         .map(|c| c.kind()))
 }

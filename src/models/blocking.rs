@@ -249,6 +249,10 @@ impl Yolo {
     pub fn forward(&self, images: &Tensor) -> Result<Tensor> {
         block_on(self.forward_async(images))
     }
+    /// [`Yolo::forward_all_async`], blocking.
+    pub fn forward_all(&self, images: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        block_on(self.forward_all_async(images))
+    }
     /// [`Yolo::detect_async`], blocking.
     pub fn detect_image(&self, img: &RgbImage, opts: &DetectOptions) -> Result<Vec<Detection>> {
         block_on(self.detect_async(img, opts))

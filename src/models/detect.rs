@@ -2,6 +2,7 @@
 //! the letterbox (bit-exact with OpenCV's resize), confidence filter + class-aware NMS +
 //! scaling back to the original image, and (with the `draw` feature) annotated images.
 
+pub use super::masks::Mask;
 use crate::error::{Error, Result};
 use crate::imageio::resize_bilinear_cv2;
 use crate::tensor::Tensor;
@@ -19,6 +20,20 @@ pub struct Detection {
     /// [x1, y1, x2, y2]
     #[serde(rename = "box")]
     pub bbox: [f32; 4],
+    /// The instance mask (segmentation models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Mask>,
+}
+
+/// A detection kept by NMS, in letterboxed coordinates.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kept {
+    /// Its column of the prediction.
+    pub anchor: usize,
+    /// [x1, y1, x2, y2] in the letterboxed input.
+    pub lb_box: [f32; 4],
+    pub score: f32,
+    pub class_id: usize,
 }
 
 /// `predict` options, with ultralytics' defaults.
@@ -82,7 +97,7 @@ pub(crate) fn check_not_empty(img: &RgbImage) -> Result<()> {
 }
 
 /// How a letterboxed image maps back to the original.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Letterbox {
     pub orig_w: u32,
     pub orig_h: u32,
@@ -147,21 +162,32 @@ pub fn postprocess(
     lb: &Letterbox,
     opts: &DetectOptions,
 ) -> Result<Vec<Detection>> {
+    nms(pred, anchors, names.len(), 0, opts)?
+        .iter()
+        .map(|k| detection(k, names, lb, None))
+        .collect()
+}
+
+/// Confidence filter, class-aware NMS and `max_det` over a prediction of (4 + nc + extra)
+/// rows × anchors (the `extra` rows, mask coefficients, ride along), best first.
+pub(crate) fn nms(
+    pred: &[f32],
+    anchors: usize,
+    nc: usize,
+    extra: usize,
+    opts: &DetectOptions,
+) -> Result<Vec<Kept>> {
     opts.validate()?;
-    let nc = names.len();
-    if (4 + nc).checked_mul(anchors) != Some(pred.len()) || nc == 0 {
+    let rows = 4 + nc + extra;
+    if rows.checked_mul(anchors) != Some(pred.len()) || nc == 0 {
         return Err(Error::InvalidArgument(format!(
-            "a prediction of {} classes and {anchors} anchors holds {} values, got {}",
-            nc,
-            (4 + nc).saturating_mul(anchors),
+            "a prediction of {nc} classes, {extra} mask coefficients and {anchors} anchors holds {} values, got {}",
+            rows.saturating_mul(anchors),
             pred.len()
         )));
     }
-    if lb.orig_w == 0 || lb.orig_h == 0 || lb.w == 0 || lb.h == 0 {
-        return Err(Error::InvalidArgument(format!("empty letterbox {lb:?}")));
-    }
-    // (x1, y1, x2, y2, score, class) of candidates above the threshold.
-    let mut cand: Vec<([f32; 4], f32, usize)> = Vec::new();
+    // (x1, y1, x2, y2, score, class, anchor) of candidates above the threshold.
+    let mut cand: Vec<([f32; 4], f32, usize, usize)> = Vec::new();
     for a in 0..anchors {
         let mut best = (0usize, f32::NEG_INFINITY);
         for c in 0..nc {
@@ -181,6 +207,7 @@ pub fn postprocess(
                 [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
                 best.1,
                 best.0,
+                a,
             ));
         }
     }
@@ -190,7 +217,7 @@ pub fn postprocess(
         let o = c as f32 * MAX_WH;
         [b[0] + o, b[1] + o, b[2] + o, b[3] + o]
     };
-    let mut keep: Vec<usize> = Vec::new();
+    let mut keep: Vec<Kept> = Vec::new();
     let mut suppressed = vec![false; cand.len()];
     for i in 0..cand.len() {
         if keep.len() >= opts.max_det {
@@ -199,32 +226,46 @@ pub fn postprocess(
         if suppressed[i] {
             continue;
         }
-        keep.push(i);
-        let bi = offset(cand[i].2, &cand[i].0);
+        let (lb_box, score, class_id, anchor) = cand[i];
+        keep.push(Kept {
+            anchor,
+            lb_box,
+            score,
+            class_id,
+        });
+        let bi = offset(class_id, &lb_box);
         for j in i + 1..cand.len() {
             if !suppressed[j] && iou(&bi, &offset(cand[j].2, &cand[j].0)) > opts.iou {
                 suppressed[j] = true;
             }
         }
     }
-    // Back to the original image (ultralytics' scale_boxes + clip_boxes).
+    Ok(keep)
+}
+
+/// A kept detection back in the original image (ultralytics' scale_boxes + clip_boxes).
+pub(crate) fn detection(
+    k: &Kept,
+    names: &[String],
+    lb: &Letterbox,
+    mask: Option<Mask>,
+) -> Result<Detection> {
+    if lb.orig_w == 0 || lb.orig_h == 0 || lb.w == 0 || lb.h == 0 {
+        return Err(Error::InvalidArgument(format!("empty letterbox {lb:?}")));
+    }
     let gain = (lb.h as f64 / lb.orig_h as f64).min(lb.w as f64 / lb.orig_w as f64);
     let padx = round_half_even((lb.w as f64 - lb.orig_w as f64 * gain) / 2.0 - 0.1);
     let pady = round_half_even((lb.h as f64 - lb.orig_h as f64 * gain) / 2.0 - 0.1);
-    Ok(keep
-        .into_iter()
-        .map(|i| {
-            let (b, score, class_id) = cand[i];
-            let sx = |v: f32| (((v as f64 - padx) / gain).clamp(0.0, lb.orig_w as f64)) as f32;
-            let sy = |v: f32| (((v as f64 - pady) / gain).clamp(0.0, lb.orig_h as f64)) as f32;
-            Detection {
-                class_id,
-                label: names[class_id].clone(),
-                score,
-                bbox: [sx(b[0]), sy(b[1]), sx(b[2]), sy(b[3])],
-            }
-        })
-        .collect())
+    let sx = |v: f32| (((v as f64 - padx) / gain).clamp(0.0, lb.orig_w as f64)) as f32;
+    let sy = |v: f32| (((v as f64 - pady) / gain).clamp(0.0, lb.orig_h as f64)) as f32;
+    let b = k.lb_box;
+    Ok(Detection {
+        class_id: k.class_id,
+        label: names[k.class_id].clone(),
+        score: k.score,
+        bbox: [sx(b[0]), sy(b[1]), sx(b[2]), sy(b[3])],
+        mask,
+    })
 }
 
 /// Letterboxed RGB to a [1, 3, h, w] tensor in [0, 1].
@@ -260,7 +301,7 @@ fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 
 #[cfg(feature = "draw")]
 /// A copy of `img` with each detection drawn as a box in a per-class colour and a
-/// "label score" tag (DejaVu Sans).
+/// "label score" tag (DejaVu Sans), its mask (segmentation models) tinted in that colour.
 pub fn annotate(img: &RgbImage, dets: &[Detection]) -> RgbImage {
     use ab_glyph::{FontRef, PxScale};
     use imageproc::drawing::{
@@ -282,6 +323,21 @@ pub fn annotate(img: &RgbImage, dets: &[Detection]) -> RgbImage {
             (hue >> 8) as u8 | 0x40,
         ]);
         let [x1, y1, x2, y2] = d.bbox;
+        if let Some(m) = &d.mask {
+            // Half-transparent fill over the box's pixels the mask covers.
+            let (xa, ya) = (x1.max(0.0) as u32, y1.max(0.0) as u32);
+            let (xb, yb) = ((x2.ceil() as u32).min(w), (y2.ceil() as u32).min(h));
+            for y in ya..yb {
+                for x in xa..xb {
+                    if m.covers(x, y) {
+                        let p = out.get_pixel_mut(x, y);
+                        for c in 0..3 {
+                            p[c] = ((p[c] as u16 + color[c] as u16) / 2) as u8;
+                        }
+                    }
+                }
+            }
+        }
         for t in 0..thick {
             let (x, y) = (x1 as i32 - t, y1 as i32 - t);
             let (bw, bh) = ((x2 - x1) as i32 + 2 * t, (y2 - y1) as i32 + 2 * t);

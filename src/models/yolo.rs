@@ -26,7 +26,7 @@ use super::loader::{Folder, Loaded};
 use super::nn::Vars;
 use super::options::LoadOptions;
 use super::runner::Runner;
-use super::yolo_blocks::{branch, run_branch, Branch, C2f, C2psa, Conv, REG_MAX};
+use super::yolo_blocks::{branch, run_branch, Branch, C2f, C2psa, Conv, Proto, REG_MAX};
 use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Graph};
 use crate::ops::yolo_decode::YoloDecode;
@@ -78,6 +78,8 @@ struct YoloWeights {
     psa: Option<C2psa>,
     /// Detect (layer 22 [23]): per level, the box branch (cv2) and the class branch (cv3).
     detect: Vec<(Branch, Branch)>,
+    /// Segment heads: the prototypes (on P3) and, per level, the mask-coefficient branch (cv4).
+    seg: Option<(Proto, Vec<Branch>)>,
 }
 
 impl YoloWeights {
@@ -128,6 +130,25 @@ impl YoloWeights {
             }
             detect.push((bx, cl));
         }
+        let seg = if d.contains("proto.cv1.conv.weight") {
+            let proto = Proto::load(&d.pp("proto"))?;
+            let cv4 = (0..3)
+                .map(|l| branch(&d.pp(format!("cv4.{l}"))))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(l) = cv4
+                .iter()
+                .position(|b| b[b.len() - 1].out_channels() != proto.masks())
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "Segment level {l} predicts {} mask coefficients for {} prototypes",
+                    cv4[l][cv4[l].len() - 1].out_channels(),
+                    proto.masks()
+                )));
+            }
+            Some((proto, cv4))
+        } else {
+            None
+        };
         // The DFL conv is fixed (arange(16)); read it so it is not reported as unexpected.
         let dfl = d.tensor_as_stored("dfl.conv.weight")?;
         if dfl.numel() != REG_MAX {
@@ -143,6 +164,7 @@ impl YoloWeights {
             sppf,
             psa,
             detect,
+            seg,
         })
     }
 }
@@ -252,14 +274,34 @@ impl Yolo {
             reg: REG_MAX,
             strides: STRIDES,
         };
-        let y = g.yolo_decode(op, [levels[0], levels[1], levels[2]])?;
+        let mut y = g.yolo_decode(op, [levels[0], levels[1], levels[2]])?;
+        if let Some((proto, cv4)) = &wt.seg {
+            // Mask coefficients per anchor after the class scores, as ultralytics' Segment.
+            let mut coeffs = Vec::with_capacity(3);
+            for (xl, br) in [out3, out4, out5].into_iter().zip(cv4) {
+                let c = run_branch(g, xl, br)?;
+                let s = g.shape(c).to_vec();
+                coeffs.push(g.reshape(c, &[b, s[1], s[2] * s[3]])?);
+            }
+            let coeffs = g.concat(&coeffs, 2)?;
+            y = g.concat(&[y, coeffs], 1)?;
+            let p = proto.forward(g, out3)?;
+            g.output("protos", p);
+        }
         g.output("decoded", y);
         Ok(std::mem::take(g))
     }
 
     /// Runs the network on a [batch, 3, h, w] tensor (values in [0, 1], h and w multiples of
-    /// 32): [batch, 4 + nc, anchors] with (cx, cy, w, h) boxes and sigmoid class scores.
+    /// 32): [batch, 4 + nc, anchors] with (cx, cy, w, h) boxes and sigmoid class scores (and,
+    /// for segmentation models, `nm` mask coefficients per anchor after them).
     pub async fn forward_async(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_all_async(images).await?.0)
+    }
+
+    /// [`Yolo::forward_async`] and, for segmentation models, the mask prototypes
+    /// [batch, nm, h / 4, w / 4].
+    pub async fn forward_all_async(&self, images: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
         let s = images.shape();
         let ok = s.len() == 4
             && s[1] == 3
@@ -278,7 +320,20 @@ impl Yolo {
         let mut out = self.runner.run((b, h, w), build, &[images]).await?;
         let pred = out.take("decoded")?;
         check_finite(|| "YOLO boxes and class scores".into(), pred.as_f32()?)?;
-        Ok(pred)
+        let protos = match self.w.seg {
+            Some(_) => {
+                let p = out.take("protos")?;
+                check_finite(|| "YOLO mask prototypes".into(), p.as_f32()?)?;
+                Some(p)
+            }
+            None => None,
+        };
+        Ok((pred, protos))
+    }
+
+    /// Mask coefficients per detection (prototype count) of a segmentation model.
+    pub fn masks(&self) -> Option<usize> {
+        self.w.seg.as_ref().map(|(p, _)| p.masks())
     }
 
     /// On the GPU every activation of an `h`x`w` forward must fit one storage binding: checked
@@ -312,16 +367,35 @@ impl Yolo {
         letterbox(img, imgsz, rect)
     }
 
-    /// Detections for one decoded prediction [4 + nc, anchors] in letterboxed coordinates
-    /// (see [`super::detect::postprocess`]).
+    /// Detections for one decoded prediction [4 + nc (+ nm), anchors] in letterboxed
+    /// coordinates (see [`super::detect::postprocess`]); with the prototypes [nm, h/4, w/4] of
+    /// a segmentation model, each detection gets its mask (see [`super::masks`]) and, as
+    /// ultralytics does, a detection whose mask is empty is dropped.
     pub fn postprocess(
         &self,
         pred: &[f32],
         anchors: usize,
         lb: &Letterbox,
         opts: &DetectOptions,
+        protos: Option<&Tensor>,
     ) -> Result<Vec<Detection>> {
-        super::detect::postprocess(pred, anchors, &self.names, lb, opts)
+        let nm = self.masks().unwrap_or(0);
+        let kept = super::detect::nms(pred, anchors, self.names.len(), nm, opts)?;
+        match (protos, nm) {
+            (Some(p), nm) if nm > 0 => {
+                super::masks::with_masks(pred, anchors, self.names.len(), p, &kept, lb)?
+                    .into_iter()
+                    .map(|(k, m)| super::detect::detection(&k, &self.names, lb, Some(m)))
+                    .collect()
+            }
+            (None, nm) if nm > 0 => Err(Error::InvalidArgument(
+                "a segmentation model's predictions need its mask prototypes".into(),
+            )),
+            _ => kept
+                .iter()
+                .map(|k| super::detect::detection(k, &self.names, lb, None))
+                .collect(),
+        }
     }
 
     /// Detects objects in decoded RGB pixels; detections sorted by score, best first.
@@ -333,8 +407,14 @@ impl Yolo {
         opts.validate()?;
         let (lb_img, lb) = letterbox(img, opts.imgsz, opts.rect)?;
         self.check_fits(opts.imgsz, lb.h as usize, lb.w as usize)?;
-        let pred = self.forward_async(&to_tensor(&lb_img)?).await?;
+        let (pred, protos) = self.forward_all_async(&to_tensor(&lb_img)?).await?;
         let anchors = pred.shape()[2];
-        self.postprocess(pred.as_f32()?, anchors, &lb, opts)
+        let protos = protos
+            .map(|p| {
+                let s = p.shape()[1..].to_vec();
+                p.reshape(&s)
+            })
+            .transpose()?;
+        self.postprocess(pred.as_f32()?, anchors, &lb, opts, protos.as_ref())
     }
 }

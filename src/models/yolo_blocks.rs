@@ -1,13 +1,14 @@
 //! The building blocks of ultralytics detectors: `Conv` (conv + folded BatchNorm + SiLU in
 //! one kernel; grouped / depthwise when its weight says so), `C2f` (YOLOv8) and `C3k2`
 //! (YOLO11: a C2f whose blocks are bottlenecks or `C3k`), YOLO11's `C2PSA` attention block,
-//! and the Detect head's branches, loaded by their `state_dict` names.
+//! the Detect head's branches and the Segment head's mask prototypes (`Proto`), loaded by their
+//! `state_dict` names.
 
-use super::nn::Vars;
+use super::nn::{Linear, Vars};
 use crate::error::{Error, Result};
 use crate::graph::{Constant, Graph, ValueId};
 use crate::ops::conv2d::Conv2d;
-use crate::ops::Act;
+use crate::ops::{Act, Layout};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -359,5 +360,77 @@ impl Psa {
         let a = g.reshape(a, &[b, c, h, w])?;
         let vp = g.concat(&v_planes, 1)?;
         self.pe.forward_res(g, vp, 1, Act::None, Some(a))
+    }
+}
+
+/// The Segment head's `Proto`: Conv 3x3, a 2x2 stride-2 transposed conv (2x upsampling), Conv
+/// 3x3, Conv 1x1 to the mask prototypes.
+pub(crate) struct Proto {
+    cv1: Conv,
+    up: Linear,
+    cv2: Conv,
+    cv3: Conv,
+}
+
+impl Proto {
+    pub(crate) fn load(vb: &Vars) -> Result<Proto> {
+        let w = vb.pp("upsample").tensor_as_stored("weight")?;
+        let s = w.shape().to_vec();
+        if s.len() != 4 || s[2] != 2 || s[3] != 2 {
+            return Err(vb.error(format!(
+                "{} must be a 2x2 ConvTranspose2d weight [in, out, 2, 2], got {s:?}",
+                vb.pp("upsample").key("weight")
+            )));
+        }
+        let (ci, co) = (s[0], s[1]);
+        // ConvTranspose2d(k=2, s=2): every input pixel writes its own 2x2 output block, so it
+        // is a matmul to (o, dy, dx) columns: W'[(o, dy, dx), c] = W[c, o, dy, dx].
+        let v = w.to_f32_vec();
+        let mut t = vec![0.0f32; ci * co * 4];
+        for c in 0..ci {
+            for j in 0..co * 4 {
+                t[j * ci + c] = v[c * co * 4 + j];
+            }
+        }
+        let b = vb.pp("upsample").tensor("bias", &[co])?;
+        let b4: Vec<f32> = b.as_f32()?.iter().flat_map(|&x| [x; 4]).collect();
+        let key = vb.pp("upsample").key("weight");
+        Ok(Proto {
+            cv1: Conv::load_bn(&vb.pp("cv1"))?,
+            up: Linear {
+                w: Constant::new(
+                    format!("{key} (as a matmul)"),
+                    Tensor::from_f32(&[co * 4, ci], t)?,
+                ),
+                b: Some(Constant::new(
+                    vb.pp("upsample").key("bias"),
+                    Tensor::from_f32(&[co * 4], b4)?,
+                )),
+                layout: Layout::NxK,
+            },
+            cv2: Conv::load_bn(&vb.pp("cv2"))?,
+            cv3: Conv::load_bn(&vb.pp("cv3"))?,
+        })
+    }
+
+    /// P3 features [b, c, h, w] → mask prototypes [b, nm, 2h, 2w].
+    pub(crate) fn forward(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        let x = self.cv1.forward(g, x, 1, Act::Silu)?;
+        let s = g.shape(x).to_vec();
+        let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+        let co = self.up.w.tensor().shape()[0] / 4;
+        let rows = g.reshape(x, &[b, c, h * w])?;
+        let rows = g.permute(rows, &[0, 2, 1])?;
+        let y = self.up.forward(g, rows)?; // [b, h·w, (o, dy, dx)]
+        let y = g.reshape(y, &[b, h, w, co, 2, 2])?;
+        let y = g.permute(y, &[0, 3, 1, 4, 2, 5])?; // [b, o, h, dy, w, dx]
+        let y = g.reshape(y, &[b, co, 2 * h, 2 * w])?;
+        let y = self.cv2.forward(g, y, 1, Act::Silu)?;
+        self.cv3.forward(g, y, 1, Act::Silu)
+    }
+
+    /// Prototype channels.
+    pub(crate) fn masks(&self) -> usize {
+        self.cv3.out_channels()
     }
 }
