@@ -372,6 +372,7 @@ fn detections(v: &Value) -> Vec<Detection> {
                 let b = floats(&d["box"]);
                 [b[0], b[1], b[2], b[3]]
             },
+            mask: None,
         })
         .collect()
 }

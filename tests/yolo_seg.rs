@@ -183,8 +183,8 @@ fn predict_case(name: &str) {
                     da.total_cmp(&db)
                 })
                 .unwrap_or_else(|| panic!("{label}: detection {i}: class {}", d.class_id));
-            for k in 0..4 {
-                worst_box = worst_box.max((boxes[j][k] - d.bbox[k]).abs());
+            for (a, b) in boxes[j].iter().zip(d.bbox) {
+                worst_box = worst_box.max((a - b).abs());
             }
             worst_score = worst_score.max((scores[j] - d.score).abs());
             let mask = d.mask.as_ref().expect("every detection has a mask");

@@ -87,5 +87,5 @@ export interface Gpt2Info { name: string; vocabSize: number; contextLength: numb
 export interface VitInfo { name: string; imageSize: number; labels: string[]; warnings: string[]; }
 export interface YoloInfo { name: string; names: string[]; warnings: string[]; }
 export interface DetectOptions { conf?: number; iou?: number; imgsz?: number; maxDet?: number; rect?: boolean; }
-export interface Detection { class_id: number; label: string; score: number; box: [number, number, number, number]; }
+export interface Detection { class_id: number; label: string; score: number; box: [number, number, number, number]; /** Segmentation models: outer contours [x0, y0, x1, y1, ...] in the image's pixels, and the mask's pixel count. */ mask?: { polygons: number[][]; area: number }; }
 "#;

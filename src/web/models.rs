@@ -515,6 +515,7 @@ impl WebYolo {
     }
 
     /// Objects in an image, best first: `[{ class_id, label, score, box: [x1, y1, x2, y2] }]`
+    /// (segmentation models add `mask: { polygons, area }`)
     /// in the image's pixels. Options (ultralytics' defaults): `{ conf: 0.25, iou: 0.7,
     /// imgsz: 640, maxDet: 300, rect: true }`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Detection[]>")]
