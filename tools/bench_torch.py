@@ -64,6 +64,27 @@ class Workloads:
                 from ultralytics import YOLO
 
                 self._models[name] = YOLO("yolov8n.yaml")
+            elif name == "mpnet":
+                from transformers import MPNetConfig, MPNetModel
+
+                cfg = MPNetConfig(vocab_size=30527, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                  intermediate_size=3072, max_position_embeddings=514, layer_norm_eps=1e-5)
+                self._models[name] = MPNetModel(cfg).eval()
+            elif name == "dinov2":
+                from transformers import Dinov2Config, Dinov2Model
+
+                cfg = Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
+                                   image_size=518, patch_size=14, layer_norm_eps=1e-6)
+                self._models[name] = Dinov2Model(cfg).eval()
+            elif name == "clip":
+                from transformers import CLIPConfig, CLIPModel
+
+                self._models[name] = CLIPModel(CLIPConfig(text_config={}, vision_config={"patch_size": 32})).eval()
+            elif name in ("yolo11", "yolo11-seg"):
+                from ultralytics import YOLO
+
+                # Random weights of the fixtures' architecture (the speed does not depend on them).
+                self._models[name] = YOLO("yolo11n.yaml" if name == "yolo11" else "yolo11n-seg.yaml")
         return self._models[name]
 
     def names(self):
@@ -72,6 +93,12 @@ class Workloads:
                 ("GPT-2 small (random weights)", f"decode {self.GPT2_NEW} tokens (KV cache)")]
         out += [("ViT-B/16 224 (random weights)", f"batch {b}") for b in (1, 8)]
         out += [("YOLOv8n 640", "network, 640x640"), ("YOLOv8n 640", "predict bus.jpg (letterbox 640x480, NMS)")]
+        out += [("MPNet-base (random weights)", f"batch {b} x 18 tokens") for b in (1, 32)]
+        out += [("DINOv2-S/14 (random weights)", "batch 1 at 224 px (positions resized from 518)"),
+                ("CLIP ViT-B/32 (random weights)", "image batch 1"),
+                ("CLIP ViT-B/32 (random weights)", "text batch 8 x 7 tokens"),
+                ("YOLO11n 640", "network, 640x640"), ("YOLO11n 640", "predict bus.jpg (letterbox 640x480, NMS)"),
+                ("YOLO11n-seg 640", "predict bus.jpg (letterbox 640x480, NMS, masks)")]
         return out
 
     def _fn(self, model, workload):
@@ -105,6 +132,36 @@ class Workloads:
             g = torch.Generator().manual_seed(12)
             pix = torch.rand(b, 3, 224, 224, generator=g) * 2 - 1
             return timed(lambda: vit(pixel_values=pix)), b, "images/s"
+        if model.startswith("MPNet"):
+            b = int(workload.split()[1])
+            mpnet = self._model("mpnet")
+            ids = (torch.arange(b * 18).reshape(b, 18) * 7919) % 30000 + 100
+            ids[:, 0], ids[:, -1] = 0, 2
+            mask = torch.ones_like(ids)
+            return timed(lambda: mpnet(input_ids=ids, attention_mask=mask)), b, "sentences/s"
+        if model.startswith("DINOv2"):
+            dino = self._model("dinov2")
+            g = torch.Generator().manual_seed(14)
+            pix = torch.rand(1, 3, 224, 224, generator=g) * 2 - 1
+            return timed(lambda: dino(pixel_values=pix)), 1, "images/s"
+        if model.startswith("CLIP"):
+            clip = self._model("clip")
+            if workload.startswith("image"):
+                g = torch.Generator().manual_seed(15)
+                pix = torch.rand(1, 3, 224, 224, generator=g) * 2 - 1
+                return timed(lambda: clip.get_image_features(pixel_values=pix)), 1, "images/s"
+            ids = (torch.arange(8 * 7).reshape(8, 7) * 7919) % 30000 + 100
+            ids[:, 0], ids[:, -1] = 49406, 49407
+            mask = torch.ones_like(ids)
+            return timed(lambda: clip.get_text_features(input_ids=ids, attention_mask=mask)), 8, "texts/s"
+        if model.startswith("YOLO11"):
+            yolo = self._model("yolo11-seg" if "seg" in model else "yolo11")
+            bus = os.path.join(ROOT, "tests", "fixtures", "yolo", "bus_decoded.png")
+            if workload.startswith("network"):
+                net = yolo.model.eval()
+                x = torch.rand(1, 3, 640, 640) * 0.5
+                return timed(lambda: net(x)), 1, "images/s"
+            return timed(lambda: yolo.predict(bus, imgsz=640, verbose=False, device="cpu")), 1, "images/s"
         if model.startswith("YOLO"):
             yolo = self._model("yolo")
             if workload.startswith("network"):

@@ -24,6 +24,12 @@ pub struct BenchArgs {
     kernels_only: bool,
     #[arg(long)]
     models_only: bool,
+    /// Only the newer families' rows (MPNet, DINOv2, CLIP, YOLO11, YOLO11-seg), on the GPU.
+    #[arg(long, conflicts_with_all = ["kernels_only", "skip_families"])]
+    families_only: bool,
+    /// Leave out the newer families' rows.
+    #[arg(long)]
+    skip_families: bool,
     /// Keep Mesa's on-disk shader cache (cold-start figures then include cache hits).
     #[arg(long)]
     warm_cache: bool,
@@ -64,8 +70,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let opts = BenchOptions {
         quick: args.quick,
-        skip_kernels: args.models_only,
+        skip_kernels: args.models_only || args.families_only,
         skip_models: args.kernels_only,
+        skip_families: args.skip_families,
+        families_only: args.families_only,
         yolo_dir: args.yolo.clone(),
     };
     let verbose = !args.quiet && std::io::stderr().is_terminal();

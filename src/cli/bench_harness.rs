@@ -25,6 +25,9 @@ pub struct BenchOptions {
     /// Kernels only / models only.
     pub skip_kernels: bool,
     pub skip_models: bool,
+    /// The newer families' rows (MPNet, DINOv2, CLIP, YOLO11): skipped / the only models run.
+    pub skip_families: bool,
+    pub families_only: bool,
     /// Folder of the YOLOv8n weights (defaults to the test fixture).
     pub yolo_dir: Option<PathBuf>,
 }
@@ -154,7 +157,7 @@ impl<'a> Torch<'a> {
 /// Like [`time`] (seconds per call of `f`), with PyTorch's same workload (`model`,
 /// `workload`, `items` per call) timed once after each of our repetitions when a peer is given.
 #[allow(clippy::too_many_arguments)]
-fn time_vs(
+pub(super) fn time_vs(
     torch: &mut Torch<'_>,
     (model, workload, unit): (&str, &str, &'static str),
     reps: usize,
@@ -182,7 +185,7 @@ fn time_vs(
 }
 
 /// Median of `reps` timed calls after one warm-up (seconds), stopping early after `budget` s.
-fn time(reps: usize, budget: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub(super) fn time(reps: usize, budget: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     let start = Instant::now();
     let mut t = Vec::with_capacity(reps);
@@ -213,6 +216,37 @@ pub fn random_tensor(shape: &[usize], a: f32, seed: u64) -> Tensor {
         })
         .collect();
     Tensor::from_f32(shape, v).expect("sizes match")
+}
+
+/// Random weights of a real model's size ([`random_source`]) that lack the optional tensors
+/// named in `absent` (matched as name suffixes), so a loader probing for optional parts (a
+/// DeiT distillation token, a second head, a pooler) builds the plain architecture.
+pub struct RandomWeights {
+    pub absent: &'static [&'static str],
+}
+
+/// What a ViT-family checkpoint without DeiT's extras or a pooler lacks.
+pub const VIT_ABSENT: &[&str] = &[
+    "embeddings.distillation_token",
+    "cls_classifier.weight",
+    "pooler.dense.weight",
+];
+
+impl wgpu_infer::models::nn::TensorSource for RandomWeights {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        if !self.contains(name) {
+            return Err(wgpu_infer::Error::InvalidArgument(format!(
+                "random weights: '{name}' is absent"
+            )));
+        }
+        random_source(name, shape)
+    }
+    fn contains(&self, name: &str) -> bool {
+        !self.absent.iter().any(|a| name.ends_with(a))
+    }
+    fn shape(&self, _name: &str) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 /// Random weights for a model of a real size: LayerNorm weights 1, everything else small.
@@ -340,18 +374,24 @@ fn vit_base_16() -> VitConfig {
 }
 
 /// What every row of one model run shares.
-struct Run<'a> {
-    model: &'a str,
-    backend: String,
-    cold_start_s: f64,
+pub(super) struct Run<'a> {
+    pub model: &'a str,
+    pub backend: String,
+    pub cold_start_s: f64,
     /// (device bytes, dispatches per forward)
-    memory: (u64, usize),
-    kernels: Vec<String>,
+    pub memory: (u64, usize),
+    pub kernels: Vec<String>,
 }
 
 impl Run<'_> {
     /// A row: `items` (sentences, tokens, images) per call of `secs`.
-    fn row(&self, workload: String, secs: f64, items: f64, unit: &'static str) -> ModelResult {
+    pub(super) fn row(
+        &self,
+        workload: String,
+        secs: f64,
+        items: f64,
+        unit: &'static str,
+    ) -> ModelResult {
         ModelResult {
             model: self.model.into(),
             workload,
@@ -600,7 +640,7 @@ fn models(
             backend.clone(),
             cfg,
             ImageProcessorConfig::vit_default(224),
-            &random_source,
+            &RandomWeights { absent: VIT_ABSENT },
             true,
             &LoadOptions::default(),
         )?;
@@ -714,8 +754,11 @@ pub fn run(
         kernels(dev, peak, opts.quick, &mut progress)?
     };
     let mut model_results = Vec::new();
-    if !opts.skip_models {
+    if !opts.skip_models && !opts.families_only {
         models(dev, opts, &mut model_results, &mut torch, &mut progress)?;
+    }
+    if !opts.skip_models && !opts.skip_families {
+        super::bench_families::families(dev, opts, &mut model_results, &mut torch, &mut progress)?;
     }
     progress("FMA peak (end)");
     let peak_end = dev.measure_fma_peak(peak_reps)?;

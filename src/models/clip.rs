@@ -12,6 +12,7 @@
 //! computed on the host from the read-back embeddings.
 
 use super::clip_config::ClipConfig;
+use super::family::FamilyConfig;
 use super::files::ModelFiles;
 use super::loader::{Folder, Loaded};
 use super::nn::*;
@@ -190,7 +191,8 @@ pub struct Clip {
     name: String,
     config: ClipConfig,
     processor: ImageProcessorConfig,
-    text: TextEncoder,
+    /// None for a model built from a weight source without a tokenizer (benchmarks).
+    text: Option<TextEncoder>,
     w: Arc<Loaded<ClipWeights>>,
     max_batch: usize,
     runner: Runner<Key>,
@@ -218,17 +220,56 @@ impl Clip {
             ClipWeights::load(&f.config, vb)
         })?;
         warnings.extend(w.warnings.iter().cloned());
-        let max_len = f.config.text_config.max_position_embeddings;
+        let mut m = Self::from_parts(backend, f.config, processor, w, Some(tokenizer))?;
+        m.name = files.name();
+        m.warnings = warnings;
+        Ok(m)
+    }
+
+    /// Builds a model from a config and a weight source (for example random weights of a real
+    /// model's size, for benchmarks); without a tokenizer, run the text tower on token ids
+    /// ([`Clip::text_forward_async`]).
+    pub fn from_source(
+        backend: Backend,
+        config: ClipConfig,
+        processor: ImageProcessorConfig,
+        w: &dyn TensorSource,
+        tokenizer: Option<tokenizers::Tokenizer>,
+        opts: &LoadOptions,
+    ) -> Result<Clip> {
+        config.check().map_err(Error::InvalidArgument)?;
+        let v = &config.vision_config;
+        processor.check(v.num_channels, v.image_size)?;
+        let loaded = super::loader::from_source(w, opts, |vb| ClipWeights::load(&config, vb))?;
+        Self::from_parts(backend, config, processor, loaded, tokenizer)
+    }
+
+    fn from_parts(
+        backend: Backend,
+        config: ClipConfig,
+        processor: ImageProcessorConfig,
+        w: Arc<Loaded<ClipWeights>>,
+        tokenizer: Option<tokenizers::Tokenizer>,
+    ) -> Result<Clip> {
+        let max_len = config.text_config.max_position_embeddings;
         Ok(Clip {
-            name: files.name(),
-            text: TextEncoder::new(tokenizer, max_len)?,
-            config: f.config,
+            name: String::new(),
+            text: tokenizer
+                .map(|t| TextEncoder::new(t, max_len))
+                .transpose()?,
+            config,
             processor,
+            warnings: w.warnings.clone(),
             w,
             max_batch: 32,
             runner: Runner::new(backend, 12),
-            warnings,
         })
+    }
+
+    fn text(&self) -> Result<&TextEncoder> {
+        self.text
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("this model has no tokenizer".into()))
     }
 
     pub fn name(&self) -> &str {
@@ -249,7 +290,7 @@ impl Clip {
     }
     /// Longest token sequence (special tokens included); longer texts are cut.
     pub fn max_len(&self) -> usize {
-        self.text.max_len()
+        self.config.text_config.max_position_embeddings
     }
     /// `exp(logit_scale)`: what cosine similarities are multiplied by before the softmax.
     pub fn logit_scale(&self) -> f32 {
@@ -271,19 +312,20 @@ impl Clip {
     pub(crate) fn max_batch(&self) -> usize {
         self.max_batch
     }
-    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
-        self.text.tokenizer()
+    /// The tokenizer (set to truncate to `max_len`), if the model has one.
+    pub fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
+        self.text.as_ref().map(TextEncoder::tokenizer)
     }
 
     /// Fails for the first text longer than `max_len` tokens (`embed_texts` cuts such texts,
     /// as CLIP's tokenizer does with truncation on; call this first to refuse them).
     pub fn check_lengths(&self, texts: &[&str]) -> Result<()> {
-        self.text.check_lengths(texts)
+        self.text()?.check_lengths(texts)
     }
 
     /// Tokenizes texts (cut to `max_len`) into a padded batch.
     pub fn tokenize(&self, texts: &[&str]) -> Result<TokenBatch> {
-        TokenBatch::pad(&self.text.encode(texts)?)
+        TokenBatch::pad(&self.text()?.encode(texts)?)
     }
 
     /// Preprocesses decoded RGB pixels as the checkpoint's image processor does: [3, S, S].
@@ -393,7 +435,7 @@ impl Clip {
 
     /// L2-normalized text embeddings (what `embed` prints for a CLIP folder), in input order.
     pub async fn embed_texts_async(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let encs = self.text.encode(texts)?;
+        let encs = self.text()?.encode(texts)?;
         let mut out = Vec::with_capacity(texts.len());
         for chunk in encs.chunks(self.max_batch) {
             let o = self.text_forward_async(&TokenBatch::pad(chunk)?).await?;
