@@ -1,4 +1,5 @@
-use super::bench_harness::{self, BenchOptions};
+use super::bench_core::BenchOptions;
+use super::bench_harness;
 use super::output;
 use super::torch_peer::TorchPeer;
 use clap::Args;

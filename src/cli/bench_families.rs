@@ -4,7 +4,7 @@
 //! fixtures: the real architectures). The CPU reference is not timed here (the first four
 //! families' rows show its speed).
 
-use super::bench_harness::{
+use super::bench_core::{
     random_source, random_tensor, time_vs, BenchOptions, ModelResult, RandomWeights, Run, Torch,
     VIT_ABSENT,
 };

@@ -2,6 +2,7 @@
 //! not in the library.
 
 mod bench;
+mod bench_core;
 mod bench_families;
 mod bench_harness;
 mod classify;

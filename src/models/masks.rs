@@ -5,7 +5,7 @@
 //! original image as `masks.xy` scales them.
 
 use super::contours::external_contours;
-use super::detect::{Kept, Letterbox};
+use super::letterbox::Letterbox;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -61,16 +61,17 @@ fn taps(n_in: usize, n_out: usize) -> Vec<(usize, usize, f32, f32)> {
         .collect()
 }
 
-/// The kept detections with their masks, dropping those whose mask is empty (as ultralytics'
-/// segment predictor). `pred` is [4 + nc + nm, anchors]; `protos` [nm, mh, mw].
-pub(crate) fn with_masks(
+/// The masks of kept detections, each given as (its anchor, its letterboxed [x1, y1, x2, y2]),
+/// `None` where the mask is empty (ultralytics' segment predictor drops those detections).
+/// `pred` is [4 + nc + nm, anchors]; `protos` [nm, mh, mw].
+pub(crate) fn masks(
     pred: &[f32],
     anchors: usize,
     nc: usize,
     protos: &Tensor,
-    kept: &[Kept],
+    kept: &[(usize, [f32; 4])],
     lb: &Letterbox,
-) -> Result<Vec<(Kept, Mask)>> {
+) -> Result<Vec<Option<Mask>>> {
     let s = protos.shape();
     if s.len() != 3 || s[1] == 0 || s[2] == 0 {
         return Err(Error::InvalidArgument(format!(
@@ -93,10 +94,10 @@ pub(crate) fn with_masks(
     let (ty, tx) = (taps(mh, h), taps(mw, w));
     let (gain, padx, pady) = geometry(lb);
     let mut out = Vec::with_capacity(kept.len());
-    for k in kept {
+    for &(anchor, lb_box) in kept {
         // Logits at prototype resolution: coefficients · prototypes.
         let c: Vec<f32> = (0..nm)
-            .map(|j| pred[(4 + nc + j) * anchors + k.anchor])
+            .map(|j| pred[(4 + nc + j) * anchors + anchor])
             .collect();
         let mut logits = vec![0.0f32; mh * mw];
         for (j, cj) in c.iter().enumerate() {
@@ -111,7 +112,7 @@ pub(crate) fn with_masks(
             let b = (hi.ceil().max(0.0) as usize).min(n);
             a..b.max(a)
         };
-        let [x1, y1, x2, y2] = k.lb_box;
+        let [x1, y1, x2, y2] = lb_box;
         let (cols, rows) = (span(x1, x2, w), span(y1, y2, h));
         let mut bitmap = vec![0u8; w * h];
         let mut count = 0u64;
@@ -128,6 +129,7 @@ pub(crate) fn with_masks(
             }
         }
         if count == 0 {
+            out.push(None);
             continue;
         }
         let polygons = external_contours(&bitmap, w, h)
@@ -143,15 +145,12 @@ pub(crate) fn with_masks(
                     .collect()
             })
             .collect();
-        out.push((
-            *k,
-            Mask {
-                polygons,
-                area: (count as f64 / (gain as f64 * gain as f64)).round() as u64,
-                bitmap,
-                letterbox: *lb,
-            },
-        ));
+        out.push(Some(Mask {
+            polygons,
+            area: (count as f64 / (gain as f64 * gain as f64)).round() as u64,
+            bitmap,
+            letterbox: *lb,
+        }));
     }
     Ok(out)
 }

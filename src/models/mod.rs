@@ -19,6 +19,7 @@ pub mod family;
 pub mod files;
 pub mod generate;
 pub mod gpt2;
+pub mod letterbox;
 mod loader;
 pub mod masks;
 pub mod nn;

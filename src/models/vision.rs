@@ -193,7 +193,7 @@ impl ImageProcessorConfig {
 
     /// Decoded RGB pixels resized, rescaled and normalized to [3, s, s] pixel values.
     pub fn preprocess(&self, img: &image::RgbImage, s: usize) -> Result<Tensor> {
-        super::detect::check_not_empty(img)?;
+        super::letterbox::check_not_empty(img)?;
         if self.do_center_crop {
             return self.preprocess_cropped(img, s);
         }

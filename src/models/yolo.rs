@@ -383,9 +383,12 @@ impl Yolo {
         let kept = super::detect::nms(pred, anchors, self.names.len(), nm, opts)?;
         match (protos, nm) {
             (Some(p), nm) if nm > 0 => {
-                super::masks::with_masks(pred, anchors, self.names.len(), p, &kept, lb)?
-                    .into_iter()
-                    .map(|(k, m)| super::detect::detection(&k, &self.names, lb, Some(m)))
+                let boxes: Vec<_> = kept.iter().map(|k| (k.anchor, k.lb_box)).collect();
+                let masks = super::masks::masks(pred, anchors, self.names.len(), p, &boxes, lb)?;
+                kept.iter()
+                    .zip(masks)
+                    .filter_map(|(k, m)| m.map(|m| (k, m)))
+                    .map(|(k, m)| super::detect::detection(k, &self.names, lb, Some(m)))
                     .collect()
             }
             (None, nm) if nm > 0 => Err(Error::InvalidArgument(
