@@ -12,6 +12,7 @@ pub mod bert_arch;
 mod blocking;
 pub mod clip;
 pub mod clip_config;
+mod clip_towers;
 pub mod config;
 pub mod contours;
 pub mod detect;
