@@ -259,6 +259,24 @@ fn layernorm_case(
     Ok(OpCase::new("layernorm", name, g, feeds).bytes((8 * rows * n) as f64))
 }
 
+fn rmsnorm_case(
+    rows: usize,
+    n: usize,
+    eps: f32,
+    rng: &mut Rng,
+    lo: f32,
+    hi: f32,
+) -> Result<OpCase> {
+    let mut g = Graph::new();
+    let x = g.input("x", &[rows, n], DType::F32)?;
+    let gm = g.input("g", &[n], DType::F32)?;
+    let y = g.rmsnorm(x, gm, eps)?;
+    g.output("y", y);
+    let feeds = vec![rng.tensor(&[rows, n], lo, hi), rng.tensor(&[n], 0.5, 1.5)];
+    let name = format!("[{rows}, {n}]");
+    Ok(OpCase::new("rmsnorm", name, g, feeds).bytes((8 * rows * n) as f64))
+}
+
 fn mean_case(shape: &[usize], axis: isize, rng: &mut Rng) -> Result<OpCase> {
     let mut g = Graph::new();
     let x = g.input("x", shape, DType::F32)?;
@@ -275,6 +293,7 @@ fn rows(rng: &mut Rng) -> Result<Vec<OpCase>> {
         for rows in [1usize, 3, 17] {
             out.push(softmax_case(rows, n, rng, -10.0, 10.0)?);
             out.push(layernorm_case(rows, n, 1e-5, rng, -3.0, 5.0)?);
+            out.push(rmsnorm_case(rows, n, 1e-6, rng, -3.0, 5.0)?);
         }
     }
     for (shape, axis) in [
@@ -288,6 +307,11 @@ fn rows(rng: &mut Rng) -> Result<Vec<OpCase>> {
     // Widths of the vec4 register kernel (N % 4 == 0, up to 1536) and just past it.
     for n in [4usize, 32, 36, 384, 768, 1532, 1536, 1540] {
         out.push(layernorm_case(5, n, 1e-12, rng, -3.0, 5.0)?);
+    }
+    // RMSNorm at Llama widths: SmolLM2-135M 576, Qwen2.5-0.5B 896, TinyLlama 2048 (past the
+    // vec4 kernel), and a head's 64 (Qwen3-style q/k norms).
+    for n in [64usize, 576, 896, 2048] {
+        out.push(rmsnorm_case(4, n, 1e-5, rng, -3.0, 5.0)?);
     }
     // Rows of ±3e38 (an embedding table scaled to f32's edge): the row sum overflows f32, the
     // mean must not (PyTorch's does not); such rows normalise to beta.

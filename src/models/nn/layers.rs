@@ -1,5 +1,5 @@
-//! The basic layers: [`Linear`] (with the matmul kernels' fused epilogue), [`LayerNorm`] and
-//! [`Embedding`].
+//! The basic layers: [`Linear`] (with the matmul kernels' fused epilogue), [`LayerNorm`],
+//! [`RmsNorm`] and [`Embedding`].
 
 use super::Vars;
 use crate::error::Result;
@@ -167,6 +167,28 @@ impl LayerNorm {
     pub fn forward(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
         let (w, b) = (g.constant(&self.gamma)?, g.constant(&self.beta)?);
         g.layernorm(x, w, b, self.eps)
+    }
+}
+
+/// RMSNorm over the last axis (Llama's `LlamaRMSNorm`): `weight` only.
+#[derive(Clone, Debug)]
+pub struct RmsNorm {
+    pub gamma: Arc<Constant>,
+    pub eps: f32,
+}
+
+impl RmsNorm {
+    /// `RMSNorm(dim)` at `vb`: `weight` [dim].
+    pub fn load(vb: &Vars, dim: usize, eps: f64) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            gamma: vb.param("weight", &[dim])?,
+            eps: eps as f32,
+        })
+    }
+
+    pub fn forward(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        let w = g.constant(&self.gamma)?;
+        g.rmsnorm(x, w, self.eps)
     }
 }
 

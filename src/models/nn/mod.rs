@@ -8,7 +8,7 @@ mod patches;
 mod transformer;
 mod vars;
 
-pub use layers::{Embedding, LayerNorm, Linear};
+pub use layers::{Embedding, LayerNorm, Linear, RmsNorm};
 pub use patches::{prepend_tokens, PatchEmbedding};
 pub use transformer::{
     self_attention, KvCache, LayerNames, LayerShape, Masking, Norm, Qkv, TransformerLayer,
