@@ -34,6 +34,7 @@ shaders!(
     "softmax.wgsl",
     "layernorm.wgsl",
     "layernorm_v4.wgsl",
+    "rope.wgsl",
     "reduce_mean.wgsl",
     "embedding.wgsl",
     "matmul_tiled.wgsl",

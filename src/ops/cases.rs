@@ -837,8 +837,35 @@ fn attention_case_in(c: AttnCase, model_layout: bool, bias: bool, rng: &mut Rng)
     })
 }
 
+/// A RoPE case: (batch, seq, rotated heads, head dim, passed-through columns, table rows,
+/// run-time past).
+fn rope_case(
+    (b, s, heads, d, extra, rows, past): (usize, usize, usize, usize, usize, usize, Option<u32>),
+    rng: &mut Rng,
+) -> Result<OpCase> {
+    let w = heads * d + extra;
+    let mut g = Graph::new();
+    let x = g.input("x", &[b, s, w], DType::F32)?;
+    let t = g.input("table", &[rows, d], DType::F32)?;
+    let mut feeds = vec![
+        rng.tensor(&[b, s, w], -2.0, 2.0),
+        rng.tensor(&[rows, d], -1.0, 1.0),
+    ];
+    let p = match past {
+        Some(v) => {
+            feeds.push(Tensor::from_u32(&[1], vec![v])?);
+            Some(g.input("past", &[1], DType::U32)?)
+        }
+        None => None,
+    };
+    let y = g.rope(x, t, d, heads * d, p)?;
+    g.output("y", y);
+    let name = format!("b{b} s{s} heads{heads} d{d} +{extra} rows{rows} past={past:?}");
+    Ok(OpCase::new("rope", name, g, feeds).bytes((8 * b * s * w) as f64))
+}
+
 fn attention(rng: &mut Rng) -> Result<Vec<OpCase>> {
-    [
+    let mut out = [
         (1, 1, 1, 1, 1, false, false, None, false),
         (2, 3, 7, 17, 17, false, true, None, true),
         (1, 12, 64, 65, 65, true, false, None, true),
@@ -870,7 +897,22 @@ fn attention(rng: &mut Rng) -> Result<Vec<OpCase>> {
         .map(|c| (c, true)),
     )
     .map(|(c, bias)| attention_case_in(c, false, bias, rng))
-    .collect()
+    .collect::<Result<Vec<_>>>()?;
+    let ropes = [
+        // RoPE on fused QKV rows: tiny, odd head sizes, SmolLM2-135M's 9 + 3 heads of 64 with
+        // its V, a decoding step, and positions past the table (clamped to its last row).
+        (1, 1, 1, 2, 0, 1, None),
+        (2, 17, 3, 8, 8, 17, None),
+        (3, 63, 2, 6, 5, 64, None),
+        (1, 65, 12, 64, 192, 128, None),
+        (1, 1, 12, 64, 192, 1024, Some(599)),
+        (2, 3, 4, 16, 1, 40, Some(36)),
+        (1, 63, 2, 32, 0, 1024, Some(1000)),
+    ];
+    for c in ropes {
+        out.push(rope_case(c, rng)?);
+    }
+    Ok(out)
 }
 
 /// A conv2d problem: (batch, channels, input size, outputs, kernel, stride, padding, dilation,

@@ -20,6 +20,7 @@ pub mod matmul;
 pub mod maxpool2d;
 pub mod mean;
 pub mod permute;
+pub mod rope;
 pub mod slice;
 pub mod softmax;
 pub mod upsample;
