@@ -31,10 +31,10 @@ impl Rope {
             );
         }
         let d = self.head_dim;
-        if d == 0 || d % 2 != 0 || t.shape[1] != d {
+        if d == 0 || !d.is_multiple_of(2) || t.shape[1] != d {
             return bad(format!("head_dim {d} must be even and the table's width"));
         }
-        if self.rotate % d != 0 || self.rotate > x.shape[2] {
+        if !self.rotate.is_multiple_of(d) || self.rotate > x.shape[2] {
             return bad(format!(
                 "{} rotated columns must be whole heads of {d} within the width {}",
                 self.rotate, x.shape[2]
