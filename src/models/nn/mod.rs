@@ -5,11 +5,13 @@
 
 mod layers;
 mod patches;
+mod rope;
 mod transformer;
 mod vars;
 
 pub use layers::{Embedding, LayerNorm, Linear, RmsNorm};
 pub use patches::{prepend_tokens, PatchEmbedding};
+pub use rope::{RopeScaling, Rotary, ROPE_TYPES};
 pub use transformer::{
     self_attention, KvCache, LayerNames, LayerShape, Masking, Norm, Qkv, TransformerLayer,
 };
