@@ -97,7 +97,7 @@ impl RopeScaling {
                         let wavelen = (1.0 / f) * (2.0 * std::f64::consts::PI) as f32;
                         let scaled = if wavelen > low_wavelen { f / factor } else { f };
                         let smooth = ((1.0 / wavelen) * old - lo) / (hi - lo);
-                        let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+                        let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
                         if medium {
                             (1.0 - smooth) * scaled / factor + smooth * scaled
                         } else {
