@@ -19,6 +19,7 @@
 //#default CAUSAL 0
 //#default HAS_MASK 0
 //#default HAS_LEN 0
+//#default GROUP 1
 //#include "common.wgsl"
 
 const WG: u32 = {{WG}}u;
@@ -49,6 +50,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let bh = id / p.qblocks;
     let h = bh % p.heads;
     let b = bh / p.heads;
+    // Grouped-query attention: query head h reads key / value head h / GROUP.
+    let kvh = h / {{GROUP}}u;
     if (b >= p.batch) {
         return;
     }

@@ -11,6 +11,7 @@
 //#default CAUSAL 0
 //#default HAS_MASK 0
 //#default HAS_LEN 0
+//#default GROUP 1
 
 const NEG: f32 = -3.402823e38;
 
@@ -35,6 +36,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let i = wg.x;
     let h = wg.y;
     let b = wg.z;
+    // Grouped-query attention: query head h reads key / value head h / GROUP.
+    let kvh = h / {{GROUP}}u;
     var past = 0u;
     var kv_len = p.skv;
     if ({{HAS_LEN}}u == 1u) {
@@ -53,8 +56,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let j = j0 + li;
         let ok = j < lim;
         let jr = min(j, p.skv - 1u);
-        let koff = (b * p.skv + jr) * p.k_stride + p.k_col + h * {{DW}}u;
-        let voff = (b * p.skv + jr) * p.v_stride + p.v_col + h * {{DW}}u;
+        let koff = (b * p.skv + jr) * p.k_stride + p.k_col + kvh * {{DW}}u;
+        let voff = (b * p.skv + jr) * p.v_stride + p.v_col + kvh * {{DW}}u;
 {{BODY}}
     }
     // Combine the 8 partial softmaxes.

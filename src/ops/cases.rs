@@ -864,6 +864,78 @@ fn rope_case(
     Ok(OpCase::new("rope", name, g, feeds).bytes((8 * b * s * w) as f64))
 }
 
+/// A grouped-query attention case: (batch, query heads, kv heads, head dim, query rows, keys,
+/// causal, a key mask, a run-time past, fused: Q, K, V as one [b, s, (hq + 2 hkv)·d] row as a
+/// Llama QKV projection lays them out).
+type GqaCase = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    bool,
+    bool,
+    Option<u32>,
+    bool,
+);
+
+fn gqa_case(c: GqaCase, rng: &mut Rng) -> Result<OpCase> {
+    let (b, hq, hkv, d, sq, skv, causal, mask, past, fused) = c;
+    let mut g = Graph::new();
+    let mut feeds = vec![];
+    let (q, k, v, cols) = if fused {
+        let w = (hq + 2 * hkv) * d;
+        let x = g.input("qkv", &[b, sq, w], DType::F32)?;
+        feeds.push(rng.tensor(&[b, sq, w], -1.0, 1.0));
+        (x, x, x, (0, hq * d, (hq + hkv) * d))
+    } else {
+        let q = g.input("q", &[b, sq, hq * d], DType::F32)?;
+        let k = g.input("k", &[b, skv, hkv * d], DType::F32)?;
+        let v = g.input("v", &[b, skv, hkv * d], DType::F32)?;
+        feeds.push(rng.tensor(&[b, sq, hq * d], -1.0, 1.0));
+        feeds.push(rng.tensor(&[b, skv, hkv * d], -1.0, 1.0));
+        feeds.push(rng.tensor(&[b, skv, hkv * d], -1.0, 1.0));
+        (q, k, v, (0, 0, 0))
+    };
+    let m = if mask {
+        let mut mv = vec![0.0f32; b * skv];
+        for bi in 0..b {
+            let valid = 1 + rng.below(skv as u32) as usize;
+            for j in valid..skv {
+                mv[bi * skv + j] = f32::MIN;
+            }
+        }
+        feeds.push(Tensor::from_f32(&[b, skv], mv)?);
+        Some(g.input("mask", &[b, skv], DType::F32)?)
+    } else {
+        None
+    };
+    let p = match past {
+        Some(pv) => {
+            feeds.push(Tensor::from_u32(&[1], vec![pv])?);
+            Some(g.input("past", &[1], DType::U32)?)
+        }
+        None => None,
+    };
+    let mut op = Attention::new(hq, d)
+        .grouped(hkv)
+        .columns(cols.0, cols.1, cols.2);
+    if causal {
+        op = op.causal();
+    }
+    let o = g.attention(op, q, k, v, m, p)?;
+    g.output("o", o);
+    let keys = past.map_or(skv, |p| p as usize + sq);
+    let name = format!(
+        "gqa b{b} h{hq}/{hkv} d{d} sq{sq} skv{skv} causal={causal} mask={mask} past={past:?} fused={fused}"
+    );
+    Ok(OpCase {
+        work: Work::Flops(4.0 * (b * hq * sq * keys * d) as f64),
+        ..OpCase::new("attention", name, g, feeds)
+    })
+}
+
 fn attention(rng: &mut Rng) -> Result<Vec<OpCase>> {
     let mut out = [
         (1, 1, 1, 1, 1, false, false, None, false),
@@ -911,6 +983,18 @@ fn attention(rng: &mut Rng) -> Result<Vec<OpCase>> {
     ];
     for c in ropes {
         out.push(rope_case(c, rng)?);
+    }
+    // Grouped-query attention: SmolLM2-135M's 9 query / 3 kv heads of 64 over a fused QKV
+    // prefill and a decoding step over its caches, odd head sizes, multi-query (1 kv head).
+    let gqa: [GqaCase; 5] = [
+        (1, 9, 3, 64, 17, 17, true, false, None, true),
+        (2, 6, 2, 6, 5, 7, false, true, None, false),
+        (1, 9, 3, 64, 1, 1024, true, false, Some(599), false),
+        (1, 4, 1, 16, 3, 40, true, true, Some(36), false),
+        (3, 8, 2, 32, 63, 63, true, true, None, true),
+    ];
+    for c in gqa {
+        out.push(gqa_case(c, rng)?);
     }
     Ok(out)
 }

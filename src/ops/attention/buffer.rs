@@ -36,6 +36,7 @@ pub(super) fn lower(
         .f32(op.scale);
     let mut defines = body(op.head_dim / w, w, by_keys, op.mask, op.bias);
     defines.extend([
+        ("GROUP", op.group().to_string()),
         ("CAUSAL", (op.causal as u32).to_string()),
         ("HAS_MASK", (op.mask as u32).to_string()),
         ("HAS_LEN", (op.past as u32).to_string()),
@@ -126,7 +127,7 @@ pub(crate) fn body(
             let _ = writeln!(body, "        let jr{kk} = min(j{kk}, p.skv - 1u);");
             let _ = writeln!(
                 body,
-                "        let ko{kk} = (b * p.skv + jr{kk}) * p.k_stride + p.k_col + h * {n}u;"
+                "        let ko{kk} = (b * p.skv + jr{kk}) * p.k_stride + p.k_col + kvh * {n}u;"
             );
             let _ = writeln!(body, "        var a{kk} = {t}(0.0);");
             for d in 0..n {
@@ -160,7 +161,7 @@ pub(crate) fn body(
             let _ = writeln!(body, "        l = l + p{kk};");
             let _ = writeln!(
                 body,
-                "        let vo{kk} = (b * p.skv + jr{kk}) * p.v_stride + p.v_col + h * {n}u;"
+                "        let vo{kk} = (b * p.skv + jr{kk}) * p.v_stride + p.v_col + kvh * {n}u;"
             );
             for d in 0..n {
                 let _ = writeln!(

@@ -51,6 +51,9 @@ impl AttentionVariant {
 #[derive(Debug, Clone)]
 pub struct Attention {
     pub heads: usize,
+    /// Key / value heads (grouped-query attention: query head h reads K/V head
+    /// h / (heads / kv_heads)); `heads` for plain multi-head attention.
+    pub kv_heads: usize,
     pub head_dim: usize,
     /// Multiplies q·k (usually 1/sqrt(head_dim)).
     pub scale: f32,
@@ -89,6 +92,7 @@ impl Attention {
     pub fn new(heads: usize, head_dim: usize) -> Self {
         Attention {
             heads,
+            kv_heads: heads,
             head_dim,
             scale: 1.0 / (head_dim.max(1) as f32).sqrt(),
             causal: false,
@@ -110,6 +114,16 @@ impl Attention {
             v_col: 2 * width,
             ..Self::new(heads, width / heads.max(1))
         }
+    }
+
+    /// Grouped-query attention: `kv_heads` key / value heads shared by groups of query heads.
+    pub fn grouped(self, kv_heads: usize) -> Self {
+        Attention { kv_heads, ..self }
+    }
+
+    /// Query heads per key / value head.
+    pub(crate) fn group(&self) -> usize {
+        self.heads / self.kv_heads.max(1)
     }
 
     /// Each query sees only keys at or before its position.
@@ -170,14 +184,20 @@ impl Attention {
         if k.shape[0] != b || v.shape[0] != b || v.shape[1] != skv {
             return bad("batch or key length of q, k, v disagree".into());
         }
-        let hd = self.heads * self.head_dim;
         if self.heads == 0 || self.head_dim == 0 {
             return bad("heads and head_dim must be positive".into());
         }
-        for (t, col, name) in [
-            (q, self.q_col, "q"),
-            (k, self.k_col, "k"),
-            (v, self.v_col, "v"),
+        if self.kv_heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
+            return bad(format!(
+                "{} query heads are not groups of {} key/value heads",
+                self.heads, self.kv_heads
+            ));
+        }
+        let (hd, kvd) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        for (t, col, name, hd) in [
+            (q, self.q_col, "q", hd),
+            (k, self.k_col, "k", kvd),
+            (v, self.v_col, "v", kvd),
         ] {
             if col + hd > t.shape[2] {
                 return bad(format!(
@@ -299,7 +319,7 @@ impl Op for Attention {
                         kv_len
                     };
                     for (j, s) in scores.iter_mut().enumerate().take(lim) {
-                        let ko = (bi * skv + j) * kw + self.k_col + h * d_n;
+                        let ko = (bi * skv + j) * kw + self.k_col + h / self.group() * d_n;
                         let mut dot = 0.0f64;
                         for d in 0..d_n {
                             dot += q[qo + d] as f64 * self.scale as f64 * k[ko + d] as f64;
@@ -322,7 +342,7 @@ impl Op for Attention {
                     for (j, &s) in scores.iter().enumerate().take(lim) {
                         let p = ((s - mx) as f64).exp();
                         denom += p;
-                        let vo = (bi * skv + j) * vw + self.v_col + h * d_n;
+                        let vo = (bi * skv + j) * vw + self.v_col + h / self.group() * d_n;
                         for d in 0..d_n {
                             acc[d] += p * v[vo + d] as f64;
                         }

@@ -56,7 +56,7 @@ pub(super) fn lower(
     let tex_of = |v: ValueId| tex.iter().find(|(x, _)| *x == v).expect("packed").1;
     let (mask, bias, past) = op.optional_inputs(inputs);
     let rl = sq.div_ceil(8).clamp(1, 4);
-    let mut defines = tex_body(op.head_dim / 4, rl, op.mask, op.bias, op.causal);
+    let mut defines = tex_body(op.head_dim / 4, rl, op.mask, op.bias, op.causal, op.group());
     defines.extend([
         ("R", (8 * rl).to_string()),
         ("CAUSAL", (op.causal as u32).to_string()),
@@ -109,14 +109,17 @@ pub(crate) fn tex_body(
     mask: bool,
     bias: bool,
     causal: bool,
+    group: usize,
 ) -> Vec<(&'static str, String)> {
     use std::fmt::Write;
     let r = 8 * rl;
     let e_n = d4.div_ceil(8);
     let mut setup = String::new();
     let _ = writeln!(setup, "    let qx = i32(p.qx0 + h * {d4}u);");
-    let _ = writeln!(setup, "    let kx = i32(p.kx0 + h * {d4}u);");
-    let _ = writeln!(setup, "    let vx = i32(p.vx0 + h * {d4}u);");
+    // Grouped-query attention: K/V head h / group.
+    let _ = writeln!(setup, "    let kvh = h / {group}u;");
+    let _ = writeln!(setup, "    let kx = i32(p.kx0 + kvh * {d4}u);");
+    let _ = writeln!(setup, "    let vx = i32(p.vx0 + kvh * {d4}u);");
     for t in 0..rl {
         let _ = writeln!(setup, "    let qi{t} = min(i0 + L + {}u, sq - 1u);", 8 * t);
         let _ = writeln!(setup, "    let qr{t} = i32(b * sq + qi{t});");
