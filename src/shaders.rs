@@ -29,6 +29,7 @@ shaders!(
     "reduce_tree.wgsl",
     "reduce_subgroup.wgsl",
     "elementwise.wgsl",
+    "glu.wgsl",
     "binary.wgsl",
     "copy.wgsl",
     "softmax.wgsl",

@@ -169,6 +169,30 @@ fn activations(rng: &mut Rng) -> Result<Vec<OpCase>> {
         }
         out.push(unary(act, &[3, 17, 65], rng, -30.0, 30.0)?);
     }
+    // The SiLU-gated unit of Llama MLPs over fused gate / up rows: awkward widths, SmolLM2's
+    // 1536, Qwen2.5-0.5B's 4864.
+    for (rows, n) in [
+        (1usize, 1usize),
+        (3, 17),
+        (5, 63),
+        (2, 1000),
+        (4, 1536),
+        (2, 4864),
+    ] {
+        let mut g = Graph::new();
+        let x = g.input("x", &[rows, 2 * n], DType::F32)?;
+        let y = g.glu(x, Act::Silu)?;
+        g.output("y", y);
+        out.push(
+            OpCase::new(
+                "glu",
+                format!("silu [{rows}, 2x{n}]"),
+                g,
+                vec![rng.tensor(&[rows, 2 * n], -8.0, 8.0)],
+            )
+            .bytes(12.0 * (rows * n) as f64),
+        );
+    }
     Ok(out)
 }
 

@@ -14,6 +14,7 @@ pub mod concat;
 pub mod conv2d;
 pub mod embedding;
 pub mod expand;
+pub mod glu;
 pub mod kv_write;
 pub mod layernorm;
 pub mod matmul;
