@@ -16,7 +16,7 @@
 //! xlm-roberta, distilbert, mpnet): their names, position ids, heads and MPNet's relative
 //! position bias are in [`super::bert_arch`].
 
-use super::bert_arch::{mpnet_buckets, Head, PREFIXES};
+use super::bert_arch::{Head, RelativeBias, PREFIXES};
 use super::family::FamilyConfig;
 use super::files::ModelFiles;
 use super::loader::{self, Folder, Loaded};
@@ -55,8 +55,8 @@ struct BertWeights {
     pos: Embedding,
     /// Absent in DistilBERT and MPNet.
     typ: Option<Embedding>,
-    /// MPNet's relative position bias table [buckets, heads].
-    rel_bias: Option<Embedding>,
+    /// MPNet's relative position bias.
+    rel_bias: Option<RelativeBias>,
     emb_norm: LayerNorm,
     layers: Vec<TransformerLayer>,
     pooler: Option<Linear>,
@@ -96,13 +96,7 @@ impl BertWeights {
                 .transpose()?,
             emb_norm: LayerNorm::load(&e.pp("LayerNorm"), h, c.layer_norm_eps)?,
             rel_bias: (arch.relative_bias())
-                .then(|| {
-                    Embedding::load(
-                        &vb.pp("encoder.relative_attention_bias"),
-                        c.relative_attention_num_buckets,
-                        c.num_attention_heads,
-                    )
-                })
+                .then(|| RelativeBias::load(vb, c))
                 .transpose()?,
         })
     }
@@ -284,16 +278,11 @@ impl Bert {
         }
         let mut x = w.emb_norm.forward(&mut g, x)?;
         // MPNet: the per-head bias of every (query, key) pair, from its bucket's table row.
-        let bias = match &w.rel_bias {
-            Some(table) => {
-                let buckets = ids_input(&mut g, "relative_buckets", &[1, s * s])?;
-                let rows = table.forward(&mut g, buckets)?;
-                let rows = g.reshape(rows, &[s * s, self.config.num_attention_heads])?;
-                let t = g.permute(rows, &[1, 0])?;
-                Some(g.reshape(t, &[self.config.num_attention_heads, s, s])?)
-            }
-            None => None,
-        };
+        let bias = w
+            .rel_bias
+            .as_ref()
+            .map(|r| r.forward(&mut g, s))
+            .transpose()?;
         let mut hidden = vec![x];
         for layer in &w.layers {
             x = layer.forward_biased(&mut g, x, Some(mask), bias)?;
@@ -359,7 +348,7 @@ impl Bert {
                 Tensor::from_f32(&[b, seq], bias)?,
             ];
             if self.w.rel_bias.is_some() {
-                feeds.push(Tensor::from_u32(&[1, seq * seq], mpnet_buckets(seq))?);
+                feeds.push(RelativeBias::buckets(seq)?);
             }
             let refs: Vec<&Tensor> = feeds.iter().collect();
             let key = (b, seq, hidden_states);

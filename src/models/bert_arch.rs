@@ -13,9 +13,11 @@
 //! ```
 
 use super::family::{self, check_transformer, FamilyConfig, ModelKind};
-use super::nn::{LayerNames, Linear, Qkv, Vars};
+use super::nn::{ids_input, Embedding, LayerNames, Linear, Qkv, Vars};
 use crate::error::Result;
+use crate::graph::{Graph, ValueId};
 use crate::ops::Act;
+use crate::tensor::Tensor;
 use crate::weights::Weights;
 use serde::Deserialize;
 
@@ -97,6 +99,41 @@ pub fn mpnet_buckets(seq: usize) -> Vec<u32> {
     (0..seq)
         .flat_map(|i| (0..seq).map(move |j| mpnet_bucket(j as i64 - i as i64)))
         .collect()
+}
+
+/// MPNet's relative position bias: a table [buckets, heads] (`encoder.relative_attention_bias`)
+/// read at each (query, key) pair's bucket, one bias per head added to every layer's scores.
+pub struct RelativeBias {
+    table: Embedding,
+    heads: usize,
+}
+
+impl RelativeBias {
+    pub fn load(vb: &Vars, c: &BertConfig) -> Result<RelativeBias> {
+        Ok(RelativeBias {
+            table: Embedding::load(
+                &vb.pp("encoder.relative_attention_bias"),
+                c.relative_attention_num_buckets,
+                c.num_attention_heads,
+            )?,
+            heads: c.num_attention_heads,
+        })
+    }
+
+    /// The bias [heads, s, s] from a `relative_buckets` input [1, s·s] (fed by
+    /// [`RelativeBias::buckets`]).
+    pub fn forward(&self, g: &mut Graph, s: usize) -> Result<ValueId> {
+        let buckets = ids_input(g, "relative_buckets", &[1, s * s])?;
+        let rows = self.table.forward(g, buckets)?;
+        let rows = g.reshape(rows, &[s * s, self.heads])?;
+        let t = g.permute(rows, &[1, 0])?;
+        g.reshape(t, &[self.heads, s, s])
+    }
+
+    /// The `relative_buckets` feed of a sequence of `s` tokens.
+    pub fn buckets(s: usize) -> Result<Tensor> {
+        Tensor::from_u32(&[1, s * s], mpnet_buckets(s))
+    }
 }
 
 impl Arch {
