@@ -69,6 +69,10 @@ fn files_for(kind: Option<ModelKind>) -> (&'static [&'static str], &'static [&'s
             ],
         ),
         Some(ModelKind::Gpt2) => (&["model.safetensors", "tokenizer.json"], &[]),
+        Some(ModelKind::Llama) => (
+            &["model.safetensors", "tokenizer.json"],
+            &["generation_config.json", "tokenizer_config.json"],
+        ),
         Some(ModelKind::Vit) => (&["model.safetensors"], &["preprocessor_config.json"]),
         Some(ModelKind::Clip) => (
             &["model.safetensors", "tokenizer.json"],

@@ -218,6 +218,9 @@ pub fn describe(e: &Error) -> String {
                 Some(ModelKind::Clip) => {
                     " (`wgpu-infer zero-shot`, `embed` and `embed-image` run CLIP)"
                 }
+                Some(ModelKind::Llama) => {
+                    " (Llama-architecture decoders load in the library; no command runs them yet)"
+                }
                 None => "",
             };
             format!("{e}{hint}")

@@ -9,6 +9,7 @@ use super::detect::{DetectOptions, Detection};
 use super::files::ModelFiles;
 use super::generate::{GenerateOptions, Generation, TokenEvent};
 use super::gpt2::{Gpt2, Gpt2Output};
+use super::llama::Llama;
 use super::options::LoadOptions;
 use super::text::TokenBatch;
 use super::vit::{Vit, VitOutput};
@@ -163,6 +164,27 @@ impl Vit {
     /// One vector per image file (see [`Vit::embed_async`]).
     pub fn embed<P: AsRef<Path>>(&self, images: &[P]) -> Result<Vec<Vec<f32>>> {
         self.decoded(images, |imgs| block_on(self.embed_async(imgs)))
+    }
+}
+
+impl Llama {
+    /// Loads a `LlamaForCausalLM` / `Qwen2ForCausalLM` folder.
+    pub fn load(backend: Backend, dir: impl AsRef<Path>) -> Result<Llama> {
+        Self::load_with(backend, dir, &LoadOptions::default())
+    }
+    /// [`Llama::load`] with options (for example f16 weight storage).
+    pub fn load_with(backend: Backend, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Llama> {
+        Self::from_files(backend, &ModelFiles::open(dir)?, opts)
+    }
+    /// [`Llama::forward_async`], blocking.
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        seq: usize,
+        mask: Option<&[u32]>,
+    ) -> Result<Tensor> {
+        block_on(self.forward_async(ids, batch, seq, mask))
     }
 }
 

@@ -5,6 +5,7 @@ use super::bert::BertConfig;
 use super::clip_config::ClipConfig;
 use super::family::{typed, FamilyConfig, ModelKind};
 use super::gpt2::Gpt2Config;
+use super::llama::LlamaConfig;
 use super::vit::VitConfig;
 use super::yolo::YoloConfig;
 use crate::weights::Weights;
@@ -17,6 +18,7 @@ pub enum ModelConfig {
     Vit(VitConfig),
     Yolo(YoloConfig),
     Clip(ClipConfig),
+    Llama(LlamaConfig),
 }
 
 impl ModelConfig {
@@ -27,6 +29,7 @@ impl ModelConfig {
             ModelConfig::Bert(c) => c.model_type.clone(),
             ModelConfig::Vit(c) => c.model_type.clone(),
             ModelConfig::Yolo(c) => c.model_type.clone(),
+            ModelConfig::Llama(c) => c.model_type.clone(),
             other => other.kind().name().to_string(),
         }
     }
@@ -38,6 +41,7 @@ impl ModelConfig {
             ModelConfig::Vit(_) => ModelKind::Vit,
             ModelConfig::Yolo(_) => ModelKind::Yolo,
             ModelConfig::Clip(_) => ModelKind::Clip,
+            ModelConfig::Llama(_) => ModelKind::Llama,
         }
     }
 }
@@ -62,6 +66,7 @@ pub fn parse_config(text: &str) -> Result<ModelConfig, String> {
         Some(ModelKind::Vit) => ModelConfig::Vit(checked(v)?),
         Some(ModelKind::Yolo) => ModelConfig::Yolo(checked(v)?),
         Some(ModelKind::Clip) => ModelConfig::Clip(checked(v)?),
+        Some(ModelKind::Llama) => ModelConfig::Llama(checked(v)?),
         None => {
             return Err(format!(
                 "model_type '{mt}' is not supported ({})",
@@ -85,6 +90,7 @@ pub fn detect_model_type(w: &Weights) -> Option<&'static str> {
         ModelKind::Vit if has(".layer_scale1.") => "dinov2",
         ModelKind::Vit if has("embeddings.distillation_token") => "deit",
         ModelKind::Yolo if has("model.10.m.0.attn.qkv.") => "yolo11",
+        ModelKind::Llama if has(".self_attn.q_proj.bias") => "qwen2",
         k => k.name(),
     })
 }
@@ -101,6 +107,8 @@ pub fn detect_kind(w: &Weights) -> Option<ModelKind> {
         Some(ModelKind::Gpt2)
     } else if has("model.0.conv.weight") && has(".dfl.conv.weight") {
         Some(ModelKind::Yolo)
+    } else if has("embed_tokens.weight") && has(".self_attn.q_proj.weight") {
+        Some(ModelKind::Llama)
     } else if has("text_model.embeddings.token_embedding.weight")
         && has("vision_model.embeddings.class_embedding")
     {

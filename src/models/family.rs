@@ -15,6 +15,7 @@ pub enum ModelKind {
     Vit,
     Yolo,
     Clip,
+    Llama,
 }
 
 impl ModelKind {
@@ -26,6 +27,7 @@ impl ModelKind {
             ModelKind::Vit => "vit",
             ModelKind::Yolo => "yolov8",
             ModelKind::Clip => "clip",
+            ModelKind::Llama => "llama",
         }
     }
 
@@ -38,16 +40,18 @@ impl ModelKind {
             ModelKind::Vit => &["vit", "deit", "dinov2", "dinov2_with_registers"],
             ModelKind::Yolo => &["yolov8", "yolo11"],
             ModelKind::Clip => &["clip"],
+            ModelKind::Llama => &["llama", "qwen2"],
         }
     }
 
     /// Every family.
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Bert,
         ModelKind::Gpt2,
         ModelKind::Vit,
         ModelKind::Yolo,
         ModelKind::Clip,
+        ModelKind::Llama,
     ];
 
     pub fn from_name(name: &str) -> Option<ModelKind> {

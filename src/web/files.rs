@@ -82,7 +82,7 @@ impl FolderSource {
                 let pooling = SentenceConfig::pooling_file(&f.files).map_err(js_error)?;
                 f.add(&pooling).await?;
             }
-            ModelKind::Gpt2 => f.add("tokenizer.json").await?,
+            ModelKind::Gpt2 | ModelKind::Llama => f.add("tokenizer.json").await?,
             ModelKind::Vit => f.add("preprocessor_config.json").await?,
             ModelKind::Yolo => {}
             ModelKind::Clip => {

@@ -90,11 +90,25 @@ impl Linear {
     /// (and its shape checked against the file) before the fused buffer is allocated, so a
     /// config that claims huge sizes fails on the first tensor instead of reserving them.
     pub fn load_fused(vb: &Vars, parts: &[Vars], d_in: usize, d_out: usize) -> Result<Linear> {
+        let parts: Vec<(Vars, usize)> = parts.iter().map(|p| (p.clone(), d_out)).collect();
+        Self::load_concat(vb, &parts, d_in, true)
+    }
+
+    /// `nn.Linear(d_in, n_i)` parts of different widths concatenated along the outputs (a
+    /// grouped-query QKV, Llama's gate and up), with or without biases; as [`Linear::load_fused`].
+    pub fn load_concat(
+        vb: &Vars,
+        parts: &[(Vars, usize)],
+        d_in: usize,
+        bias: bool,
+    ) -> Result<Linear> {
         let mut ws = Vec::with_capacity(parts.len());
         let mut bs = Vec::with_capacity(parts.len());
-        for p in parts {
-            ws.push(p.tensor("weight", &[d_out, d_in])?);
-            bs.push(p.tensor("bias", &[d_out])?);
+        for (p, n) in parts {
+            ws.push(p.tensor("weight", &[*n, d_in])?);
+            if bias {
+                bs.push(p.tensor("bias", &[*n])?);
+            }
         }
         let concat = |ts: &[Tensor]| -> Result<Vec<f32>> {
             let mut v = Vec::with_capacity(ts.iter().map(Tensor::numel).sum());
@@ -103,13 +117,20 @@ impl Linear {
             }
             Ok(v)
         };
-        let (w, b) = (concat(&ws)?, concat(&bs)?);
-        let n = parts.len() * d_out;
+        let n: usize = parts.iter().map(|(_, n)| n).sum();
+        let w = concat(&ws)?;
         Ok(Linear {
             w: vb
                 .opts()
                 .weight(vb.key("weight"), Tensor::from_f32(&[n, d_in], w)?)?,
-            b: Some(Constant::new(vb.key("bias"), Tensor::from_f32(&[n], b)?)),
+            b: bias
+                .then(|| -> Result<_> {
+                    Ok(Constant::new(
+                        vb.key("bias"),
+                        Tensor::from_f32(&[n], concat(&bs)?)?,
+                    ))
+                })
+                .transpose()?,
             layout: Layout::NxK,
         })
     }

@@ -3,12 +3,14 @@
 //! optional KV cache). Weight names follow the HF module tree: a model scopes [`Vars`] the way
 //! its modules nest, so every name is written once.
 
+mod decoder;
 mod layers;
 mod patches;
 mod rope;
 mod transformer;
 mod vars;
 
+pub use decoder::{DecoderLayer, DecoderShape};
 pub use layers::{Embedding, LayerNorm, Linear, RmsNorm};
 pub use patches::{prepend_tokens, PatchEmbedding};
 pub use rope::{RopeScaling, Rotary, ROPE_TYPES};

@@ -1,0 +1,309 @@
+//! Llama-architecture decoders (HF `LlamaForCausalLM`, `Qwen2ForCausalLM`; SmolLM2, TinyLlama,
+//! Qwen2.5): token ids → logits at every position.
+//!
+//! ```text
+//! ids ─ embed_tokens ─ [× L DecoderLayer: RMSNorm, GQA attention with RoPE, SiLU-gated MLP]
+//!     ─ norm (RMSNorm) ─ lm_head (= embed_tokensᵀ when tied) ─ logits
+//! ```
+//! The layer is [`super::nn::DecoderLayer`]; rotary frequencies follow the config's
+//! `rope_parameters` / `rope_scaling` ([`RopeScaling`]). Generation with the KV cache, chat
+//! templates and the CLI are not wired yet (issue 19 is in progress): this is the forward.
+
+use super::family::{check_transformer, positive, FamilyConfig, ModelKind};
+use super::files::ModelFiles;
+use super::loader::{Folder, Loaded};
+use super::nn::*;
+use super::options::LoadOptions;
+use super::runner::Runner;
+use crate::error::{check_finite, Error, Result};
+use crate::graph::{Backend, Constant, Graph};
+use crate::ops::Layout;
+use crate::tensor::{DType, Tensor};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The fields of HF `LlamaConfig` / `Qwen2Config` this implementation reads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LlamaConfig {
+    /// llama or qwen2.
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    /// Grouped-query attention's K/V heads (`num_attention_heads` when absent).
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// `hidden_size / num_attention_heads` when absent.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    #[serde(default = "positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "eps")]
+    pub rms_norm_eps: f64,
+    /// The older top-level RoPE fields; transformers 5 writes `rope_parameters` instead.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    pub rope_parameters: Option<serde_json::Value>,
+    #[serde(default = "silu")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Llama's q/k/v (and o) biases; Qwen2 always has q/k/v biases.
+    #[serde(default)]
+    pub attention_bias: Option<bool>,
+    #[serde(default)]
+    pub mlp_bias: bool,
+}
+
+fn positions() -> usize {
+    2048
+}
+fn eps() -> f64 {
+    1e-6
+}
+fn silu() -> String {
+    "silu".into()
+}
+
+/// Rotary table rows at most (a 128k-position config would otherwise build a huge table).
+const MAX_ROPE_POSITIONS: usize = 1 << 17;
+
+impl LlamaConfig {
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+    /// Whether q/k/v carry biases: Qwen2 always, Llama when `attention_bias`.
+    pub fn qkv_bias(&self) -> bool {
+        self.model_type == "qwen2" || self.attention_bias == Some(true)
+    }
+    /// `rope_theta` and the scaling, from `rope_parameters` or the older fields.
+    pub fn rope(&self) -> std::result::Result<(f64, RopeScaling), String> {
+        let p = self.rope_parameters.as_ref().filter(|v| !v.is_null());
+        let theta = p
+            .and_then(|p| p.get("rope_theta"))
+            .and_then(|t| t.as_f64())
+            .or(self.rope_theta)
+            .unwrap_or(10000.0);
+        let scaling = RopeScaling::from_hf(p.or(self.rope_scaling.as_ref()))?;
+        Ok((theta, scaling))
+    }
+}
+
+impl FamilyConfig for LlamaConfig {
+    const KIND: ModelKind = ModelKind::Llama;
+    fn check(&self) -> std::result::Result<(), String> {
+        check_transformer(
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("intermediate_size", self.intermediate_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("max_position_embeddings", self.max_position_embeddings),
+            ],
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", self.num_attention_heads),
+            ("rms_norm_eps", self.rms_norm_eps),
+            ("hidden_act", &self.hidden_act),
+        )
+        .or_else(|e| {
+            // A head_dim given explicitly need not divide hidden_size.
+            if self.head_dim.is_some() && e.contains("not divisible") {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        positive(&[
+            ("num_key_value_heads", self.kv_heads()),
+            ("head_dim", self.head_dim()),
+        ])?;
+        if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
+            return Err(format!(
+                "num_attention_heads {} is not divisible by num_key_value_heads {}",
+                self.num_attention_heads,
+                self.kv_heads()
+            ));
+        }
+        if self.hidden_act != "silu" {
+            return Err(format!(
+                "hidden_act '{}': Llama-architecture MLPs are SiLU-gated here (silu only)",
+                self.hidden_act
+            ));
+        }
+        if self.mlp_bias {
+            return Err("mlp_bias = true is not supported".into());
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return Err(format!(
+                "head_dim {} must be even for RoPE",
+                self.head_dim()
+            ));
+        }
+        self.rope().map(|_| ())
+    }
+}
+
+struct LlamaWeights {
+    embed: Embedding,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    /// Untied output projection [vocab, hidden]; `None` means embed_tokens is used.
+    lm_head: Option<Arc<Constant>>,
+    rope: Rotary,
+}
+
+impl LlamaWeights {
+    fn load(c: &LlamaConfig, vb: &Vars) -> Result<LlamaWeights> {
+        let (theta, scaling) = c.rope().map_err(Error::InvalidArgument)?;
+        let shape = DecoderShape {
+            hidden: c.hidden_size,
+            inner: c.intermediate_size,
+            heads: c.num_attention_heads,
+            kv_heads: c.kv_heads(),
+            head_dim: c.head_dim(),
+            eps: c.rms_norm_eps,
+            qkv_bias: c.qkv_bias(),
+        };
+        let h = c.hidden_size;
+        Ok(LlamaWeights {
+            embed: Embedding::load(&vb.pp("embed_tokens"), c.vocab_size, h)?,
+            layers: DecoderLayer::stack(&vb.pp("layers"), c.num_hidden_layers, shape)?,
+            norm: RmsNorm::load(&vb.pp("norm"), h, c.rms_norm_eps)?,
+            // `lm_head.weight` never carries the `model.` prefix.
+            lm_head: (!c.tie_word_embeddings)
+                .then(|| vb.weight("lm_head.weight", &[c.vocab_size, h]))
+                .transpose()?,
+            rope: Rotary::new(
+                c.head_dim(),
+                theta,
+                &scaling,
+                c.max_position_embeddings.min(MAX_ROPE_POSITIONS),
+            )?,
+        })
+    }
+}
+
+/// A loaded Llama-architecture decoder. `Send + Sync`.
+pub struct Llama {
+    name: String,
+    config: LlamaConfig,
+    tokenizer: tokenizers::Tokenizer,
+    w: Arc<Loaded<LlamaWeights>>,
+    forward: Runner<(usize, usize)>,
+    warnings: Vec<String>,
+}
+
+impl Llama {
+    /// Loads a `LlamaForCausalLM` / `Qwen2ForCausalLM` folder (config.json, model.safetensors,
+    /// tokenizer.json), in memory or on disk.
+    pub fn from_files(backend: Backend, files: &ModelFiles, opts: &LoadOptions) -> Result<Llama> {
+        let f: Folder<LlamaConfig> = Folder::open(files, &["model."], "embed_tokens.weight")?;
+        let tokenizer = f.tokenizer()?;
+        let ignore = ["rotary_emb.inv_freq"];
+        let w = f.load(opts, &ignore, |vb| LlamaWeights::load(&f.config, vb))?;
+        Ok(Llama {
+            name: files.name(),
+            warnings: w.warnings.clone(),
+            config: f.config,
+            tokenizer,
+            w,
+            forward: Runner::new(backend, 8),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+    pub fn backend(&self) -> &Backend {
+        self.forward.backend()
+    }
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+    /// Device memory of the largest plan run so far, and its dispatch count.
+    pub fn memory_and_dispatches(&self) -> (u64, usize) {
+        self.forward.memory_and_dispatches()
+    }
+
+    fn forward_graph(&self, b: usize, s: usize) -> Result<Graph> {
+        let w = &self.w;
+        let mut g = Graph::new();
+        let ids = ids_input(&mut g, "input_ids", &[b, s])?;
+        let mask = g.input("attention_bias", &[b, s], DType::F32)?;
+        let mut x = w.embed.forward(&mut g, ids)?;
+        for layer in &w.layers {
+            x = layer.forward(&mut g, x, &w.rope, Some(mask))?;
+        }
+        let y = w.norm.forward(&mut g, x)?;
+        let head = g.constant(w.lm_head.as_ref().unwrap_or(&w.embed.table))?;
+        let logits = g.matmul(y, head, Layout::NxK)?;
+        g.output("logits", logits);
+        Ok(g)
+    }
+
+    /// Logits [batch, seq, vocab] for every position of a right-padded batch (`mask`: 1 =
+    /// token, 0 = padding; positions 0..seq in every row).
+    pub async fn forward_async(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        seq: usize,
+        mask: Option<&[u32]>,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        if batch.checked_mul(seq) != Some(ids.len()) || ids.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "expected batch*seq = {batch}*{seq} ids, got {}",
+                ids.len()
+            )));
+        }
+        if seq > c.max_position_embeddings.min(MAX_ROPE_POSITIONS) {
+            return Err(Error::InvalidArgument(format!(
+                "sequence of {seq} tokens exceeds max_position_embeddings {}",
+                c.max_position_embeddings
+            )));
+        }
+        super::generate::check_ids(ids, c.vocab_size)?;
+        let bias: Vec<f32> = match mask {
+            Some(m) if m.len() != ids.len() => {
+                return Err(Error::InvalidArgument(format!(
+                    "mask has {} values, expected {}",
+                    m.len(),
+                    ids.len()
+                )))
+            }
+            Some(m) => m
+                .iter()
+                .map(|&v| if v != 0 { 0.0 } else { f32::MIN })
+                .collect(),
+            None => vec![0.0; ids.len()],
+        };
+        let feeds = [
+            Tensor::from_u32(&[batch, seq], ids.to_vec())?,
+            Tensor::from_f32(&[batch, seq], bias)?,
+        ];
+        let refs: Vec<&Tensor> = feeds.iter().collect();
+        let mut out = (self.forward)
+            .run((batch, seq), || self.forward_graph(batch, seq), &refs)
+            .await?;
+        let logits = out.take("logits")?;
+        check_finite(|| "Llama logits".into(), logits.as_f32()?)?;
+        Ok(logits)
+    }
+}

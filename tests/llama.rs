@@ -1,0 +1,86 @@
+//! Llama-architecture decoders vs transformers on tests/fixtures/llama
+//! (tools/fixtures/gen_llama.py): `LlamaForCausalLM` (grouped-query attention, llama3 RoPE,
+//! untied head) and `Qwen2ForCausalLM` (multi-query attention, q/k/v biases, tied head),
+//! logits at every real position of a padded batch, on the GPU, the portable GPU kernels and
+//! the CPU reference.
+
+mod common;
+use common::{compare, record};
+use std::path::{Path, PathBuf};
+use wgpu_infer::models::llama::Llama;
+use wgpu_infer::models::{detect_model_type, parse_config};
+use wgpu_infer::weights::Weights;
+use wgpu_infer::Tensor;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/llama")
+        .join(name)
+}
+
+fn logits_case(name: &str) {
+    let r = Weights::open(fixture(name).join("reference.safetensors")).unwrap();
+    let ids = r.get_u32("batch.input_ids").unwrap();
+    let (b, s) = (ids.shape()[0], ids.shape()[1]);
+    let ids = ids.as_u32().unwrap().to_vec();
+    let mask = r
+        .get_u32("batch.attention_mask")
+        .unwrap()
+        .as_u32()
+        .unwrap()
+        .to_vec();
+    let want = r.get("batch.logits").unwrap();
+    let v = *want.shape().last().unwrap();
+    for backend in common::model_backends() {
+        let label = common::label(&backend);
+        let m = Llama::load(backend.clone(), fixture(name)).unwrap();
+        assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+        let got = m.forward(&ids, b, s, Some(&mask)).unwrap();
+        // Real positions only (padded rows' queries are garbage in transformers too).
+        let (g, w) = (got.as_f32().unwrap(), want.as_f32().unwrap());
+        let mut worst = 0.0f64;
+        for row in 0..b {
+            let n = mask[row * s..(row + 1) * s]
+                .iter()
+                .filter(|&&x| x != 0)
+                .count();
+            let o = row * s * v;
+            let gt = Tensor::from_f32(&[n, v], g[o..o + n * v].to_vec()).unwrap();
+            let wt = Tensor::from_f32(&[n, v], w[o..o + n * v].to_vec()).unwrap();
+            worst = worst.max(compare(&format!("{name} logits {label}"), &gt, &wt, 1e-4, 0.0).0);
+        }
+        record(&format!("{name} logits"), label, worst, 0.0);
+    }
+    common::print_table_for(&format!("{name} logits"));
+}
+
+#[test]
+fn llama_logits_match_transformers() {
+    logits_case("tiny_llama");
+}
+
+#[test]
+fn qwen2_logits_match_transformers() {
+    logits_case("tiny_qwen2");
+}
+
+#[test]
+fn llama_configs_are_detected_and_checked() {
+    for (name, mt) in [("tiny_llama", "llama"), ("tiny_qwen2", "qwen2")] {
+        let text = std::fs::read_to_string(fixture(name).join("config.json")).unwrap();
+        assert_eq!(parse_config(&text).unwrap().model_type(), mt);
+        let w = Weights::open(fixture(name).join("model.safetensors")).unwrap();
+        assert_eq!(detect_model_type(&w), Some(mt), "{name}");
+    }
+    let text = std::fs::read_to_string(fixture("tiny_llama").join("config.json")).unwrap();
+    let bad = text.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3");
+    assert_ne!(bad, text);
+    let e = parse_config(&bad).unwrap_err();
+    assert!(
+        e.contains("num_attention_heads 4 is not divisible by num_key_value_heads 3"),
+        "{e}"
+    );
+    let bad = text.replace("\"rope_type\": \"llama3\"", "\"rope_type\": \"yarn\"");
+    let e = parse_config(&bad).unwrap_err();
+    assert!(e.contains("'yarn' is not supported"), "{e}");
+}
