@@ -84,3 +84,59 @@ fn llama_configs_are_detected_and_checked() {
     let e = parse_config(&bad).unwrap_err();
     assert!(e.contains("'yarn' is not supported"), "{e}");
 }
+
+/// Greedy generation over the KV cache: the 24 tokens transformers' `generate` produces, and
+/// the logits of the whole generated sequence (one forward) as transformers computes them.
+fn greedy_case(name: &str) {
+    use wgpu_infer::models::llama::GenerateOptions;
+    let r = Weights::open(fixture(name).join("reference.safetensors")).unwrap();
+    let prompt = r
+        .get_u32("greedy.prompt")
+        .unwrap()
+        .as_u32()
+        .unwrap()
+        .to_vec();
+    let want = r
+        .get_u32("greedy.tokens")
+        .unwrap()
+        .as_u32()
+        .unwrap()
+        .to_vec();
+    let full = r.get("greedy.logits").unwrap();
+    for backend in common::model_backends() {
+        let label = common::label(&backend);
+        let m = Llama::load(backend.clone(), fixture(name)).unwrap();
+        let opts = GenerateOptions {
+            max_new_tokens: 24,
+            stop_at_eos: false,
+            ..Default::default()
+        };
+        let g = m.generate_ids(&prompt, &opts, |_| true).unwrap();
+        assert_eq!(g.tokens, want, "{name} {label}: greedy tokens");
+        let seq: Vec<u32> = prompt.iter().chain(&g.tokens).copied().collect();
+        let got = m.forward(&seq, 1, seq.len(), None).unwrap();
+        let d = compare(
+            &format!("{name} generated logits {label}"),
+            &got,
+            &full,
+            1e-4,
+            0.0,
+        )
+        .0;
+        record(&format!("{name} generated-sequence logits"), label, d, 0.0);
+        // A second generation reuses the idle cache and gives the same tokens.
+        let again = m.generate_ids(&prompt, &opts, |_| true).unwrap();
+        assert_eq!(again.tokens, want, "{name} {label}: reused cache");
+    }
+    common::print_table_for(&format!("{name} generated-sequence logits"));
+}
+
+#[test]
+fn llama_greedy_generation_matches_transformers() {
+    greedy_case("tiny_llama");
+}
+
+#[test]
+fn qwen2_greedy_generation_matches_transformers() {
+    greedy_case("tiny_qwen2");
+}

@@ -186,6 +186,19 @@ impl Llama {
     ) -> Result<Tensor> {
         block_on(self.forward_async(ids, batch, seq, mask))
     }
+    /// [`Llama::generate_stream`], blocking, without a callback.
+    pub fn generate(&self, prompt: &str, opts: &GenerateOptions) -> Result<Generation> {
+        block_on(self.generate_stream(prompt, opts, |_| true))
+    }
+    /// [`Llama::generate_ids_stream`], blocking.
+    pub fn generate_ids(
+        &self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_token: impl FnMut(&TokenEvent) -> bool,
+    ) -> Result<Generation> {
+        block_on(self.generate_ids_stream(prompt, opts, on_token))
+    }
 }
 
 impl Clip {

@@ -248,13 +248,13 @@ pub(crate) fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
     }
 }
 
-/// The decode loop: `step(ids, past)` returns the next-token logits after feeding `ids` at
+/// The decode loop (stopping at any of the `eos` ids when `opts.stop_at_eos`): `step(ids, past)` returns the next-token logits after feeding `ids` at
 /// offset `past` (the whole prompt first, then one token at a time); `on_token` gets each new
 /// token as it is produced (return `false` to stop early).
 pub(crate) async fn decode(
     prompt: &[u32],
     opts: &GenerateOptions,
-    eos: Option<u32>,
+    eos: &[u32],
     tokenizer: Option<&tokenizers::Tokenizer>,
     mut step: impl AsyncFnMut(Vec<u32>, usize) -> Result<Tensor>,
     mut on_token: impl FnMut(&TokenEvent) -> bool,
@@ -291,7 +291,7 @@ pub(crate) async fn decode(
         if let Some(tok) = tokenizer {
             out.text = super::text::tokenizing(|| tok.decode(&out.tokens, true))?;
         }
-        let eos = opts.stop_at_eos && eos == Some(next);
+        let eos = opts.stop_at_eos && eos.contains(&next);
         let last = eos || out.tokens.len() == opts.max_new_tokens;
         // Hold back an incomplete UTF-8 character (decoded as U+FFFD) until it completes,
         // unless this is the last token.

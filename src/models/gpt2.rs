@@ -397,7 +397,8 @@ impl Gpt2 {
                 .await
         };
         let tok = self.tokenizer.as_ref();
-        let out = generate::decode(prompt, opts, c.eos_token_id, tok, step, on_token).await;
+        let eos: Vec<u32> = c.eos_token_id.into_iter().collect();
+        let out = generate::decode(prompt, opts, &eos, tok, step, on_token).await;
         self.sessions.give_back(session);
         out
     }

@@ -6,17 +6,21 @@
 //!     ─ norm (RMSNorm) ─ lm_head (= embed_tokensᵀ when tied) ─ logits
 //! ```
 //! The layer is [`super::nn::DecoderLayer`]; rotary frequencies follow the config's
-//! `rope_parameters` / `rope_scaling` ([`RopeScaling`]). Generation with the KV cache, chat
-//! templates and the CLI are not wired yet (issue 19 is in progress): this is the forward.
+//! `rope_parameters` / `rope_scaling` ([`RopeScaling`]). Generation runs the prompt as one
+//! forward and each new token as one step over a device-resident grouped-query KV cache
+//! ([1, positions, kv_heads·head_dim] per layer), stopping at any EOS id of config.json or
+//! generation_config.json. Chat templates and the CLI are not wired yet (issue 19).
 
 use super::family::{check_transformer, positive, FamilyConfig, ModelKind};
 use super::files::ModelFiles;
+use super::generate::{self, KvPool};
+pub use super::generate::{GenerateOptions, Generation, TokenEvent};
 use super::loader::{Folder, Loaded};
 use super::nn::*;
 use super::options::LoadOptions;
 use super::runner::Runner;
 use crate::error::{check_finite, Error, Result};
-use crate::graph::{Backend, Constant, Graph};
+use crate::graph::{Backend, Constant, Graph, ValueId};
 use crate::ops::Layout;
 use crate::tensor::{DType, Tensor};
 use serde::Deserialize;
@@ -58,6 +62,23 @@ pub struct LlamaConfig {
     pub attention_bias: Option<bool>,
     #[serde(default)]
     pub mlp_bias: bool,
+    /// One id or a list.
+    #[serde(default)]
+    pub eos_token_id: Option<serde_json::Value>,
+}
+
+/// The ids of an `eos_token_id` field (one id or a list); other JSON is an error.
+fn eos_ids(v: Option<&serde_json::Value>) -> std::result::Result<Vec<u32>, String> {
+    let id = |x: &serde_json::Value| {
+        x.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("eos_token_id {x} is not a token id"))
+    };
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => a.iter().map(id).collect(),
+        Some(x) => Ok(vec![id(x)?]),
+    }
 }
 
 fn positions() -> usize {
@@ -200,6 +221,9 @@ pub struct Llama {
     tokenizer: tokenizers::Tokenizer,
     w: Arc<Loaded<LlamaWeights>>,
     forward: Runner<(usize, usize)>,
+    sessions: KvPool,
+    /// Generation stops at any of these (config.json's and generation_config.json's).
+    eos: Vec<u32>,
     warnings: Vec<String>,
 }
 
@@ -211,6 +235,25 @@ impl Llama {
         let tokenizer = f.tokenizer()?;
         let ignore = ["rotary_emb.inv_freq"];
         let w = f.load(opts, &ignore, |vb| LlamaWeights::load(&f.config, vb))?;
+        let mut eos = eos_ids(f.config.eos_token_id.as_ref()).map_err(|m| f.config_error(m))?;
+        let gen = "generation_config.json";
+        if let Some(g) = files.json::<serde_json::Value>(gen)? {
+            let more = eos_ids(g.get("eos_token_id")).map_err(|msg| Error::Config {
+                path: files.path(gen),
+                msg,
+            })?;
+            if let Some(e) = more.iter().find(|&&e| e as usize >= f.config.vocab_size) {
+                return Err(Error::Config {
+                    path: files.path(gen),
+                    msg: format!("eos_token_id {e} is outside the vocabulary"),
+                });
+            }
+            eos.extend(
+                more.into_iter()
+                    .filter(|e| !eos.contains(e))
+                    .collect::<Vec<_>>(),
+            );
+        }
         Ok(Llama {
             name: files.name(),
             warnings: w.warnings.clone(),
@@ -218,7 +261,97 @@ impl Llama {
             tokenizer,
             w,
             forward: Runner::new(backend, 8),
+            sessions: KvPool::new(),
+            eos,
         })
+    }
+
+    /// The ids generation stops at.
+    pub fn eos_ids(&self) -> &[u32] {
+        &self.eos
+    }
+
+    /// Positions the model runs at (`max_position_embeddings`, at most the RoPE table's).
+    fn context(&self) -> usize {
+        self.config.max_position_embeddings.min(MAX_ROPE_POSITIONS)
+    }
+
+    /// ids [1, s] → the last token's logits over the cache (see [`DecoderLayer::forward`]);
+    /// inputs input_ids, position_ids (unused: RoPE reads `past`), past; states k.{l}, v.{l}.
+    pub fn step_graph(&self, s: usize, positions: usize) -> Result<Graph> {
+        let (c, w) = (&self.config, &self.w);
+        let mut g = Graph::new();
+        let ids = ids_input(&mut g, "input_ids", &[1, s])?;
+        let _positions = ids_input(&mut g, "position_ids", &[1, s])?;
+        let past = ids_input(&mut g, "past", &[1])?;
+        let mut x = w.embed.forward(&mut g, ids)?;
+        let shape = [1, positions, c.kv_heads() * c.head_dim()];
+        for (l, layer) in w.layers.iter().enumerate() {
+            let k = g.state(&format!("k.{l}"), &shape, DType::F32)?;
+            let v = g.state(&format!("v.{l}"), &shape, DType::F32)?;
+            x = layer.forward(&mut g, x, &w.rope, None, Some(KvCache { k, v, past }))?;
+        }
+        let last = if s > 1 { g.slice(x, 1, s - 1, s)? } else { x };
+        let last = g.reshape(last, &[1, c.hidden_size])?;
+        let logits = self.head(&mut g, last)?;
+        g.output("logits", logits);
+        Ok(g)
+    }
+
+    /// The final norm and the vocabulary projection.
+    fn head(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        let y = self.w.norm.forward(g, x)?;
+        let head = g.constant(self.w.lm_head.as_ref().unwrap_or(&self.w.embed.table))?;
+        g.matmul(y, head, Layout::NxK)
+    }
+
+    /// Tokenises `prompt` (the tokenizer's own special tokens added) and generates; see
+    /// [`Llama::generate_ids_stream`].
+    pub async fn generate_stream(
+        &self,
+        prompt: &str,
+        opts: &GenerateOptions,
+        on_token: impl FnMut(&TokenEvent) -> bool,
+    ) -> Result<Generation> {
+        let ids = generate::tokenize_prompt(&self.tokenizer, prompt, self.context())?;
+        self.generate_ids_stream(&ids, opts, on_token).await
+    }
+
+    /// Generates up to `max_new_tokens` after `prompt`, calling `on_token` for each new token
+    /// (return `false` to stop early): the prompt is one step, each new token another, over a
+    /// KV cache sized to prompt + new tokens.
+    pub async fn generate_ids_stream(
+        &self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_token: impl FnMut(&TokenEvent) -> bool,
+    ) -> Result<Generation> {
+        let c = &self.config;
+        generate::check_request(prompt, opts, c.vocab_size, self.context())?;
+        let backend = self.backend();
+        let need = prompt.len() + opts.max_new_tokens;
+        let dims = (
+            c.num_hidden_layers,
+            c.kv_heads() * c.head_dim(),
+            self.context(),
+        );
+        let mut session = self.sessions.take(backend, dims, need)?;
+        let step = async |ids: Vec<u32>, past: usize| {
+            session
+                .step(backend, &ids, past, |s, p| self.step_graph(s, p))
+                .await
+        };
+        let out = generate::decode(
+            prompt,
+            opts,
+            &self.eos,
+            Some(&self.tokenizer),
+            step,
+            on_token,
+        )
+        .await;
+        self.sessions.give_back(session);
+        out
     }
 
     pub fn name(&self) -> &str {
@@ -236,9 +369,14 @@ impl Llama {
     pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
         &self.tokenizer
     }
-    /// Device memory of the largest plan run so far, and its dispatch count.
+    /// Device memory of the largest idle generation session (its largest step plan and its
+    /// KV cache), and the dispatch count of its last step.
     pub fn memory_and_dispatches(&self) -> (u64, usize) {
-        self.forward.memory_and_dispatches()
+        self.sessions.memory_and_dispatches()
+    }
+    /// Kernels of the last decode step.
+    pub fn kernels(&self) -> Vec<String> {
+        self.sessions.kernels()
     }
 
     fn forward_graph(&self, b: usize, s: usize) -> Result<Graph> {
@@ -248,11 +386,9 @@ impl Llama {
         let mask = g.input("attention_bias", &[b, s], DType::F32)?;
         let mut x = w.embed.forward(&mut g, ids)?;
         for layer in &w.layers {
-            x = layer.forward(&mut g, x, &w.rope, Some(mask))?;
+            x = layer.forward(&mut g, x, &w.rope, Some(mask), None)?;
         }
-        let y = w.norm.forward(&mut g, x)?;
-        let head = g.constant(w.lm_head.as_ref().unwrap_or(&w.embed.table))?;
-        let logits = g.matmul(y, head, Layout::NxK)?;
+        let logits = self.head(&mut g, x)?;
         g.output("logits", logits);
         Ok(g)
     }

@@ -8,7 +8,7 @@
 //! h ─ RMSNorm ─ gate|up ─ silu(gate) · up ─ down_proj ─ + h
 //! ```
 
-use super::{Linear, RmsNorm, Rotary, Vars};
+use super::{KvCache, Linear, RmsNorm, Rotary, Vars};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
 use crate::ops::{Act, Attention};
@@ -82,20 +82,31 @@ impl DecoderLayer {
         })
     }
 
-    /// The layer over `x` [b, s, hidden] with an additive key mask [b, s] (no cache): tokens
-    /// at positions 0..s.
+    /// The layer over `x` [b, s, hidden] with an additive key mask [b, s], tokens at positions
+    /// 0..s. With a cache (batch 1, caches [1, positions, kv_heads·head_dim]), tokens sit at
+    /// `past`.., this step's K and V are written there and attention reads the cache.
     pub fn forward(
         &self,
         g: &mut Graph,
         x: ValueId,
         rope: &Rotary,
         mask: Option<ValueId>,
+        cache: Option<KvCache>,
     ) -> Result<ValueId> {
         let s = self.shape;
         let y = self.input_norm.forward(g, x)?;
         let qkv = self.qkv.forward(g, y)?;
-        let qkv = rope.forward(g, qkv, s.heads + s.kv_heads, None)?;
-        let a = g.attention(self.attention.clone(), qkv, qkv, qkv, mask, None)?;
+        let qkv = rope.forward(g, qkv, s.heads + s.kv_heads, cache.map(|c| c.past))?;
+        let a = match cache {
+            Some(c) => {
+                let (q, kv) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+                g.kv_write(c.k, qkv, q, c.past)?;
+                g.kv_write(c.v, qkv, q + kv, c.past)?;
+                let op = self.attention.clone().columns(0, 0, 0);
+                g.attention(op, qkv, c.k, c.v, mask, Some(c.past))?
+            }
+            None => g.attention(self.attention.clone(), qkv, qkv, qkv, mask, None)?,
+        };
         let h = self.o_proj.forward_fused(g, a, Act::None, Some(x))?;
         let y = self.post_norm.forward(g, h)?;
         let f = self.gate_up.forward(g, y)?;
