@@ -140,3 +140,48 @@ fn llama_greedy_generation_matches_transformers() {
 fn qwen2_greedy_generation_matches_transformers() {
     greedy_case("tiny_qwen2");
 }
+
+/// `wgpu-infer generate` runs a Qwen2 folder: its greedy tokens are transformers'.
+#[test]
+fn generate_cli_runs_llama_folders() {
+    let r = Weights::open(fixture("tiny_qwen2").join("reference.safetensors")).unwrap();
+    let want = r
+        .get_u32("greedy.tokens")
+        .unwrap()
+        .as_u32()
+        .unwrap()
+        .to_vec();
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tiny_qwen2").join("reference.json")).unwrap(),
+    )
+    .unwrap();
+    let prompt = meta["prompts"][0].as_str().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-infer"))
+        .args([
+            "generate",
+            "--quiet",
+            "--json",
+            "--max-new-tokens",
+            "12",
+            "--model",
+        ])
+        .arg(fixture("tiny_qwen2"))
+        .args(["--prompt", prompt])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<u32> = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect();
+    // The fixture's EOS (0) is not among these 12, so generation does not stop early.
+    assert!(!want[..12].contains(&0));
+    assert_eq!(got, want[..12]);
+}

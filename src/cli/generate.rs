@@ -2,11 +2,15 @@ use super::ModelArgs;
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use wgpu_infer::models::generate::GenerateOptions;
+use wgpu_infer::models::generate::TokenEvent;
 use wgpu_infer::models::gpt2::Gpt2;
+use wgpu_infer::models::llama::Llama;
 use wgpu_infer::models::sampling::Sampling;
+use wgpu_infer::models::ModelKind;
 use wgpu_infer::{Error, Result};
 
-/// `--model`: a GPT-2 folder (config.json, model.safetensors, tokenizer.json).
+/// `--model`: a GPT-2 or Llama-architecture (Llama, Qwen2, SmolLM) folder (config.json,
+/// model.safetensors, tokenizer.json).
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     #[command(flatten)]
@@ -37,11 +41,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
     };
     sampling.validate()?;
-    let model = super::load(
-        &args.model,
-        |b, d, o| Gpt2::load_with(b, d, o),
-        Gpt2::warnings,
-    )?;
+    let llama = super::folder_kind(&args.model)? == Some(ModelKind::Llama);
     let quiet = args.model.quiet;
     let opts = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
@@ -62,7 +62,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let mut stdout = std::io::stdout().lock();
     let mut io_err: Option<std::io::Error> = None;
-    let gen = model.generate(&args.prompt, &opts, |t| {
+    let mut on_token = |t: &TokenEvent| {
         bar.inc(1);
         if stream {
             if let Err(e) = stdout
@@ -74,7 +74,22 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             }
         }
         true
-    })?;
+    };
+    let gen = if llama {
+        let m = super::load(
+            &args.model,
+            |b, d, o| Llama::load_with(b, d, o),
+            Llama::warnings,
+        )?;
+        m.generate(&args.prompt, &opts, &mut on_token)?
+    } else {
+        let m = super::load(
+            &args.model,
+            |b, d, o| Gpt2::load_with(b, d, o),
+            Gpt2::warnings,
+        )?;
+        m.generate(&args.prompt, &opts, &mut on_token)?
+    };
     bar.finish_and_clear();
     if let Some(e) = io_err {
         return Err(Error::io("<stdout>", e));

@@ -48,7 +48,8 @@ pub enum Command {
     /// Rank documents for a query with a cross-encoder (BertForSequenceClassification, 1 label):
     /// [{"index", "score"}] best first, score = sigmoid(logit) unless --raw-scores.
     Rerank(rerank::RerankArgs),
-    /// Text generation with a GPT-2 folder (streams text; --json for one object at the end).
+    /// Text generation with a GPT-2 or Llama / Qwen2 folder (streams text; --json for one
+    /// object at the end).
     Generate(generate::GenerateArgs),
     /// Image classification with a ViT folder: top-k labels per image, as JSON.
     Classify(classify::ClassifyArgs),
@@ -218,9 +219,7 @@ pub fn describe(e: &Error) -> String {
                 Some(ModelKind::Clip) => {
                     " (`wgpu-infer zero-shot`, `embed` and `embed-image` run CLIP)"
                 }
-                Some(ModelKind::Llama) => {
-                    " (Llama-architecture decoders load in the library; no command runs them yet)"
-                }
+                Some(ModelKind::Llama) => " (`wgpu-infer generate` runs it)",
                 None => "",
             };
             format!("{e}{hint}")

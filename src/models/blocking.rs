@@ -186,9 +186,14 @@ impl Llama {
     ) -> Result<Tensor> {
         block_on(self.forward_async(ids, batch, seq, mask))
     }
-    /// [`Llama::generate_stream`], blocking, without a callback.
-    pub fn generate(&self, prompt: &str, opts: &GenerateOptions) -> Result<Generation> {
-        block_on(self.generate_stream(prompt, opts, |_| true))
+    /// [`Llama::generate_stream`], blocking.
+    pub fn generate(
+        &self,
+        prompt: &str,
+        opts: &GenerateOptions,
+        on_token: impl FnMut(&TokenEvent) -> bool,
+    ) -> Result<Generation> {
+        block_on(self.generate_stream(prompt, opts, on_token))
     }
     /// [`Llama::generate_ids_stream`], blocking.
     pub fn generate_ids(
