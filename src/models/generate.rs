@@ -248,6 +248,65 @@ pub(crate) fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
     }
 }
 
+/// Checks a padded batch of decoder ids ([batch, seq], at most `context` long, inside the
+/// vocabulary) and returns its additive key mask (`mask`: 1 = token, 0 = padding; none = all
+/// tokens).
+pub(crate) fn padded_bias(
+    ids: &[u32],
+    (batch, seq): (usize, usize),
+    mask: Option<&[u32]>,
+    (vocab, context): (usize, usize),
+) -> Result<Vec<f32>> {
+    if batch.checked_mul(seq) != Some(ids.len()) || ids.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "expected batch*seq = {batch}*{seq} ids, got {}",
+            ids.len()
+        )));
+    }
+    if seq > context {
+        return Err(Error::InvalidArgument(format!(
+            "sequence of {seq} tokens exceeds the model's {context} positions"
+        )));
+    }
+    check_ids(ids, vocab)?;
+    match mask {
+        Some(m) if m.len() != ids.len() => Err(Error::InvalidArgument(format!(
+            "mask has {} values, expected {}",
+            m.len(),
+            ids.len()
+        ))),
+        Some(m) => Ok(m
+            .iter()
+            .map(|&v| if v != 0 { 0.0 } else { f32::MIN })
+            .collect()),
+        None => Ok(vec![0.0; ids.len()]),
+    }
+}
+
+/// A decoder's whole generation: checks the request, takes a KV session of `pool` big enough
+/// for prompt + new tokens (`dims` = layers, cache width, context), runs [`decode`] with steps
+/// of the plans `build(s, positions)` makes, and gives the session back.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn generate_cached(
+    pool: &KvPool,
+    backend: &Backend,
+    (dims, vocab): ((usize, usize, usize), usize),
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    eos: &[u32],
+    tokenizer: Option<&tokenizers::Tokenizer>,
+    build: impl Fn(usize, usize) -> Result<Graph>,
+    on_token: impl FnMut(&TokenEvent) -> bool,
+) -> Result<Generation> {
+    check_request(prompt, opts, vocab, dims.2)?;
+    let need = prompt.len() + opts.max_new_tokens; // checked against the context above
+    let mut session = pool.take(backend, dims, need)?;
+    let step = async |ids: Vec<u32>, past: usize| session.step(backend, &ids, past, &build).await;
+    let out = decode(prompt, opts, eos, tokenizer, step, on_token).await;
+    pool.give_back(session);
+    out
+}
+
 /// The decode loop (stopping at any of the `eos` ids when `opts.stop_at_eos`): `step(ids, past)` returns the next-token logits after feeding `ids` at
 /// offset `past` (the whole prompt first, then one token at a time); `on_token` gets each new
 /// token as it is produced (return `false` to stop early).

@@ -316,33 +316,7 @@ impl Gpt2 {
         hidden_states: bool,
     ) -> Result<Gpt2Output> {
         let c = &self.config;
-        if batch.checked_mul(seq) != Some(ids.len()) || ids.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "expected batch*seq = {batch}*{seq} ids, got {}",
-                ids.len()
-            )));
-        }
-        if seq > c.n_positions {
-            return Err(Error::InvalidArgument(format!(
-                "sequence of {seq} tokens exceeds n_positions {}",
-                c.n_positions
-            )));
-        }
-        generate::check_ids(ids, c.vocab_size)?;
-        let bias: Vec<f32> = match mask {
-            Some(m) if m.len() != ids.len() => {
-                return Err(Error::InvalidArgument(format!(
-                    "mask has {} values, expected {}",
-                    m.len(),
-                    ids.len()
-                )))
-            }
-            Some(m) => m
-                .iter()
-                .map(|&v| if v != 0 { 0.0 } else { f32::MIN })
-                .collect(),
-            None => vec![0.0; ids.len()],
-        };
+        let bias = generate::padded_bias(ids, (batch, seq), mask, (c.vocab_size, c.n_positions))?;
         let pos: Vec<u32> = (0..batch * seq).map(|i| (i % seq) as u32).collect();
         let feeds = [
             Tensor::from_u32(&[batch, seq], ids.to_vec())?,
@@ -386,20 +360,18 @@ impl Gpt2 {
         on_token: impl FnMut(&TokenEvent) -> bool,
     ) -> Result<Generation> {
         let c = &self.config;
-        generate::check_request(prompt, opts, c.vocab_size, c.n_positions)?;
-        let backend = self.backend();
-        let need = prompt.len() + opts.max_new_tokens; // checked against the context above
-        let dims = (c.n_layer, c.n_embd, c.n_positions);
-        let mut session = self.sessions.take(backend, dims, need)?;
-        let step = async |ids: Vec<u32>, past: usize| {
-            session
-                .step(backend, &ids, past, |s, p| self.step_graph(s, p))
-                .await
-        };
-        let tok = self.tokenizer.as_ref();
         let eos: Vec<u32> = c.eos_token_id.into_iter().collect();
-        let out = generate::decode(prompt, opts, &eos, tok, step, on_token).await;
-        self.sessions.give_back(session);
-        out
+        generate::generate_cached(
+            &self.sessions,
+            self.backend(),
+            ((c.n_layer, c.n_embd, c.n_positions), c.vocab_size),
+            prompt,
+            opts,
+            &eos,
+            self.tokenizer.as_ref(),
+            |s, p| self.step_graph(s, p),
+            on_token,
+        )
+        .await
     }
 }

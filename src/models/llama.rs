@@ -327,31 +327,23 @@ impl Llama {
         on_token: impl FnMut(&TokenEvent) -> bool,
     ) -> Result<Generation> {
         let c = &self.config;
-        generate::check_request(prompt, opts, c.vocab_size, self.context())?;
-        let backend = self.backend();
-        let need = prompt.len() + opts.max_new_tokens;
         let dims = (
             c.num_hidden_layers,
             c.kv_heads() * c.head_dim(),
             self.context(),
         );
-        let mut session = self.sessions.take(backend, dims, need)?;
-        let step = async |ids: Vec<u32>, past: usize| {
-            session
-                .step(backend, &ids, past, |s, p| self.step_graph(s, p))
-                .await
-        };
-        let out = generate::decode(
+        generate::generate_cached(
+            &self.sessions,
+            self.backend(),
+            (dims, c.vocab_size),
             prompt,
             opts,
             &self.eos,
             Some(&self.tokenizer),
-            step,
+            |s, p| self.step_graph(s, p),
             on_token,
         )
-        .await;
-        self.sessions.give_back(session);
-        out
+        .await
     }
 
     pub fn name(&self) -> &str {
@@ -403,33 +395,7 @@ impl Llama {
         mask: Option<&[u32]>,
     ) -> Result<Tensor> {
         let c = &self.config;
-        if batch.checked_mul(seq) != Some(ids.len()) || ids.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "expected batch*seq = {batch}*{seq} ids, got {}",
-                ids.len()
-            )));
-        }
-        if seq > c.max_position_embeddings.min(MAX_ROPE_POSITIONS) {
-            return Err(Error::InvalidArgument(format!(
-                "sequence of {seq} tokens exceeds max_position_embeddings {}",
-                c.max_position_embeddings
-            )));
-        }
-        super::generate::check_ids(ids, c.vocab_size)?;
-        let bias: Vec<f32> = match mask {
-            Some(m) if m.len() != ids.len() => {
-                return Err(Error::InvalidArgument(format!(
-                    "mask has {} values, expected {}",
-                    m.len(),
-                    ids.len()
-                )))
-            }
-            Some(m) => m
-                .iter()
-                .map(|&v| if v != 0 { 0.0 } else { f32::MIN })
-                .collect(),
-            None => vec![0.0; ids.len()],
-        };
+        let bias = generate::padded_bias(ids, (batch, seq), mask, (c.vocab_size, self.context()))?;
         let feeds = [
             Tensor::from_u32(&[batch, seq], ids.to_vec())?,
             Tensor::from_f32(&[batch, seq], bias)?,
