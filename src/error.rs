@@ -87,6 +87,11 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A chat template is missing, does not compile, or refused / failed to render a
+    /// conversation.
+    #[error("chat template {path}: {msg}")]
+    ChatTemplate { path: PathBuf, msg: String },
+
     /// Tokenizer failure.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -23,6 +23,8 @@
 
 #![recursion_limit = "256"]
 
+#[cfg(feature = "chat")]
+pub mod chat;
 pub mod device;
 pub mod error;
 pub mod files;

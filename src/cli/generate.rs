@@ -1,12 +1,9 @@
 use super::ModelArgs;
 use clap::Args;
 use std::io::{IsTerminal, Write};
-use wgpu_infer::models::generate::GenerateOptions;
-use wgpu_infer::models::generate::TokenEvent;
-use wgpu_infer::models::gpt2::Gpt2;
-use wgpu_infer::models::llama::Llama;
+use wgpu_infer::models::generate::{GenerateOptions, Generation, TokenEvent};
 use wgpu_infer::models::sampling::Sampling;
-use wgpu_infer::models::ModelKind;
+use wgpu_infer::models::CausalLm;
 use wgpu_infer::{Error, Result};
 
 /// `--model`: a GPT-2 or Llama-architecture (Llama, Qwen2, SmolLM) folder (config.json,
@@ -17,49 +14,100 @@ pub struct GenerateArgs {
     model: ModelArgs,
     #[arg(long)]
     prompt: String,
-    #[arg(long, default_value_t = 64)]
-    max_new_tokens: usize,
-    /// 0 = greedy.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
-    #[arg(long)]
-    top_k: Option<usize>,
-    #[arg(long)]
-    top_p: Option<f32>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Print one JSON object at the end instead of streaming text.
     #[arg(long)]
     json: bool,
 }
 
+/// How many tokens and how they are chosen (`generate` and `chat`).
+#[derive(Args, Debug)]
+pub struct SamplingArgs {
+    /// New tokens at most [default: 64 for generate, 256 for chat].
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    /// Checked options, stopping at EOS; `max_new_tokens` when not given.
+    pub fn options(&self, max_new_tokens: usize) -> Result<GenerateOptions> {
+        let sampling = Sampling {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+        };
+        sampling.validate()?;
+        Ok(GenerateOptions {
+            max_new_tokens: self.max_new_tokens.unwrap_or(max_new_tokens),
+            sampling,
+            stop_at_eos: true,
+        })
+    }
+}
+
+/// Loads `--model` as GPT-2 or a Llama-architecture decoder, by its config.json.
+pub fn load_decoder(args: &ModelArgs) -> Result<CausalLm> {
+    super::load(
+        args,
+        |b, d, o| CausalLm::load_with(b, d, o),
+        CausalLm::warnings,
+    )
+}
+
+/// A progress bar over `n` new tokens, hidden when `hidden`.
+pub fn token_bar(n: usize, hidden: bool) -> indicatif::ProgressBar {
+    if hidden {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(n as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tokens {per_sec} {msg}")
+            .expect("valid template"),
+    );
+    b
+}
+
+/// The one-line timing summary on stderr.
+pub fn report(gen: &Generation) {
+    let decode_tokens = gen.tokens.len().saturating_sub(1);
+    eprintln!(
+        "{} prompt tokens in {:.2}s, {} new tokens; decode {:.1} tokens/s{}",
+        gen.prompt_tokens.len(),
+        gen.prefill_secs,
+        gen.tokens.len(),
+        if gen.decode_secs > 0.0 {
+            decode_tokens as f64 / gen.decode_secs
+        } else {
+            0.0
+        },
+        if gen.stopped_at_eos {
+            " (stopped at EOS)"
+        } else {
+            ""
+        }
+    );
+}
+
 pub fn run(args: GenerateArgs) -> Result<()> {
-    let sampling = Sampling {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        seed: args.seed,
-    };
-    sampling.validate()?;
-    let llama = super::folder_kind(&args.model)? == Some(ModelKind::Llama);
+    let opts = args.sampling.options(64)?;
     let quiet = args.model.quiet;
-    let opts = GenerateOptions {
-        max_new_tokens: args.max_new_tokens,
-        sampling,
-        stop_at_eos: true,
-    };
     // Streamed text shows progress on a terminal; otherwise a bar on stderr does.
     let stream = !args.json;
-    let bar = if quiet || (stream && std::io::stdout().is_terminal()) {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(args.max_new_tokens as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tokens {per_sec} {msg}")
-                .expect("valid template"),
-        );
-        b
-    };
+    let bar = token_bar(
+        opts.max_new_tokens,
+        quiet || (stream && std::io::stdout().is_terminal()),
+    );
     let mut stdout = std::io::stdout().lock();
     let mut io_err: Option<std::io::Error> = None;
     let mut on_token = |t: &TokenEvent| {
@@ -75,21 +123,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         }
         true
     };
-    let gen = if llama {
-        let m = super::load(
-            &args.model,
-            |b, d, o| Llama::load_with(b, d, o),
-            Llama::warnings,
-        )?;
-        m.generate(&args.prompt, &opts, &mut on_token)?
-    } else {
-        let m = super::load(
-            &args.model,
-            |b, d, o| Gpt2::load_with(b, d, o),
-            Gpt2::warnings,
-        )?;
-        m.generate(&args.prompt, &opts, &mut on_token)?
-    };
+    let m = load_decoder(&args.model)?;
+    let prompt = m.tokenize(&args.prompt)?;
+    let gen = m.generate_ids(&prompt, &opts, &mut on_token)?;
     bar.finish_and_clear();
     if let Some(e) = io_err {
         return Err(Error::io("<stdout>", e));
@@ -116,23 +152,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
     }
     if !quiet {
-        let decode_tokens = gen.tokens.len().saturating_sub(1);
-        eprintln!(
-            "{} prompt tokens in {:.2}s, {} new tokens; decode {:.1} tokens/s{}",
-            gen.prompt_tokens.len(),
-            gen.prefill_secs,
-            gen.tokens.len(),
-            if gen.decode_secs > 0.0 {
-                decode_tokens as f64 / gen.decode_secs
-            } else {
-                0.0
-            },
-            if gen.stopped_at_eos {
-                " (stopped at EOS)"
-            } else {
-                ""
-            }
-        );
+        report(&gen);
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod bench;
 mod bench_core;
 mod bench_families;
 mod bench_harness;
+mod chat;
 mod classify;
 mod detect;
 mod embed;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Text generation with a GPT-2 or Llama / Qwen2 folder (streams text; --json for one
     /// object at the end).
     Generate(generate::GenerateArgs),
+    /// Chat with a chat model (Llama / Qwen2 / SmolLM folders with a chat template): one turn
+    /// with --message, otherwise one user turn per line of stdin.
+    Chat(chat::ChatArgs),
     /// Image classification with a ViT folder: top-k labels per image, as JSON.
     Classify(classify::ClassifyArgs),
     /// Image embeddings with a ViT / DeiT / DINOv2 folder: [{"image", "embedding"}] (the pooler
@@ -196,6 +200,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Embed(a) => embed::run(a),
         Command::Rerank(a) => rerank::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Chat(a) => chat::run(a),
         Command::Classify(a) => classify::run(a),
         Command::EmbedImage(a) => embed_image::run(a),
         Command::ZeroShot(a) => zero_shot::run(a),

@@ -4,6 +4,7 @@
 //! async API takes decoded pixels.
 
 use super::bert::{Bert, BertOutput};
+use super::causal_lm::CausalLm;
 use super::clip::{Clip, ClipTextOutput, ClipVisionOutput, LabelScore};
 use super::detect::{DetectOptions, Detection};
 use super::files::ModelFiles;
@@ -86,6 +87,22 @@ impl Gpt2 {
         block_on(self.generate_stream(prompt, opts, on_token))
     }
     /// [`Gpt2::generate_ids_stream`], blocking.
+    pub fn generate_ids(
+        &self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_token: impl FnMut(&TokenEvent) -> bool,
+    ) -> Result<Generation> {
+        block_on(self.generate_ids_stream(prompt, opts, on_token))
+    }
+}
+
+impl CausalLm {
+    /// Loads a GPT-2 or Llama-architecture folder (by its config.json's `model_type`).
+    pub fn load_with(backend: Backend, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
+        Self::from_files(backend, &ModelFiles::open(dir)?, opts)
+    }
+    /// [`CausalLm::generate_ids_stream`], blocking.
     pub fn generate_ids(
         &self,
         prompt: &[u32],

@@ -272,7 +272,7 @@ impl Llama {
     }
 
     /// Positions the model runs at (`max_position_embeddings`, at most the RoPE table's).
-    fn context(&self) -> usize {
+    pub fn context(&self) -> usize {
         self.config.max_position_embeddings.min(MAX_ROPE_POSITIONS)
     }
 

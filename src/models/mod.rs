@@ -10,6 +10,7 @@ pub mod bert;
 pub mod bert_arch;
 #[cfg(not(target_arch = "wasm32"))]
 mod blocking;
+pub mod causal_lm;
 pub mod clip;
 pub mod clip_config;
 mod clip_towers;
@@ -38,6 +39,7 @@ pub mod yolo;
 mod yolo_blocks;
 
 pub use bert::Bert;
+pub use causal_lm::CausalLm;
 pub use clip::Clip;
 pub use config::{detect_kind, detect_model_type, parse_config, ModelConfig};
 pub use family::{FamilyConfig, ModelKind};
