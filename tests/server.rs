@@ -1296,3 +1296,147 @@ async fn sigterm_finishes_requests_in_flight() {
         "the port is closed"
     );
 }
+
+/// `/v1/chat/completions` on a Qwen2 folder: the conversation through its chat template gives
+/// the prompt ids and greedy reply of transformers (the fixture), whole and streamed; the
+/// refusals: 404 without a template, 422 when the template refuses, 400 for what the endpoint
+/// does not support.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_completions_follow_the_chat_template() {
+    use wgpu_infer::chat::{ChatMessage, ChatTemplate};
+    use wgpu_infer::models::{CausalLm, ModelFiles};
+    let src = fixture("llama/tiny_qwen2");
+    let r = wgpu_infer::weights::Weights::open(src.join("reference.safetensors")).unwrap();
+    let ids = |k: &str| r.get_u32(k).unwrap().as_u32().unwrap().to_vec();
+    let (want_prompt, want_reply) = (ids("chat.prompt"), ids("chat.tokens"));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("reference.json")).unwrap())
+            .unwrap();
+    let conv = meta["chat"].clone();
+    // The folder's template, refusing a conversation that does not end with a user turn.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("qwen2");
+    common::copy_dir(&src, &dir);
+    let cfg = dir.join("tokenizer_config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let guard = "{% if messages[-1].role != 'user' %}{{ raise_exception('the last turn must be the user\\'s') }}{% endif %}";
+    v["chat_template"] = format!("{guard}{}", v["chat_template"].as_str().unwrap()).into();
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let srv = Server::start(&["--generate-model".into(), s(&dir)]).await;
+    let c = client();
+    let url = srv.url("/v1/chat/completions");
+
+    // The library's reply is transformers' (tokens), and the server's is the library's.
+    let files = ModelFiles::open(&dir).unwrap();
+    let m =
+        CausalLm::from_files(Backend::Gpu(common::device()), &files, &Default::default()).unwrap();
+    let msgs: Vec<ChatMessage> = serde_json::from_value(conv.clone()).unwrap();
+    let text = ChatTemplate::from_files(&files)
+        .unwrap()
+        .render(&msgs, true)
+        .unwrap();
+    let prompt = m.tokenize(&text).unwrap();
+    assert_eq!(prompt, want_prompt);
+    let opts = GenerateOptions {
+        max_new_tokens: 16,
+        ..Default::default()
+    };
+    let lib = m.generate_ids(&prompt, &opts, |_| true).unwrap();
+    assert_eq!(lib.tokens, want_reply);
+
+    let body =
+        serde_json::json!({"model": "x", "messages": conv, "max_tokens": 16, "temperature": 0});
+    let (st, v) = post(&c, url.clone(), body.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(v["choices"][0]["message"]["content"], lib.text.as_str());
+    let finish = if lib.stopped_at_eos { "stop" } else { "length" };
+    assert_eq!(v["choices"][0]["finish_reason"], finish);
+    assert_eq!(v["usage"]["prompt_tokens"], want_prompt.len());
+    assert_eq!(v["usage"]["completion_tokens"], want_reply.len());
+    // Content as text parts, and max_completion_tokens: the same answer.
+    let mut b = body.clone();
+    b["messages"][1]["content"] = serde_json::json!([{"type": "text", "text": conv[1]["content"]}]);
+    b.as_object_mut().unwrap().remove("max_tokens");
+    b["max_completion_tokens"] = 16.into();
+    let (st, v2) = post(&c, url.clone(), b).await;
+    assert_eq!(st, 200, "{v2}");
+    assert_eq!(v2["choices"], v["choices"]);
+
+    // Streamed: the role first, the pieces make the whole reply, then the finish, then [DONE].
+    let mut b = body.clone();
+    b["stream"] = true.into();
+    let resp = c.post(&url).json(&b).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let events = sse_events(resp).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<serde_json::Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, lib.text);
+    let last = &chunks.last().unwrap()["choices"][0];
+    assert_eq!(last["finish_reason"], finish);
+    assert_eq!(last["delta"], serde_json::json!({}));
+    assert!(chunks.len() > 3, "streamed in pieces");
+
+    // 422: the template refuses; 400: unsupported roles, parts, options; 4xx: empty.
+    let mut b = body.clone();
+    b["messages"] = serde_json::json!([conv[1], {"role": "assistant", "content": "Yes."}]);
+    let msg = expect_error(&c, url.clone(), b, 422, "chat_template").await;
+    assert!(msg.contains("the last turn must be the user's"), "{msg}");
+    for (patch, want) in [
+        (
+            serde_json::json!({"messages": [{"role": "tool", "content": "x"}]}),
+            "role 'tool'",
+        ),
+        (
+            serde_json::json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+            "only text parts",
+        ),
+        (serde_json::json!({"n": 2}), "n = 1"),
+        (
+            serde_json::json!({"tools": [{"type": "function"}]}),
+            "tools",
+        ),
+        (
+            serde_json::json!({"presence_penalty": 0.5}),
+            "presence_penalty",
+        ),
+        (serde_json::json!({"max_tokens": 0}), "at least 1"),
+        (
+            serde_json::json!({"max_tokens": 5, "max_completion_tokens": 5}),
+            "not both",
+        ),
+        (serde_json::json!({"temperature": -1}), "temperature"),
+    ] {
+        let mut b = body.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        let msg = expect_error(&c, url.clone(), b, 400, "validation").await;
+        assert!(msg.contains(want), "{want}: {msg}");
+    }
+    let (st, _) = post(&c, url.clone(), serde_json::json!({"messages": []})).await;
+    assert!((400..500).contains(&st));
+    let long = serde_json::json!({"messages": [{"role": "user"}], "max_tokens": 100000});
+    let msg = expect_error(&c, url.clone(), long, 422, "validation").await;
+    assert!(msg.contains("exceeds the context"), "{msg}");
+
+    // A generation model without a chat template: 404 naming why.
+    drop(srv);
+    let srv = Server::start(&["--generate-model".into(), s(&fixture("gpt2/tiny_a"))]).await;
+    let msg = expect_error(&c, srv.url("/v1/chat/completions"), body, 404, "not_found").await;
+    assert!(msg.contains("no chat template"), "{msg}");
+}

@@ -5,7 +5,8 @@ use clap::Args;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-use wgpu_infer::models::{Bert, Gpt2, Vit, Yolo};
+use wgpu_infer::chat::ChatTemplate;
+use wgpu_infer::models::{Bert, CausalLm, Vit, Yolo};
 use wgpu_infer::server::{serve, Models, ServerConfig};
 use wgpu_infer::{Backend, DType, Device, Error, LoadOptions, Result};
 
@@ -135,9 +136,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
             )?,
             generate: load_one(
                 &generate,
-                |d| Gpt2::load_with(b.clone(), d, o),
-                Gpt2::warnings,
+                |d| CausalLm::load_with(b.clone(), d, o),
+                CausalLm::warnings,
             )?,
+            chat: match &generate {
+                Some(d) => chat_template(d)?,
+                None => None,
+            },
             classify: load_one(
                 &classify,
                 |d| Vit::load_with(b.clone(), d, o),
@@ -178,6 +183,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // Blocking workers of requests cancelled by the shutdown get a moment to notice.
     rt.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// The chat template of the generation model's folder, if it has a usable one (one that does
+/// not compile is logged and leaves `/v1/chat/completions` answering 404).
+fn chat_template(dir: &std::path::Path) -> Result<Option<Arc<ChatTemplate>>> {
+    let files = wgpu_infer::models::ModelFiles::open(dir)?;
+    match ChatTemplate::find(&files) {
+        Ok(t) => Ok(t.map(Arc::new)),
+        Err(e @ Error::ChatTemplate { .. }) => {
+            tracing::warn!(target: "wgpu_infer::server", "no /v1/chat/completions: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The model in folder `dir`, if given, with its load warnings logged.

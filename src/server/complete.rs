@@ -1,4 +1,6 @@
-//! `POST /v1/completions` (OpenAI): text completion, whole or streamed as Server-Sent Events.
+//! `POST /v1/completions` (OpenAI): text completion, whole or streamed as Server-Sent Events,
+//! and the generation machinery `/v1/chat/completions` shares (checks of the sampling
+//! fields, stop sequences, the worker, the SSE stream).
 //!
 //! Each request waits for one of `max_concurrent_generations` slots, then generates on a
 //! blocking thread with its own KV cache (generations in different slots run side by side).
@@ -10,9 +12,9 @@ use super::error::{ApiError, ApiResult};
 use super::metrics::Queued;
 use super::text::Texts;
 use super::{parse_json, App, Shared};
-use crate::models::generate::{tokenize_prompt, GenerateOptions};
+use crate::models::generate::GenerateOptions;
 use crate::models::sampling::Sampling;
-use crate::models::Gpt2;
+use crate::models::CausalLm;
 use axum::extract::{Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -66,36 +68,25 @@ enum Update {
 }
 
 /// A checked request.
-struct Job {
-    prompts: Vec<Vec<u32>>,
-    opts: GenerateOptions,
-    stops: Vec<String>,
+pub(super) struct Job {
+    pub prompts: Vec<Vec<u32>>,
+    pub opts: GenerateOptions,
+    pub stops: Vec<String>,
 }
 
-fn check(r: CompletionRequest, model: &Gpt2, max_inputs: usize) -> ApiResult<Job> {
-    if r.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::bad_request("only n = 1 is supported"));
-    }
-    if r.echo == Some(true) {
-        return Err(ApiError::bad_request("echo is not supported"));
-    }
-    if r.logprobs.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad_request("logprobs are not supported"));
-    }
-    let prompts = match r.prompt {
-        Texts::One(s) => vec![s],
-        Texts::Many(v) => v,
-    };
-    if prompts.is_empty() {
-        return Err(ApiError::empty("`prompt` is empty"));
-    }
-    if prompts.len() > max_inputs {
-        return Err(ApiError::too_large(format!(
-            "{} prompts in one request; at most {max_inputs} are accepted (--max-client-batch-size)",
-            prompts.len()
-        )));
-    }
-    let max_new = r.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+/// The sampling fields both endpoints share.
+pub(super) struct Sampled {
+    pub max_tokens: Option<usize>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<usize>,
+    pub seed: Option<u64>,
+    pub stop: Option<Texts>,
+}
+
+/// Checked generation options and stop sequences.
+pub(super) fn options(r: Sampled, default_max: usize) -> ApiResult<(GenerateOptions, Vec<String>)> {
+    let max_new = r.max_tokens.unwrap_or(default_max);
     if max_new == 0 {
         return Err(ApiError::bad_request("max_tokens must be at least 1"));
     }
@@ -126,18 +117,62 @@ fn check(r: CompletionRequest, model: &Gpt2, max_inputs: usize) -> ApiResult<Job
         sampling,
         stop_at_eos: true,
     };
-    let tok = model
-        .tokenizer()
-        .ok_or_else(|| ApiError::not_found("the generation model has no tokenizer"))?;
-    let c = model.config();
+    Ok((opts, stops))
+}
+
+/// `ids` checked against the model: inside the vocabulary, prompt + new tokens within the
+/// context.
+pub(super) fn check_prompt(model: &CausalLm, ids: &[u32], opts: &GenerateOptions) -> ApiResult<()> {
+    let (vocab, context) = (model.vocab_size(), model.context());
+    crate::models::generate::check_request(ids, opts, vocab, context)?;
+    Ok(())
+}
+
+fn check(r: CompletionRequest, model: &CausalLm, max_inputs: usize) -> ApiResult<Job> {
+    if r.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad_request("only n = 1 is supported"));
+    }
+    if r.echo == Some(true) {
+        return Err(ApiError::bad_request("echo is not supported"));
+    }
+    if r.logprobs.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request("logprobs are not supported"));
+    }
+    let prompts = match r.prompt {
+        Texts::One(s) => vec![s],
+        Texts::Many(v) => v,
+    };
+    if prompts.is_empty() {
+        return Err(ApiError::empty("`prompt` is empty"));
+    }
+    if prompts.len() > max_inputs {
+        return Err(ApiError::too_large(format!(
+            "{} prompts in one request; at most {max_inputs} are accepted (--max-client-batch-size)",
+            prompts.len()
+        )));
+    }
+    let (opts, stops) = options(
+        Sampled {
+            max_tokens: r.max_tokens,
+            temperature: r.temperature,
+            top_p: r.top_p,
+            top_k: r.top_k,
+            seed: r.seed,
+            stop: r.stop,
+        },
+        DEFAULT_MAX_TOKENS,
+    )?;
+    if model.tokenizer().is_none() {
+        return Err(ApiError::not_found("the generation model has no tokenizer"));
+    }
     let prompts = prompts
         .iter()
         .map(|p| {
             if p.is_empty() {
                 return Err(ApiError::empty("a prompt is empty"));
             }
-            let ids = tokenize_prompt(tok, p, c.n_positions)?;
-            crate::models::generate::check_request(&ids, &opts, c.vocab_size, c.n_positions)?;
+            let ids = model.tokenize(p)?;
+            check_prompt(model, &ids, &opts)?;
             Ok(ids)
         })
         .collect::<ApiResult<_>>()?;
@@ -200,7 +235,8 @@ impl<'a> StopScan<'a> {
 /// goes away.
 fn generate(
     app: &App,
-    model: &Gpt2,
+    route: &str,
+    model: &CausalLm,
     job: &Job,
     deadline: Instant,
     tx: &mpsc::UnboundedSender<Update>,
@@ -218,7 +254,7 @@ fn generate(
             timed_out = Instant::now() > deadline;
             !(hit || timed_out || tx.is_closed())
         }));
-        app.metrics.inferred("/v1/completions", t0.elapsed());
+        app.metrics.inferred(route, t0.elapsed());
         let gen = match out {
             Ok(g) => g,
             Err(e) => {
@@ -254,12 +290,60 @@ fn generate(
     }
 }
 
-fn completion_id() -> String {
+fn completion_id(prefix: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let mut rng = crate::rng::Rng::new(nanos as u64);
-    format!("cmpl-{:016x}{:08x}", rng.next_u64(), nanos as u32)
+    format!("{prefix}-{:016x}{:08x}", rng.next_u64(), nanos as u32)
+}
+
+/// Which OpenAI API a generation answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Api {
+    Completions,
+    Chat,
+}
+
+impl Api {
+    fn route(self) -> &'static str {
+        match self {
+            Api::Completions => "/v1/completions",
+            Api::Chat => "/v1/chat/completions",
+        }
+    }
+    /// One choice of a response (`text`, or a chat `message`).
+    fn choice(self, index: usize, text: &str, finish: &str) -> serde_json::Value {
+        match self {
+            Api::Completions => serde_json::json!(
+                {"index": index, "text": text, "logprobs": null, "finish_reason": finish}),
+            Api::Chat => {
+                serde_json::json!({"index": index, "logprobs": null, "finish_reason": finish,
+                "message": {"role": "assistant", "content": text}})
+            }
+        }
+    }
+    /// One choice of a streamed chunk: new text, or the end with its reason.
+    fn delta(self, index: usize, text: &str, finish: Option<&str>) -> serde_json::Value {
+        match self {
+            Api::Completions => serde_json::json!(
+                {"index": index, "text": text, "logprobs": null, "finish_reason": finish}),
+            Api::Chat => {
+                let delta = match finish {
+                    Some(_) => serde_json::json!({}),
+                    None => serde_json::json!({"content": text}),
+                };
+                serde_json::json!({"index": index, "delta": delta, "logprobs": null, "finish_reason": finish})
+            }
+        }
+    }
+    fn object(self, stream: bool) -> &'static str {
+        match (self, stream) {
+            (Api::Completions, _) => "text_completion",
+            (Api::Chat, false) => "chat.completion",
+            (Api::Chat, true) => "chat.completion.chunk",
+        }
+    }
 }
 
 /// `POST /v1/completions`.
@@ -267,15 +351,43 @@ pub(super) async fn completions(State(app): Shared, req: Request) -> ApiResult<R
     let t_arrival = Instant::now();
     let (_, body) = app.body(req).await?;
     let r: CompletionRequest = parse_json(&body)?;
-    let model = app.ready()?.models.generate.clone().ok_or_else(|| {
-        ApiError::not_found("this server has no generation model (start it with --generate-model)")
-    })?;
+    let model = generation_model(&app)?;
     let stream = r.stream;
-    let model_name = model.name().to_string();
     let admitted = app.admit()?;
     let max_inputs = app.config.max_client_batch_size;
     let m = model.clone();
     let job = super::blocking(move || check(r, &m, max_inputs)).await?;
+    respond(
+        app,
+        model,
+        job,
+        stream,
+        Api::Completions,
+        t_arrival,
+        admitted,
+    )
+    .await
+}
+
+/// The server's generation model, or 404.
+pub(super) fn generation_model(app: &App) -> ApiResult<std::sync::Arc<CausalLm>> {
+    app.ready()?.models.generate.clone().ok_or_else(|| {
+        ApiError::not_found("this server has no generation model (start it with --generate-model)")
+    })
+}
+
+/// Runs a checked job in a generation slot and answers as `api`: one JSON response, or
+/// Server-Sent Events ending in `[DONE]`.
+pub(super) async fn respond(
+    app: std::sync::Arc<App>,
+    model: std::sync::Arc<CausalLm>,
+    job: Job,
+    stream: bool,
+    api: Api,
+    t_arrival: Instant,
+    admitted: tokio::sync::OwnedSemaphorePermit,
+) -> ApiResult<Response> {
+    let model_name = model.name().to_string();
     let prompt_tokens: usize = job.prompts.iter().map(Vec::len).sum();
     let deadline = t_arrival + app.config.request_timeout;
     let slots = app.ready()?.generations.clone();
@@ -289,12 +401,12 @@ pub(super) async fn completions(State(app): Shared, req: Request) -> ApiResult<R
         })
         .await?
     };
-    app.metrics.queued("/v1/completions", t_arrival.elapsed());
+    app.metrics.queued(api.route(), t_arrival.elapsed());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let worker = app.clone();
     tokio::task::spawn_blocking(move || {
         let _held = (admitted, slot);
-        let run = || generate(&worker, &model, &job, deadline, &tx);
+        let run = || generate(&worker, api.route(), &model, &job, deadline, &tx);
         if let Err(panic) = crate::contain::contain(run) {
             let _ = tx.send(Update::Failed(ApiError::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -303,30 +415,42 @@ pub(super) async fn completions(State(app): Shared, req: Request) -> ApiResult<R
             )));
         }
     });
-    let id = completion_id();
+    let id = completion_id(if api == Api::Chat { "chatcmpl" } else { "cmpl" });
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let name = model_name.clone();
     if stream {
         let id = id.clone();
-        let chunk = move |index: usize, text: &str, finish: Option<&str>| {
+        let object = api.object(true);
+        let chunk = move |choice: serde_json::Value| {
             serde_json::json!({
-                "id": id, "object": "text_completion", "created": created, "model": name,
-                "choices": [{"index": index, "text": text, "logprobs": null, "finish_reason": finish}],
+                "id": id, "object": object, "created": created, "model": name, "choices": [choice],
             })
             .to_string()
         };
-        let events = futures_util::stream::unfold((rx, false), move |(mut rx, done)| {
-            let chunk = chunk.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                let (data, done) = match rx.recv().await {
-                    Some(Update::Text { index, text }) => (chunk(index, &text, None), false),
+        // A chat stream opens with the assistant's role, as OpenAI's does.
+        let opening = (api == Api::Chat).then(|| {
+            let role = serde_json::json!({"index": 0, "delta": {"role": "assistant", "content": ""},
+                "logprobs": null, "finish_reason": null});
+            chunk(role)
+        });
+        let events = futures_util::stream::unfold(
+            (rx, false, opening),
+            move |(mut rx, done, opening)| {
+                let chunk = chunk.clone();
+                async move {
+                    if let Some(data) = opening {
+                        let event = Ok::<_, std::convert::Infallible>(Event::default().data(data));
+                        return Some((event, (rx, done, None)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    let (data, done) = match rx.recv().await {
+                    Some(Update::Text { index, text }) => (chunk(api.delta(index, &text, None)), false),
                     Some(Update::Done { index, finish, .. }) => {
-                        (chunk(index, "", Some(finish)), false)
+                        (chunk(api.delta(index, "", Some(finish))), false)
                     }
                     Some(Update::Failed(e)) => (
                         serde_json::json!({"error": {"message": e.message, "type": e.error_type}})
@@ -335,12 +459,13 @@ pub(super) async fn completions(State(app): Shared, req: Request) -> ApiResult<R
                     ),
                     None => ("[DONE]".to_string(), true),
                 };
-                Some((
-                    Ok::<_, std::convert::Infallible>(Event::default().data(data)),
-                    (rx, done),
-                ))
-            }
-        });
+                    Some((
+                        Ok::<_, std::convert::Infallible>(Event::default().data(data)),
+                        (rx, done, None),
+                    ))
+                }
+            },
+        );
         return Ok(Sse::new(events)
             .keep_alive(KeepAlive::default())
             .into_response());
@@ -373,14 +498,11 @@ pub(super) async fn completions(State(app): Shared, req: Request) -> ApiResult<R
     let choices: Vec<serde_json::Value> = finishes
         .iter()
         .enumerate()
-        .map(|(i, f)| {
-            let text = texts.get(i).map_or("", String::as_str);
-            serde_json::json!({"index": i, "text": text, "logprobs": null, "finish_reason": f})
-        })
+        .map(|(i, f)| api.choice(i, texts.get(i).map_or("", String::as_str), f))
         .collect();
     Ok(Json(serde_json::json!({
         "id": id,
-        "object": "text_completion",
+        "object": api.object(false),
         "created": created,
         "model": model_name,
         "choices": choices,

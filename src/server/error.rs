@@ -92,6 +92,10 @@ impl From<Error> for ApiError {
         let msg = e.to_string();
         match e {
             Error::Tokenizer(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "tokenizer", msg),
+            // The model's template refused or failed on the conversation the client sent.
+            Error::ChatTemplate { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "chat_template", msg)
+            }
             Error::InvalidArgument(m) if m.contains("longer than") || m.contains("exceeds") => {
                 Self::too_long(msg)
             }

@@ -23,6 +23,7 @@
 //! ```
 
 mod batcher;
+mod chat;
 mod complete;
 mod error;
 mod metrics;
@@ -31,7 +32,8 @@ mod vision;
 
 pub use error::ApiError;
 
-use crate::models::{Bert, Gpt2, Vit, Yolo};
+use crate::chat::ChatTemplate;
+use crate::models::{Bert, CausalLm, Vit, Yolo};
 use crate::{DType, Error, Result};
 use axum::body::Bytes;
 use axum::extract::{MatchedPath, Request, State};
@@ -127,7 +129,10 @@ pub struct Models {
     pub embed: Option<Arc<Bert>>,
     /// A cross-encoder (`BertForSequenceClassification`, one label) for `/rerank`.
     pub rerank: Option<Arc<Bert>>,
-    pub generate: Option<Arc<Gpt2>>,
+    /// A GPT-2 or Llama-architecture decoder for `/v1/completions`.
+    pub generate: Option<Arc<CausalLm>>,
+    /// The generation model's chat template, for `/v1/chat/completions` (404 without one).
+    pub chat: Option<Arc<ChatTemplate>>,
     pub classify: Option<Arc<Vit>>,
     pub detect: Option<Arc<Yolo>>,
 }
@@ -326,7 +331,7 @@ async fn info(State(app): Shared) -> ApiResult<Json<serde_json::Value>> {
                 "id": b.name(), "max_input_length": b.max_len(),
             })),
             "generate": m.generate.as_ref().map(|g| serde_json::json!({
-                "id": g.name(), "context": g.config().n_positions,
+                "id": g.name(), "context": g.context(), "chat": m.chat.is_some(),
             })),
             "classify": m.classify.as_ref().map(|v| serde_json::json!({
                 "id": v.name(), "labels": v.labels().len(),
@@ -369,6 +374,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/rerank", post(text::rerank))
         .route("/v1/embeddings", post(text::openai_embeddings))
         .route("/v1/completions", post(complete::completions))
+        .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/classify", post(vision::classify))
         .route("/detect", post(vision::detect))
         .fallback(|| async { ApiError::not_found("no such route") })
