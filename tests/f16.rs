@@ -154,3 +154,41 @@ fn gpt2_small_f16_halves_weight_memory() {
         "f16 weights should about halve memory: {ratio:.2}x"
     );
 }
+
+/// Llama / Qwen2 with f16 weights: logits at every real position equal transformers' with the
+/// same f16-rounded weights (tools/fixtures/gen_q8.py, reference_f16.safetensors) within the
+/// f32 tolerance, the GPU and the CPU agreeing. Against the f32 model the difference is
+/// printed: these fixtures (init range 0.2, logits up to 7) move by 2.7e-2 / 1.4e-2 in
+/// transformers itself when its weights are rounded to f16, so the 1e-2 of the other
+/// families is not a property of f16 storage here (see the README).
+#[test]
+fn llama_f16_logits_match_transformers() {
+    use wgpu_infer::models::llama::Llama;
+    for name in ["tiny_llama", "tiny_qwen2"] {
+        let dir = fixtures().join("llama").join(name);
+        let r = Weights::open(dir.join("reference.safetensors")).unwrap();
+        let rf = Weights::open(dir.join("reference_f16.safetensors")).unwrap();
+        let ids = r.get_u32("batch.input_ids").unwrap();
+        let (b, s) = (ids.shape()[0], ids.shape()[1]);
+        let ids = ids.as_u32().unwrap().to_vec();
+        let mask = r.get_u32("batch.attention_mask").unwrap();
+        let mask = mask.as_u32().unwrap().to_vec();
+        let (want, want_f32) = (
+            rf.get("batch.logits").unwrap(),
+            r.get("batch.logits").unwrap(),
+        );
+        let mut outs = Vec::new();
+        for backend in backends() {
+            let m = Llama::load_with(backend.clone(), &dir, &f16()).unwrap();
+            let got = m.forward(&ids, b, s, Some(&mask)).unwrap();
+            let label = format!("{name} f16 {}", backend.name());
+            let a = common::compare_rows(&label, &got, &want, &mask, 1e-4);
+            record("f16 llama vs torch (same f16 weights)", &label, a, 0.0);
+            let f = common::compare_rows(&label, &got, &want_f32, &mask, f64::INFINITY);
+            println!("{label}: vs f32 transformers {f:.3e}");
+            outs.push(got);
+        }
+        common::compare_rows("llama f16 gpu vs cpu", &outs[0], &outs[1], &mask, 1e-4);
+    }
+    common::print_table_for("f16 llama vs torch (same f16 weights)");
+}

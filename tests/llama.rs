@@ -30,25 +30,14 @@ fn logits_case(name: &str) {
         .unwrap()
         .to_vec();
     let want = r.get("batch.logits").unwrap();
-    let v = *want.shape().last().unwrap();
     for backend in common::model_backends() {
         let label = common::label(&backend);
         let m = Llama::load(backend.clone(), fixture(name)).unwrap();
         assert!(m.warnings().is_empty(), "{:?}", m.warnings());
         let got = m.forward(&ids, b, s, Some(&mask)).unwrap();
         // Real positions only (padded rows' queries are garbage in transformers too).
-        let (g, w) = (got.as_f32().unwrap(), want.as_f32().unwrap());
-        let mut worst = 0.0f64;
-        for row in 0..b {
-            let n = mask[row * s..(row + 1) * s]
-                .iter()
-                .filter(|&&x| x != 0)
-                .count();
-            let o = row * s * v;
-            let gt = Tensor::from_f32(&[n, v], g[o..o + n * v].to_vec()).unwrap();
-            let wt = Tensor::from_f32(&[n, v], w[o..o + n * v].to_vec()).unwrap();
-            worst = worst.max(compare(&format!("{name} logits {label}"), &gt, &wt, 1e-4, 0.0).0);
-        }
+        let worst =
+            common::compare_rows(&format!("{name} logits {label}"), &got, &want, &mask, 1e-4);
         record(&format!("{name} logits"), label, worst, 0.0);
     }
     common::print_table_for(&format!("{name} logits"));

@@ -216,3 +216,43 @@ fn minilm_q8_embeddings_match_sentence_transformers() {
     );
     assert!(ratio < 0.35, "q8 memory is {:.1} % of f32", 100.0 * ratio);
 }
+
+/// Llama / Qwen2 with q8 weights: logits equal transformers' on the same dequantized weights,
+/// and the greedy tokens are the ones transformers generates with them.
+#[test]
+fn llama_q8_matches_transformers_on_the_same_weights() {
+    use wgpu_infer::models::llama::Llama;
+    for name in ["tiny_llama", "tiny_qwen2"] {
+        let dir = fixtures().join("llama").join(name);
+        let r = Weights::open(dir.join("reference.safetensors")).unwrap();
+        let rq = Weights::open(dir.join("reference_q8.safetensors")).unwrap();
+        let input = r.get_u32("batch.input_ids").unwrap();
+        let (b, s) = (input.shape()[0], input.shape()[1]);
+        let input = input.as_u32().unwrap().to_vec();
+        let mask = ids(&r, "batch.attention_mask");
+        let prompt = ids(&r, "greedy.prompt");
+        let want_tokens = ids(&rq, "greedy.tokens");
+        for backend in common::model_backends() {
+            let label = format!("{name} q8 {}", common::label(&backend));
+            let m = Llama::load_with(backend.clone(), &dir, &q8()).unwrap();
+            let got = m.forward(&input, b, s, Some(&mask)).unwrap();
+            let want = rq.get("batch.logits").unwrap();
+            let a = common::compare_rows(&label, &got, &want, &mask, 1e-4);
+            record("q8 llama vs torch (same q8 weights)", &label, a, 0.0);
+            let vs_f32 = max_abs(&got, &r.get("batch.logits").unwrap());
+            println!("{label}: logits vs f32 PyTorch max abs {vs_f32:.3e} (padded rows included)");
+            let opts = GenerateOptions {
+                max_new_tokens: want_tokens.len(),
+                stop_at_eos: false,
+                ..Default::default()
+            };
+            let g = m.generate_ids(&prompt, &opts, |_| true).unwrap();
+            let g2 = wgpu_infer::models::CausalLm::from(m)
+                .generate_ids(&prompt, &opts, |_| true)
+                .unwrap();
+            assert_eq!(g.tokens, want_tokens, "{label}: greedy tokens");
+            assert_eq!(g2.tokens, want_tokens, "{label}: greedy tokens");
+        }
+    }
+    common::print_table_for("q8 llama vs torch (same q8 weights)");
+}

@@ -163,9 +163,11 @@ fn message(i: usize, m: RequestMessage) -> ApiResult<ChatMessage> {
             for (j, p) in parts.into_iter().enumerate() {
                 match (p.kind.as_str(), p.text) {
                     ("text", Some(t)) => text.push_str(&t),
-                    (kind, _) => return Err(ApiError::bad_request(format!(
+                    (kind, _) => {
+                        return Err(ApiError::bad_request(format!(
                         "messages[{i}].content[{j}]: only text parts are supported, not '{kind}'"
-                    ))),
+                    )))
+                    }
                 }
             }
             text

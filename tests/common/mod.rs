@@ -296,3 +296,24 @@ pub fn compare_masked(
     }
     worst
 }
+
+/// Compares only the real positions of right-padded [batch, seq, width] tensors (`mask`: 1 =
+/// token, [batch, seq]) within `tol`; the worst abs difference.
+#[allow(dead_code)]
+pub fn compare_rows(label: &str, got: &Tensor, want: &Tensor, mask: &[u32], tol: f64) -> f64 {
+    let (b, s, w) = (want.shape()[0], want.shape()[1], want.shape()[2]);
+    assert_eq!(mask.len(), b * s, "{label}: mask shape");
+    let (g, wv) = (got.as_f32().unwrap(), want.as_f32().unwrap());
+    let mut worst = 0.0f64;
+    for row in 0..b {
+        let n = mask[row * s..(row + 1) * s]
+            .iter()
+            .filter(|&&x| x != 0)
+            .count();
+        let o = row * s * w;
+        let gt = Tensor::from_f32(&[n, w], g[o..o + n * w].to_vec()).unwrap();
+        let wt = Tensor::from_f32(&[n, w], wv[o..o + n * w].to_vec()).unwrap();
+        worst = worst.max(compare(&format!("{label} row {row}"), &gt, &wt, tol, 0.0).0);
+    }
+    worst
+}
