@@ -100,10 +100,42 @@ fn greedy_case(name: &str) {
             stop_at_eos: false,
             ..Default::default()
         };
-        let g = m.generate_ids(&prompt, &opts, |_| true).unwrap();
+        let mut steps: Vec<Vec<f32>> = Vec::new();
+        let g = m
+            .generate_ids(&prompt, &opts, |t| {
+                steps.push(t.logits.to_vec());
+                true
+            })
+            .unwrap();
         assert_eq!(g.tokens, want, "{name} {label}: greedy tokens");
         let seq: Vec<u32> = prompt.iter().chain(&g.tokens).copied().collect();
         let got = m.forward(&seq, 1, seq.len(), None).unwrap();
+        // KV-cache decode = full recompute: each step's logits are the full forward's at the
+        // step's position.
+        let v = *got.shape().last().unwrap();
+        let all = got.as_f32().unwrap();
+        let mut worst = 0.0f64;
+        for (i, step) in steps.iter().enumerate() {
+            let row = (prompt.len() - 1 + i) * v;
+            let full = Tensor::from_f32(&[v], all[row..row + v].to_vec()).unwrap();
+            let cached = Tensor::from_f32(&[v], step.clone()).unwrap();
+            worst = worst.max(
+                compare(
+                    &format!("{name} step {i} {label}"),
+                    &cached,
+                    &full,
+                    1e-4,
+                    0.0,
+                )
+                .0,
+            );
+        }
+        record(
+            &format!("{name} KV-cache steps vs full recompute"),
+            label,
+            worst,
+            0.0,
+        );
         let d = compare(
             &format!("{name} generated logits {label}"),
             &got,
@@ -118,6 +150,47 @@ fn greedy_case(name: &str) {
         assert_eq!(again.tokens, want, "{name} {label}: reused cache");
     }
     common::print_table_for(&format!("{name} generated-sequence logits"));
+    common::print_table_for(&format!("{name} KV-cache steps vs full recompute"));
+}
+
+/// Seeded sampling (temperature, top-k, top-p) is reproducible and the same on every backend.
+#[test]
+fn llama_sampling_is_seeded_and_matches_across_backends() {
+    use wgpu_infer::models::llama::GenerateOptions;
+    use wgpu_infer::models::sampling::Sampling;
+    let opts = GenerateOptions {
+        max_new_tokens: 16,
+        stop_at_eos: false,
+        sampling: Sampling {
+            temperature: 0.9,
+            top_k: Some(40),
+            top_p: Some(0.95),
+            seed: 7,
+        },
+    };
+    let prompt = [5u32, 17, 42, 99, 3];
+    let mut runs = Vec::new();
+    for backend in common::model_backends() {
+        let m = Llama::load(backend, fixture("tiny_llama")).unwrap();
+        let a = m.generate_ids(&prompt, &opts, |_| true).unwrap().tokens;
+        let b = m.generate_ids(&prompt, &opts, |_| true).unwrap().tokens;
+        assert_eq!(a, b, "same seed, same tokens");
+        runs.push(a);
+    }
+    assert!(runs.windows(2).all(|w| w[0] == w[1]), "{runs:?}");
+    let greedy = Llama::load(common::model_backends()[0].clone(), fixture("tiny_llama"))
+        .unwrap()
+        .generate_ids(
+            &prompt,
+            &GenerateOptions {
+                sampling: Sampling::default(),
+                ..opts.clone()
+            },
+            |_| true,
+        )
+        .unwrap()
+        .tokens;
+    assert_ne!(runs[0], greedy, "sampling at 0.9 differs from greedy");
 }
 
 #[test]

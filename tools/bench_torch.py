@@ -80,6 +80,15 @@ class Workloads:
                 from transformers import CLIPConfig, CLIPModel
 
                 self._models[name] = CLIPModel(CLIPConfig(text_config={}, vision_config={"patch_size": 32})).eval()
+            elif name == "smollm2":
+                from transformers import LlamaConfig, LlamaForCausalLM
+
+                # HuggingFaceTB/SmolLM2-135M's config (random weights).
+                cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                                  num_attention_heads=9, num_key_value_heads=3, head_dim=64,
+                                  max_position_embeddings=8192, rms_norm_eps=1e-5, rope_theta=100000.0,
+                                  tie_word_embeddings=True, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+                self._models[name] = LlamaForCausalLM(cfg).eval()
             elif name in ("yolo11", "yolo11-seg"):
                 from ultralytics import YOLO
 
@@ -98,7 +107,9 @@ class Workloads:
                 ("CLIP ViT-B/32 (random weights)", "image batch 1"),
                 ("CLIP ViT-B/32 (random weights)", "text batch 8 x 7 tokens"),
                 ("YOLO11n 640", "network, 640x640"), ("YOLO11n 640", "predict bus.jpg (letterbox 640x480, NMS)"),
-                ("YOLO11n-seg 640", "predict bus.jpg (letterbox 640x480, NMS, masks)")]
+                ("YOLO11n-seg 640", "predict bus.jpg (letterbox 640x480, NMS, masks)"),
+                ("SmolLM2-135M (random weights)", "prefill 16 tokens"),
+                ("SmolLM2-135M (random weights)", f"decode {self.GPT2_NEW} tokens (KV cache)")]
         return out
 
     def _fn(self, model, workload):
@@ -116,9 +127,9 @@ class Workloads:
             ids = (torch.arange(b * 18).reshape(b, 18) * 7919) % 30000 + 100
             mask = torch.ones_like(ids)
             return timed(lambda: bert(input_ids=ids, attention_mask=mask)), b, "sentences/s"
-        if model.startswith("GPT-2"):
-            gpt = self._model("gpt2")
-            prompt = (torch.arange(16)[None] * 3001) % 50000
+        if model.startswith("GPT-2") or model.startswith("SmolLM2"):
+            gpt, vocab = (self._model("gpt2"), 50257) if model.startswith("GPT-2") else (self._model("smollm2"), 49152)
+            prompt = (torch.arange(16)[None] * 3001) % (vocab - 100)
             pre = timed(lambda: gpt(input_ids=prompt, use_cache=True))
             if workload.startswith("prefill"):
                 return pre, 16, "tokens/s"
@@ -189,7 +200,8 @@ def models(args):
     for model, workload in w.names():
         if args.quick and workload == "batch 8":
             continue
-        r = 2 if (model.startswith("GPT-2") and "decode" in workload) or model.startswith("ViT") else reps
+        decoder = model.startswith("GPT-2") or model.startswith("SmolLM2")
+        r = 2 if (decoder and "decode" in workload) or model.startswith("ViT") else reps
         secs, items, unit = w.run(model, workload, r)
         s = statistics.median(secs)
         out.append(result(model, workload, s, items / s, unit, args.threads))

@@ -25,7 +25,7 @@ pub struct BenchArgs {
     kernels_only: bool,
     #[arg(long)]
     models_only: bool,
-    /// Only the newer families' rows (MPNet, DINOv2, CLIP, YOLO11, YOLO11-seg), on the GPU.
+    /// Only the newer families' rows (MPNet, DINOv2, CLIP, SmolLM2, YOLO11, YOLO11-seg), on the GPU.
     #[arg(long, conflicts_with_all = ["kernels_only", "skip_families"])]
     families_only: bool,
     /// Leave out the newer families' rows.

@@ -17,7 +17,7 @@ pub struct BenchOptions {
     /// Kernels only / models only.
     pub skip_kernels: bool,
     pub skip_models: bool,
-    /// The newer families' rows (MPNet, DINOv2, CLIP, YOLO11): skipped / the only models run.
+    /// The newer families' rows (MPNet, DINOv2, CLIP, SmolLM2, YOLO11): skipped / the only models run.
     pub skip_families: bool,
     pub families_only: bool,
     /// Folder of the YOLOv8n weights (defaults to the test fixture).

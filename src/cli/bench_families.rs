@@ -1,6 +1,7 @@
 //! The bench rows of the families added after the first four (issue 17), one real size each,
 //! on the GPU against PyTorch's same workload (tools/bench_torch.py): MPNet-base, DINOv2-S/14,
-//! CLIP ViT-B/32 (random weights of the real configs), YOLO11n and YOLO11n-seg (the test
+//! CLIP ViT-B/32, SmolLM2-135M (random weights of the real configs; f32, f16 and q8 for the
+//! decoder), YOLO11n and YOLO11n-seg (the test
 //! fixtures: the real architectures). The CPU reference is not timed here (the first four
 //! families' rows show its speed).
 
@@ -211,6 +212,8 @@ pub(super) fn families(
     let s = time_vs(torch, (name, workload, "texts/s"), reps, budget, fwd)?;
     let r = run(name, cold, m.memory_and_dispatches(), m.kernels());
     out.push(r.row(workload.into(), s, 8.0, "texts/s"));
+
+    super::bench_decoders::smollm2_rows(&gpu, opts.quick, out, torch, progress)?;
 
     let fixtures = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/yolo"));
     let bus = fixtures.join("bus_decoded.png");

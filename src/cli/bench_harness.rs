@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 use wgpu_infer::models::bert::{Bert, BertConfig, BertInput};
-use wgpu_infer::models::generate::GenerateOptions;
 use wgpu_infer::models::gpt2::{Gpt2, Gpt2Config};
 use wgpu_infer::models::vision::ImageProcessorConfig;
 use wgpu_infer::models::vit::{Vit, VitConfig};
 use wgpu_infer::models::yolo::{DetectOptions, Yolo};
+use wgpu_infer::models::CausalLm;
 use wgpu_infer::ops::cases::{self, OpCase, Work};
 use wgpu_infer::{Backend, DType, Device, LoadOptions, Result, Tensor};
 
@@ -327,72 +327,20 @@ fn models(
         threads(&model, quick, &run, out)?;
     }
     // GPT-2 small sized (random weights): 16-token prompt, 32 greedy tokens with the KV cache;
-    // on the GPU with f32, f16 and q8 weights.
+    // on the GPU with f32, f16 and q8 weights, and the CPU reference.
     let [gpu, cpu] = backends(dev);
-    for (backend, dtype) in [
+    let runs = [
         (gpu.clone(), DType::F32),
         (gpu.clone(), DType::F16),
         (gpu, DType::Q8),
         (cpu, DType::F32),
-    ] {
-        let label = match dtype {
-            DType::F32 => backend.name().to_string(),
-            d => format!("{} {d}", backend.name()),
-        };
-        progress(&format!("GPT-2 small ({label})"));
-        let t0 = Instant::now();
-        let model = Gpt2::from_source(
-            backend.clone(),
-            Gpt2Config::small(),
-            &random_source,
-            None,
-            &LoadOptions::with_dtype(dtype),
-        )?;
-        let prompt: Vec<u32> = (0..16).map(|i| (i * 3001) % 50000).collect();
-        let opts = GenerateOptions {
-            max_new_tokens: if quick && matches!(backend, Backend::Cpu) {
-                8
-            } else {
-                32
-            },
-            stop_at_eos: false,
-            ..Default::default()
-        };
-        let first = model.generate_ids(&prompt, &opts, |_| true)?;
-        let cold = t0.elapsed().as_secs_f64() - first.decode_secs;
-        let name = "GPT-2 small (random weights)";
-        let decode = format!("decode {} tokens (KV cache)", opts.max_new_tokens);
-        let gpu = !matches!(backend, Backend::Cpu);
-        if gpu {
-            torch.sample(name, "prefill 16 tokens", "tokens/s", 0)?;
-            torch.sample(name, &decode, "tokens/s", 0)?;
-        }
-        // Rounds of one generation of ours, then one of PyTorch's (prefill and decode).
-        let rounds = if quick || !gpu { 2 } else { 3 };
-        let (mut pre, mut per) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let g = model.generate_ids(&prompt, &opts, |_| true)?;
-            pre.push(g.prefill_secs);
-            per.push(g.decode_secs / g.tokens.len().saturating_sub(1).max(1) as f64);
-            if gpu {
-                torch.sample(name, "prefill 16 tokens", "tokens/s", 1)?;
-                torch.sample(name, &decode, "tokens/s", 1)?;
-            }
-        }
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        let run = Run {
-            model: name,
-            backend: label,
-            cold_start_s: cold,
-            memory: model.memory_and_dispatches(),
-            kernels: model.kernels(),
-        };
-        out.push(run.row("prefill 16 tokens".into(), median(pre), 16.0, "tokens/s"));
-        out.push(run.row(decode, median(per), 1.0, "tokens/s"));
-    }
+    ];
+    let build = |b: Backend, d: DType| -> Result<CausalLm> {
+        let o = LoadOptions::with_dtype(d);
+        Ok(Gpt2::from_source(b, Gpt2Config::small(), &random_source, None, &o)?.into())
+    };
+    let name = "GPT-2 small (random weights)";
+    super::bench_decoders::decoder_rows((name, 50257), &runs, quick, &build, out, torch, progress)?;
     // ViT-B/16 at 224 (random weights).
     for backend in backends(dev) {
         progress(&format!("ViT-B/16 ({})", backend.name()));

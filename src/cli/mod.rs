@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_core;
+mod bench_decoders;
 mod bench_families;
 mod bench_harness;
 mod chat;

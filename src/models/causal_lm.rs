@@ -65,7 +65,7 @@ impl CausalLm {
     pub fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
         match self {
             CausalLm::Gpt2(m) => m.tokenizer(),
-            CausalLm::Llama(m) => Some(m.tokenizer()),
+            CausalLm::Llama(m) => m.tokenizer(),
         }
     }
     /// Positions a generation (prompt + new tokens) may use.

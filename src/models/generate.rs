@@ -37,6 +37,8 @@ pub struct TokenEvent<'a> {
     pub text: &'a str,
     /// Index among the new tokens.
     pub index: usize,
+    /// The next-token logits this token was chosen from ([vocab]).
+    pub logits: &'a [f32],
 }
 
 /// Result of a generation.
@@ -365,6 +367,7 @@ pub(crate) async fn decode(
             id: next,
             text: &piece,
             index: out.tokens.len() - 1,
+            logits,
         });
         if eos {
             out.stopped_at_eos = true;

@@ -9,13 +9,15 @@
 //! `rope_parameters` / `rope_scaling` ([`RopeScaling`]). Generation runs the prompt as one
 //! forward and each new token as one step over a device-resident grouped-query KV cache
 //! ([1, positions, kv_heads·head_dim] per layer), stopping at any EOS id of config.json or
-//! generation_config.json. Chat templates and the CLI are not wired yet (issue 19).
+//! generation_config.json. Chat templates are a layer above (`crate::chat`, feature `chat`).
 
-use super::family::{check_transformer, positive, FamilyConfig, ModelKind};
+use super::family::FamilyConfig;
 use super::files::ModelFiles;
 use super::generate::{self, KvPool};
 pub use super::generate::{GenerateOptions, Generation, TokenEvent};
-use super::loader::{Folder, Loaded};
+pub use super::llama_config::LlamaConfig;
+use super::llama_config::{eos_ids, MAX_ROPE_POSITIONS};
+use super::loader::{self, Folder, Loaded};
 use super::nn::*;
 use super::options::LoadOptions;
 use super::runner::Runner;
@@ -23,156 +25,7 @@ use crate::error::{check_finite, Error, Result};
 use crate::graph::{Backend, Constant, Graph, ValueId};
 use crate::ops::Layout;
 use crate::tensor::{DType, Tensor};
-use serde::Deserialize;
 use std::sync::Arc;
-
-/// The fields of HF `LlamaConfig` / `Qwen2Config` this implementation reads.
-#[derive(Clone, Debug, Deserialize)]
-pub struct LlamaConfig {
-    /// llama or qwen2.
-    pub model_type: String,
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    /// Grouped-query attention's K/V heads (`num_attention_heads` when absent).
-    #[serde(default)]
-    pub num_key_value_heads: Option<usize>,
-    /// `hidden_size / num_attention_heads` when absent.
-    #[serde(default)]
-    pub head_dim: Option<usize>,
-    #[serde(default = "positions")]
-    pub max_position_embeddings: usize,
-    #[serde(default = "eps")]
-    pub rms_norm_eps: f64,
-    /// The older top-level RoPE fields; transformers 5 writes `rope_parameters` instead.
-    #[serde(default)]
-    pub rope_theta: Option<f64>,
-    #[serde(default)]
-    pub rope_scaling: Option<serde_json::Value>,
-    #[serde(default)]
-    pub rope_parameters: Option<serde_json::Value>,
-    #[serde(default = "silu")]
-    pub hidden_act: String,
-    #[serde(default)]
-    pub tie_word_embeddings: bool,
-    /// Llama's q/k/v (and o) biases; Qwen2 always has q/k/v biases.
-    #[serde(default)]
-    pub attention_bias: Option<bool>,
-    #[serde(default)]
-    pub mlp_bias: bool,
-    /// One id or a list.
-    #[serde(default)]
-    pub eos_token_id: Option<serde_json::Value>,
-}
-
-/// The ids of an `eos_token_id` field (one id or a list); other JSON is an error.
-fn eos_ids(v: Option<&serde_json::Value>) -> std::result::Result<Vec<u32>, String> {
-    let id = |x: &serde_json::Value| {
-        x.as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| format!("eos_token_id {x} is not a token id"))
-    };
-    match v {
-        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-        Some(serde_json::Value::Array(a)) => a.iter().map(id).collect(),
-        Some(x) => Ok(vec![id(x)?]),
-    }
-}
-
-fn positions() -> usize {
-    2048
-}
-fn eps() -> f64 {
-    1e-6
-}
-fn silu() -> String {
-    "silu".into()
-}
-
-/// Rotary table rows at most (a 128k-position config would otherwise build a huge table).
-const MAX_ROPE_POSITIONS: usize = 1 << 17;
-
-impl LlamaConfig {
-    pub fn kv_heads(&self) -> usize {
-        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
-    }
-    pub fn head_dim(&self) -> usize {
-        self.head_dim
-            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
-    }
-    /// Whether q/k/v carry biases: Qwen2 always, Llama when `attention_bias`.
-    pub fn qkv_bias(&self) -> bool {
-        self.model_type == "qwen2" || self.attention_bias == Some(true)
-    }
-    /// `rope_theta` and the scaling, from `rope_parameters` or the older fields.
-    pub fn rope(&self) -> std::result::Result<(f64, RopeScaling), String> {
-        let p = self.rope_parameters.as_ref().filter(|v| !v.is_null());
-        let theta = p
-            .and_then(|p| p.get("rope_theta"))
-            .and_then(|t| t.as_f64())
-            .or(self.rope_theta)
-            .unwrap_or(10000.0);
-        let scaling = RopeScaling::from_hf(p.or(self.rope_scaling.as_ref()))?;
-        Ok((theta, scaling))
-    }
-}
-
-impl FamilyConfig for LlamaConfig {
-    const KIND: ModelKind = ModelKind::Llama;
-    fn check(&self) -> std::result::Result<(), String> {
-        check_transformer(
-            &[
-                ("vocab_size", self.vocab_size),
-                ("hidden_size", self.hidden_size),
-                ("intermediate_size", self.intermediate_size),
-                ("num_hidden_layers", self.num_hidden_layers),
-                ("num_attention_heads", self.num_attention_heads),
-                ("max_position_embeddings", self.max_position_embeddings),
-            ],
-            ("hidden_size", self.hidden_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("rms_norm_eps", self.rms_norm_eps),
-            ("hidden_act", &self.hidden_act),
-        )
-        .or_else(|e| {
-            // A head_dim given explicitly need not divide hidden_size.
-            if self.head_dim.is_some() && e.contains("not divisible") {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
-        positive(&[
-            ("num_key_value_heads", self.kv_heads()),
-            ("head_dim", self.head_dim()),
-        ])?;
-        if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
-            return Err(format!(
-                "num_attention_heads {} is not divisible by num_key_value_heads {}",
-                self.num_attention_heads,
-                self.kv_heads()
-            ));
-        }
-        if self.hidden_act != "silu" {
-            return Err(format!(
-                "hidden_act '{}': Llama-architecture MLPs are SiLU-gated here (silu only)",
-                self.hidden_act
-            ));
-        }
-        if self.mlp_bias {
-            return Err("mlp_bias = true is not supported".into());
-        }
-        if !self.head_dim().is_multiple_of(2) {
-            return Err(format!(
-                "head_dim {} must be even for RoPE",
-                self.head_dim()
-            ));
-        }
-        self.rope().map(|_| ())
-    }
-}
 
 struct LlamaWeights {
     embed: Embedding,
@@ -218,7 +71,7 @@ impl LlamaWeights {
 pub struct Llama {
     name: String,
     config: LlamaConfig,
-    tokenizer: tokenizers::Tokenizer,
+    tokenizer: Option<tokenizers::Tokenizer>,
     w: Arc<Loaded<LlamaWeights>>,
     forward: Runner<(usize, usize)>,
     sessions: KvPool,
@@ -254,16 +107,46 @@ impl Llama {
                     .collect::<Vec<_>>(),
             );
         }
-        Ok(Llama {
-            name: files.name(),
+        let mut m = Self::from_parts(backend, f.config, w, Some(tokenizer));
+        m.name = files.name();
+        m.eos = eos;
+        Ok(m)
+    }
+
+    /// Builds a model from a config and a weight source (HF names without `model.`; the
+    /// untied head as `lm_head.weight`), e.g. random weights of a real size for benchmarks.
+    /// Generation stops at the config's EOS ids.
+    pub fn from_source(
+        backend: Backend,
+        config: LlamaConfig,
+        w: &dyn TensorSource,
+        tokenizer: Option<tokenizers::Tokenizer>,
+        opts: &LoadOptions,
+    ) -> Result<Llama> {
+        config.check().map_err(Error::InvalidArgument)?;
+        let eos = eos_ids(config.eos_token_id.as_ref()).map_err(Error::InvalidArgument)?;
+        let loaded = loader::from_source(w, opts, |vb| LlamaWeights::load(&config, vb))?;
+        let mut m = Self::from_parts(backend, config, loaded, tokenizer);
+        m.eos = eos;
+        Ok(m)
+    }
+
+    fn from_parts(
+        backend: Backend,
+        config: LlamaConfig,
+        w: Arc<Loaded<LlamaWeights>>,
+        tokenizer: Option<tokenizers::Tokenizer>,
+    ) -> Llama {
+        Llama {
+            name: String::new(),
             warnings: w.warnings.clone(),
-            config: f.config,
+            config,
             tokenizer,
             w,
             forward: Runner::new(backend, 8),
             sessions: KvPool::new(),
-            eos,
-        })
+            eos: Vec::new(),
+        }
     }
 
     /// The ids generation stops at.
@@ -313,7 +196,10 @@ impl Llama {
         opts: &GenerateOptions,
         on_token: impl FnMut(&TokenEvent) -> bool,
     ) -> Result<Generation> {
-        let ids = generate::tokenize_prompt(&self.tokenizer, prompt, self.context())?;
+        let tok = self.tokenizer.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("this model was built without a tokenizer".into())
+        })?;
+        let ids = generate::tokenize_prompt(tok, prompt, self.context())?;
         self.generate_ids_stream(&ids, opts, on_token).await
     }
 
@@ -339,7 +225,7 @@ impl Llama {
             prompt,
             opts,
             &self.eos,
-            Some(&self.tokenizer),
+            self.tokenizer.as_ref(),
             |s, p| self.step_graph(s, p),
             on_token,
         )
@@ -358,8 +244,8 @@ impl Llama {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
-    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
-        &self.tokenizer
+    pub fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
+        self.tokenizer.as_ref()
     }
     /// Device memory of the largest idle generation session (its largest step plan and its
     /// KV cache), and the dispatch count of its last step.

@@ -23,6 +23,7 @@ pub mod generate;
 pub mod gpt2;
 pub mod letterbox;
 pub mod llama;
+pub mod llama_config;
 mod loader;
 pub mod masks;
 pub mod nn;
