@@ -48,6 +48,7 @@ shaders!(
     "attention_pack.wgsl",
     "attention_tex.wgsl",
     "conv2d.wgsl",
+    "conv2d_dw.wgsl",
     "conv2d_pack.wgsl",
     "conv2d_tex.wgsl",
     "maxpool2d.wgsl",

@@ -1041,6 +1041,15 @@ type ConvCase = (
 );
 
 fn conv_case(cc: ConvCase, rng: &mut Rng) -> Result<OpCase> {
+    conv_case_on(cc, None, rng)
+}
+
+/// [`conv_case`] with the kernel forced (`None`: the default choice).
+fn conv_case_on(
+    cc: ConvCase,
+    variant: Option<super::conv2d::ConvVariant>,
+    rng: &mut Rng,
+) -> Result<OpCase> {
     let (n, c, hw, o, k, s, p, dil, groups, act, bias, res) = cc;
     let op = Conv2d {
         stride: [s, s],
@@ -1048,6 +1057,7 @@ fn conv_case(cc: ConvCase, rng: &mut Rng) -> Result<OpCase> {
         dilation: [dil, dil],
         groups,
         act,
+        variant,
         ..Default::default()
     };
     let mut g = Graph::new();
@@ -1069,8 +1079,9 @@ fn conv_case(cc: ConvCase, rng: &mut Rng) -> Result<OpCase> {
     };
     let y = g.conv2d(op, x, w, b, r)?;
     g.output("y", y);
+    let forced = variant.map_or(String::new(), |v| format!(" {}", v.name()));
     let name = format!(
-        "n{n} c{c} {hw:?} o{o} k{k:?} s{s} p{p} d{dil} g{groups} {act:?} bias={bias} res={res}"
+        "n{n} c{c} {hw:?} o{o} k{k:?} s{s} p{p} d{dil} g{groups} {act:?} bias={bias} res={res}{forced}"
     );
     Ok(OpCase::new("conv2d", name, g, feeds))
 }
@@ -1185,6 +1196,38 @@ fn conv_pool_upsample(rng: &mut Rng) -> Result<Vec<OpCase>> {
     ] {
         out.push(conv_case(c, rng)?);
     }
+    // Depthwise (groups = channels = outputs): the depthwise kernel by default; awkward widths
+    // (partial 4-wide strips), strides, dilation, 5x5, a residual; and the direct kernel
+    // forced on the same kind of problem.
+    let dw = |c, hw, k, s, p, d, act, bias, res| (1, c, hw, c, k, s, p, d, c, act, bias, res);
+    for c in [
+        dw(17, (13, 11), (3, 3), 2, 1, 1, Act::Silu, true, false),
+        dw(65, (7, 5), (5, 5), 1, 2, 1, Act::Relu, false, true),
+        dw(3, (1, 1), (3, 3), 1, 1, 1, Act::None, true, false),
+        dw(64, (40, 40), (3, 3), 1, 1, 1, Act::Silu, true, false),
+        dw(8, (17, 63), (3, 3), 1, 2, 2, Act::None, true, true),
+        dw(2, (9, 127), (7, 7), 3, 3, 1, Act::GeluErf, true, false),
+    ] {
+        out.push(conv_case(c, rng)?);
+    }
+    out.push(conv_case_on(
+        (
+            2,
+            12,
+            (8, 8),
+            12,
+            (3, 3),
+            1,
+            1,
+            1,
+            12,
+            Act::Silu,
+            true,
+            true,
+        ),
+        Some(super::conv2d::ConvVariant::Direct),
+        rng,
+    )?);
     for (shape, k, s, p) in [
         (vec![1usize, 1, 1, 1], 1usize, 1usize, 0usize),
         (vec![1, 7, 20, 20], 5, 1, 2),
@@ -1348,6 +1391,27 @@ fn bench(rng: &mut Rng) -> Result<Vec<OpCase>> {
             false,
         );
         out.push(conv_case(c, rng)?);
+    }
+    // YOLO11n's Detect-head depthwise 3x3 on 64 channels at 80x80: both kernels that run it.
+    for v in [
+        super::conv2d::ConvVariant::Direct,
+        super::conv2d::ConvVariant::Depthwise,
+    ] {
+        let c = (
+            1,
+            64,
+            (80, 80),
+            64,
+            (3, 3),
+            1,
+            1,
+            1,
+            64,
+            Act::Silu,
+            true,
+            false,
+        );
+        out.push(conv_case_on(c, Some(v), rng)?.forcing(v.name(), Box::new(|_| true)));
     }
     Ok(out)
 }

@@ -1,10 +1,13 @@
 //! 2-D convolution, NCHW: stride, padding, dilation, groups, bias, fused activation and an
 //! optional residual added after the activation.
 //!
-//! GPU variants: `Direct` (`direct.rs`: storage buffers, any geometry, the portable variant) and
+//! GPU variants: `Direct` (`direct.rs`: storage buffers, any geometry, the portable variant),
 //! `Texture` (`texture.rs`: padded NHWC4 input texture and subgroup broadcasts, groups 1 and
-//! square strides; 10-30x faster on CPU-backed adapters).
+//! square strides; 10-30x faster on CPU-backed adapters) and `Depthwise` (`depthwise.rs`:
+//! groups = channels = outputs, storage buffers; every lane busy where `Direct` keeps one in
+//! eight).
 
+mod depthwise;
 mod direct;
 pub(crate) mod texture;
 
@@ -18,14 +21,20 @@ use crate::tensor::{Tensor, ValueInfo};
 pub enum ConvVariant {
     Direct,
     Texture,
+    Depthwise,
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 2] = [ConvVariant::Direct, ConvVariant::Texture];
+    pub const ALL: [ConvVariant; 3] = [
+        ConvVariant::Direct,
+        ConvVariant::Texture,
+        ConvVariant::Depthwise,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             ConvVariant::Direct => "direct",
             ConvVariant::Texture => "texture",
+            ConvVariant::Depthwise => "depthwise",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -142,25 +151,39 @@ impl Conv2d {
         )
     }
 
-    /// Forced by the op, else by the policy (when it can run the problem), else the texture
-    /// kernel on CPU-backed adapters when it fits, else the direct kernel.
-    fn choose(&self, cx: &Lower<'_>, tex: Option<&texture::TexConv>) -> Result<ConvVariant> {
+    /// Forced by the op, else by the policy (when it can run the problem), else the
+    /// depthwise kernel for depthwise problems, the texture kernel on CPU-backed adapters when
+    /// it fits, else the direct kernel.
+    fn choose(
+        &self,
+        cx: &Lower<'_>,
+        g: &Geo,
+        tex: Option<&texture::TexConv>,
+    ) -> Result<ConvVariant> {
         if let Some(v) = self.variant {
             return Ok(v);
         }
         let dev = cx.device();
         let tex_ok = tex.is_some_and(|t| t.supported(dev));
+        let dw_ok = depthwise::fits(self, g);
         if let Some(name) = dev.policy().forced("conv2d") {
             let v = ConvVariant::parse(name).ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "unknown conv2d variant '{name}' (WGPU_INFER_CONV: direct, texture)"
+                    "unknown conv2d variant '{name}' (WGPU_INFER_CONV: direct, texture, depthwise)"
                 ))
             })?;
-            if v == ConvVariant::Direct || tex_ok {
+            let runs = match v {
+                ConvVariant::Direct => true,
+                ConvVariant::Texture => tex_ok,
+                ConvVariant::Depthwise => dw_ok,
+            };
+            if runs {
                 return Ok(v);
             }
         }
-        Ok(if dev.is_cpu() && tex_ok {
+        Ok(if dw_ok {
+            ConvVariant::Depthwise
+        } else if dev.is_cpu() && tex_ok {
             ConvVariant::Texture
         } else {
             ConvVariant::Direct
@@ -248,7 +271,7 @@ impl Op for Conv2d {
             ));
         };
         let tex = self.tex_geometry(g);
-        let v = self.choose(cx, tex.as_ref())?;
+        let v = self.choose(cx, &g, tex.as_ref())?;
         match (v, tex) {
             (ConvVariant::Texture, Some(tg)) if tg.supported(cx.device()) => {
                 let dev = cx.device().clone();
@@ -261,6 +284,14 @@ impl Op for Conv2d {
             (ConvVariant::Texture, _) => Err(Error::shape(
                 "conv2d",
                 "the texture kernel cannot run this problem on this adapter",
+                &[&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape],
+            )),
+            (ConvVariant::Depthwise, _) if depthwise::fits(self, &g) => {
+                depthwise::lower(self, g, &c, cx, inputs, outputs)
+            }
+            (ConvVariant::Depthwise, _) => Err(Error::shape(
+                "conv2d",
+                "the depthwise kernel cannot run this problem (it needs groups = channels = outputs)",
                 &[&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape],
             )),
             (ConvVariant::Direct, _) => direct::lower(self, g, &c, cx, inputs, outputs),
