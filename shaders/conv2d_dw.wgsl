@@ -1,7 +1,14 @@
 // Depthwise 2-D convolution (NCHW, groups = channels = outputs): each invocation computes 4
 // adjacent outputs along W of one channel plane, every lane busy (the direct kernel keeps one
-// lane in eight busy on depthwise problems). Storage buffers only: the portable variant.
-// Weights are [C][kh*kw] f32 as in the checkpoint.
+// lane in eight busy on depthwise problems). Per kernel row, the input span the 4 outputs read
+// is loaded once into registers (zero outside the image), then every tap reads it from there.
+// The kernel size, stride and dilation are compile-time constants. Storage buffers only: the
+// portable variant. Weights are [C][kh*kw] f32 as in the checkpoint.
+//#default KH 3
+//#default KW 3
+//#default SW 1
+//#default DH 1
+//#default DW 1
 //#default ACT 0
 //#default HAS_BIAS 0
 //#default HAS_RES 0
@@ -38,28 +45,28 @@ fn main(@builtin(workgroup_id) wg3: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let ch = plane % p.c;
     let ox0 = strip * 4u;
     let iy0 = i32(oy * p.sh) - i32(p.ph);
-    var ix0: array<i32, 4>;
-    for (var j = 0u; j < 4u; j = j + 1u) {
-        ix0[j] = i32((ox0 + j) * p.sw) - i32(p.pw);
-    }
+    let ix0 = i32(ox0 * {{SW}}u) - i32(p.pw);
     let xb = plane * p.h * p.w;
-    let wb = ch * p.kh * p.kw;
+    let wb = ch * {{KH}}u * {{KW}}u;
+    // The span of input columns the 4 outputs read.
+    const SPAN: u32 = 3u * {{SW}}u + ({{KW}}u - 1u) * {{DW}}u + 1u;
+    var win: array<f32, SPAN>;
     var acc = vec4<f32>(0.0);
-    for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
-        let iy = iy0 + i32(ky * p.dh);
+    for (var ky = 0u; ky < {{KH}}u; ky = ky + 1u) {
+        let iy = iy0 + i32(ky * {{DH}}u);
         if (iy < 0 || iy >= i32(p.h)) {
             continue;
         }
         let row = xb + u32(iy) * p.w;
-        for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
-            let wv = wt[wb + ky * p.kw + kx];
-            let off = i32(kx * p.dw);
-            for (var j = 0u; j < 4u; j = j + 1u) {
-                let ix = ix0[j] + off;
-                if (ix >= 0 && ix < i32(p.w)) {
-                    acc[j] = fma(x[row + u32(ix)], wv, acc[j]);
-                }
-            }
+        for (var i = 0u; i < SPAN; i = i + 1u) {
+            let ix = ix0 + i32(i);
+            win[i] = select(0.0, x[row + u32(clamp(ix, 0, i32(p.w) - 1))], ix >= 0 && ix < i32(p.w));
+        }
+        for (var kx = 0u; kx < {{KW}}u; kx = kx + 1u) {
+            let wv = wt[wb + ky * {{KW}}u + kx];
+            let tap = vec4<f32>(win[kx * {{DW}}u], win[{{SW}}u + kx * {{DW}}u],
+                                win[2u * {{SW}}u + kx * {{DW}}u], win[3u * {{SW}}u + kx * {{DW}}u]);
+            acc = fma(tap, vec4<f32>(wv), acc);
         }
     }
     let pixels = p.ho * p.wo;

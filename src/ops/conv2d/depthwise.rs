@@ -1,6 +1,7 @@
 //! The depthwise conv2d kernel (`conv2d_dw.wgsl`): groups = channels = outputs (YOLO11's
 //! C2PSA / C3k2 positional and downsampling convs, MobileNet-style blocks), any stride,
-//! padding and dilation. One invocation per 4 adjacent outputs of a channel row, storage
+//! padding and dilation (compile-time constants of the shader). One invocation per 4 adjacent
+//! outputs of a channel row, each input of their span loaded once per kernel row; storage
 //! buffers only (portable). Weights stay [C][kh·kw] as in the checkpoint.
 
 use super::{Conv2d, Geo};
@@ -78,6 +79,11 @@ pub(super) fn lower(
     cx.dispatch(
         "conv2d_dw.wgsl",
         &[
+            ("KH", g.kh.to_string()),
+            ("KW", g.kw.to_string()),
+            ("SW", op.stride[1].to_string()),
+            ("DH", op.dilation[0].to_string()),
+            ("DW", op.dilation[1].to_string()),
             ("ACT", op.act.code().to_string()),
             ("HAS_BIAS", (op.bias as u32).to_string()),
             ("HAS_RES", (op.residual as u32).to_string()),
