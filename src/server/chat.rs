@@ -2,8 +2,8 @@
 //! model's chat template, then generated as `/v1/completions` generates (same slots, stop
 //! sequences, SSE; chunks of `chat.completion.chunk` opening with the assistant's role).
 
-use super::complete::{check_prompt, generation_model, options, respond, Api, Job, Sampled};
 use super::error::{ApiError, ApiResult};
+use super::generation::{check_prompt, generation_model, options, respond, Api, Job, Sampled};
 use super::text::Texts;
 use super::{parse_json, Shared};
 use crate::chat::{ChatMessage, ChatTemplate};

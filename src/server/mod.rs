@@ -26,6 +26,7 @@ mod batcher;
 mod chat;
 mod complete;
 mod error;
+mod generation;
 mod metrics;
 mod text;
 mod vision;
