@@ -48,6 +48,11 @@ const SPECIAL_TOKENS: [&str; 7] = [
 /// Largest template source accepted (the biggest published ones are ~20 KB).
 const MAX_TEMPLATE_BYTES: usize = 1 << 20;
 
+/// Template instructions one rendering may run: a template that loops without end (or for
+/// absurdly long) fails instead of hanging the caller. Published templates take a few
+/// thousand per message.
+const FUEL: u64 = 50_000_000;
+
 /// A compiled chat template and the variables it is rendered with.
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -143,6 +148,7 @@ impl ChatTemplate {
                 .expect("default delimiters"),
         );
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_fuel(Some(FUEL));
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);
@@ -199,6 +205,10 @@ impl ChatTemplate {
             .map_err(|e| Error::ChatTemplate {
                 path: self.path.clone(),
                 msg: match e.kind() {
+                    ErrorKind::OutOfFuel => format!(
+                        "the template ran more than {FUEL} steps on this conversation (a loop \
+                         without end?)"
+                    ),
                     ErrorKind::InvalidOperation if e.detail().is_some() => {
                         format!(
                             "the template refused the conversation: {}",

@@ -227,4 +227,15 @@ fn chat_refusals_are_typed() {
         .unwrap_err();
     assert!(e.to_string().contains("failed to render"), "{e}");
     assert!(t.render(&[], true).is_err());
+    // A template that never ends fails instead of hanging.
+    let t = ChatTemplate::new(
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}".into(),
+        "loop",
+        Vec::new(),
+    )
+    .unwrap();
+    let e = t
+        .render(&[ChatMessage::new("user", "x")], true)
+        .unwrap_err();
+    assert!(e.to_string().contains("ran more than"), "{e}");
 }
