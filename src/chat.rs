@@ -485,6 +485,33 @@ mod tests {
     }
 
     #[test]
+    fn special_tokens_and_named_templates_are_read() {
+        let cfg = serde_json::json!({
+            "bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": false},
+            "eos_token": "</s>",
+            "pad_token": null,
+            "chat_template": [
+                {"name": "tool_use", "template": "tools"},
+                {"name": "default", "template": "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"},
+            ],
+        });
+        let files =
+            ModelFiles::new("m").with("tokenizer_config.json", cfg.to_string().into_bytes());
+        let t = ChatTemplate::from_files(&files).unwrap();
+        let out = t.render(&[ChatMessage::new("user", "hi")], false).unwrap();
+        assert_eq!(out, "<s>hi</s>");
+        let bad = serde_json::json!({"bos_token": 3, "chat_template": "x"});
+        let files =
+            ModelFiles::new("m").with("tokenizer_config.json", bad.to_string().into_bytes());
+        let e = ChatTemplate::from_files(&files).unwrap_err().to_string();
+        assert!(e.contains("bos_token must be a string"), "{e}");
+        let none = ModelFiles::new("m").with("tokenizer_config.json", b"{}".to_vec());
+        assert!(ChatTemplate::find(&none).unwrap().is_none());
+        let e = ChatTemplate::from_files(&none).unwrap_err().to_string();
+        assert!(e.contains("no chat template"), "{e}");
+    }
+
+    #[test]
     fn tojson_writes_what_python_writes() {
         let v = Value::from_pairs([
             ("name", Value::from("f\"x\n")),
