@@ -1,12 +1,12 @@
 //! `wgpu-infer chat`: a conversation with a chat model through its folder's chat template.
 //! One turn with `--message`; otherwise interactive, one user turn per line of stdin.
 
-use super::generate::{load_decoder, report, token_bar, SamplingArgs};
+use super::generate::{load_decoder, stream_generation, SamplingArgs};
 use super::ModelArgs;
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
 use wgpu_infer::chat::{ChatMessage, ChatTemplate};
-use wgpu_infer::models::generate::{GenerateOptions, Generation, TokenEvent};
+use wgpu_infer::models::generate::GenerateOptions;
 use wgpu_infer::models::{CausalLm, ModelFiles};
 use wgpu_infer::{Error, Result};
 
@@ -51,7 +51,7 @@ pub fn run(mut args: ChatArgs) -> Result<()> {
         history.push(ChatMessage::new("user", message));
         let (prompt, ids) = fit(&model, &template, &mut history, &opts, false)?;
         let stream = !args.json;
-        let gen = reply(&model, &ids, &opts, stream, quiet)?;
+        let gen = stream_generation(&model, &ids, &opts, stream, quiet)?;
         if args.json {
             let out = serde_json::json!({
                 "prompt": prompt, "prompt_tokens": gen.prompt_tokens,
@@ -90,7 +90,7 @@ pub fn run(mut args: ChatArgs) -> Result<()> {
         }
         history.push(ChatMessage::new("user", line));
         let (_, ids) = fit(&model, &template, &mut history, &opts, !quiet)?;
-        let gen = reply(&model, &ids, &opts, true, quiet)?;
+        let gen = stream_generation(&model, &ids, &opts, true, quiet)?;
         history.push(ChatMessage::new("assistant", gen.text.trim().to_string()));
     }
     Ok(())
@@ -136,46 +136,4 @@ fn fit(
             eprintln!("(the conversation outgrew the context: dropped its oldest turn)");
         }
     }
-}
-
-/// Generates the reply, streaming it to stdout when `stream`.
-fn reply(
-    model: &CausalLm,
-    ids: &[u32],
-    opts: &GenerateOptions,
-    stream: bool,
-    quiet: bool,
-) -> Result<Generation> {
-    let bar = token_bar(
-        opts.max_new_tokens,
-        quiet || (stream && std::io::stdout().is_terminal()),
-    );
-    let mut stdout = std::io::stdout().lock();
-    let mut io_err: Option<std::io::Error> = None;
-    let on_token = |t: &TokenEvent| {
-        bar.inc(1);
-        if stream {
-            if let Err(e) = stdout
-                .write_all(t.text.as_bytes())
-                .and_then(|_| stdout.flush())
-            {
-                io_err = Some(e);
-                return false;
-            }
-        }
-        true
-    };
-    let gen = model.generate_ids(ids, opts, on_token)?;
-    bar.finish_and_clear();
-    if let Some(e) = io_err {
-        return Err(Error::io("<stdout>", e));
-    }
-    if stream {
-        writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
-    }
-    drop(stdout);
-    if !quiet {
-        report(&gen);
-    }
-    Ok(gen)
 }

@@ -101,35 +101,9 @@ pub fn report(gen: &Generation) {
 
 pub fn run(args: GenerateArgs) -> Result<()> {
     let opts = args.sampling.options(64)?;
-    let quiet = args.model.quiet;
-    // Streamed text shows progress on a terminal; otherwise a bar on stderr does.
-    let stream = !args.json;
-    let bar = token_bar(
-        opts.max_new_tokens,
-        quiet || (stream && std::io::stdout().is_terminal()),
-    );
-    let mut stdout = std::io::stdout().lock();
-    let mut io_err: Option<std::io::Error> = None;
-    let mut on_token = |t: &TokenEvent| {
-        bar.inc(1);
-        if stream {
-            if let Err(e) = stdout
-                .write_all(t.text.as_bytes())
-                .and_then(|_| stdout.flush())
-            {
-                io_err = Some(e);
-                return false;
-            }
-        }
-        true
-    };
     let m = load_decoder(&args.model)?;
     let prompt = m.tokenize(&args.prompt)?;
-    let gen = m.generate_ids(&prompt, &opts, &mut on_token)?;
-    bar.finish_and_clear();
-    if let Some(e) = io_err {
-        return Err(Error::io("<stdout>", e));
-    }
+    let gen = stream_generation(&m, &prompt, &opts, !args.json, args.model.quiet)?;
     if args.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
@@ -143,16 +117,55 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             text: &gen.text,
         };
         writeln!(
-            stdout,
+            std::io::stdout(),
             "{}",
             serde_json::to_string(&out).expect("plain data")
         )
         .map_err(|e| Error::io("<stdout>", e))?;
-    } else {
+    }
+    Ok(())
+}
+
+/// Generates after `ids`, streaming the text to stdout when `stream` (then a newline), with a
+/// token bar on stderr when the text is not shown on a terminal, and the timing line unless
+/// `quiet`. Shared by `generate` and `chat`.
+pub fn stream_generation(
+    model: &CausalLm,
+    ids: &[u32],
+    opts: &GenerateOptions,
+    stream: bool,
+    quiet: bool,
+) -> Result<Generation> {
+    let bar = token_bar(
+        opts.max_new_tokens,
+        quiet || (stream && std::io::stdout().is_terminal()),
+    );
+    let mut stdout = std::io::stdout().lock();
+    let mut io_err: Option<std::io::Error> = None;
+    let on_token = |t: &TokenEvent| {
+        bar.inc(1);
+        if stream {
+            if let Err(e) = stdout
+                .write_all(t.text.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
+                io_err = Some(e);
+                return false;
+            }
+        }
+        true
+    };
+    let gen = model.generate_ids(ids, opts, on_token)?;
+    bar.finish_and_clear();
+    if let Some(e) = io_err {
+        return Err(Error::io("<stdout>", e));
+    }
+    if stream {
         writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
     }
+    drop(stdout);
     if !quiet {
         report(&gen);
     }
-    Ok(())
+    Ok(gen)
 }
