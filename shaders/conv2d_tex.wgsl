@@ -7,8 +7,13 @@
 //            q = (ky * KW + kx) * c4 + cq (KQ = KH * KW * c4).
 // Per step: R/8 input gathers shared with subgroupBroadcast, 4 weight gathers, R*4 vec4 FMAs.
 // Output NCHW; with VEC = 1 (pixels % 4 == 0) four pixel rows are transposed in registers and
-// stored as vec4 along pixels.
+// stored as vec4 along pixels. With OUT_TEX = 1 the output is instead written as the padded
+// NHWC4 texture the next convolution reads (the layout conv2d_pack.wgsl writes, with that
+// convolution's padding): each lane's accumulator already holds 4 channels of one pixel, so
+// a pixel is one texel store, and the next convolution's pack dispatch is gone. Lanes past
+// the output channels are stored as 0 (the pack's zero fill), quads past them not at all.
 //#default R 8
+//#default OUT_TEX 0
 //#default KH 1
 //#default KW 1
 //#default S 1
@@ -25,6 +30,8 @@ struct Params {
     cout: u32, f: u32, has_bias: u32, has_res: u32,
     // The logical grid (pixel blocks, channel blocks, batch); the dispatch may fold it.
     gx: u32, gy: u32, gz: u32, _p0: u32,
+    // OUT_TEX = 1: the output texture's padding and padded height per channel quad.
+    oph: u32, opw: u32, ohp: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var xt: texture_storage_2d<rgba32float, read>;
@@ -36,7 +43,12 @@ struct Params {
 //#endif
 //#if VEC == 0
 @group(0) @binding(3) var<storage, read> res: array<f32>;
+//#if OUT_TEX == 0
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+//#endif
+//#if OUT_TEX == 1
+@group(0) @binding(4) var yt: texture_storage_2d<rgba32float, write>;
+//#endif
 //#endif
 @group(0) @binding(5) var<uniform> p: Params;
 
@@ -117,6 +129,45 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 //#endif
 //#if VEC == 0
+//#if OUT_TEX == 1
+    let co4 = (p.cout + 3u) / 4u;
+    if (g >= co4) {
+        return;
+    }
+    for (var r4 = 0u; r4 < R / 4u; r4 = r4 + 1u) {
+        var v0: vec4<f32>;
+        var v1: vec4<f32>;
+        var v2: vec4<f32>;
+        var v3: vec4<f32>;
+        switch r4 {
+{{PICK}}
+            default: {}
+        }
+        for (var rr = 0u; rr < 4u; rr = rr + 1u) {
+            let px = m0 + r4 * 4u + rr;
+            if (px < npix) {
+                var v = v0;
+                if (rr == 1u) { v = v1; }
+                if (rr == 2u) { v = v2; }
+                if (rr == 3u) { v = v3; }
+                v = activate4(v + bv, {{ACT}}u);
+                for (var j = 0u; j < 4u; j = j + 1u) {
+                    if (o + j < p.cout) {
+                        if (p.has_res == 1u) {
+                            v[j] = v[j] + res[(b * p.cout + o + j) * npix + px];
+                        }
+                    } else {
+                        v[j] = 0.0;
+                    }
+                }
+                let tx = i32(px % wo + p.opw);
+                let ty = i32((b * co4 + g) * p.ohp + px / wo + p.oph);
+                textureStore(yt, vec2<i32>(tx, ty), v);
+            }
+        }
+    }
+//#endif
+//#if OUT_TEX == 0
     for (var r4 = 0u; r4 < R / 4u; r4 = r4 + 1u) {
         var v0: vec4<f32>;
         var v1: vec4<f32>;
@@ -147,5 +198,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             }
         }
     }
+//#endif
 //#endif
 }

@@ -253,3 +253,81 @@ fn concat_inputs_are_written_in_place_when_they_can_be() {
     let got = gpu.run(&[&xv]).unwrap();
     common::compare("strided concat", &got["y"], &want["y"], 1e-5, 1e-6);
 }
+
+/// Convolution chains: a texture convolution whose only reader is another texture convolution
+/// writes that one's padded input texture itself, so the reader's pack dispatch and the buffer
+/// between them are gone. Results equal the CPU and the unfused plan (`fuse_layouts` off).
+#[test]
+fn conv_chains_hand_their_textures_over() {
+    use wgpu_infer::ops::conv2d::{Conv2d, ConvVariant};
+    use wgpu_infer::{Act, DeviceOptions, KernelPolicy};
+    let mut rng = Rng::new(23);
+    let mut g = Graph::new();
+    let x = g.input("x", &[1, 6, 19, 21], DType::F32).unwrap();
+    let mut v = x;
+    let mut c = 6;
+    // 3x3 pad 1, 3x3 stride 2 pad 1, 1x1 pad 0: three edges of different layouts.
+    for (i, (o, k, s, p)) in [(16, 3, 1, 1), (20, 3, 2, 1), (7, 1, 1, 0)]
+        .into_iter()
+        .enumerate()
+    {
+        let op = Conv2d {
+            stride: [s, s],
+            padding: [p, p],
+            act: Act::Silu,
+            variant: Some(ConvVariant::Texture),
+            ..Default::default()
+        };
+        let w = g
+            .constant_tensor(&format!("w{i}"), rng.tensor(&[o, c, k, k], -0.5, 0.5))
+            .unwrap();
+        let b = g
+            .constant_tensor(&format!("b{i}"), rng.tensor(&[o], -1.0, 1.0))
+            .unwrap();
+        v = g.conv2d(op, v, w, Some(b), None).unwrap();
+        c = o;
+    }
+    g.output("y", v);
+    let g = Arc::new(g);
+    let dev = device();
+    if !dev.has_subgroups_of(8) {
+        // This adapter cannot run the texture kernel: forcing it is a typed error.
+        let e = Backend::Gpu(dev)
+            .compile(g, &[])
+            .err()
+            .expect("forced texture conv");
+        assert!(matches!(e, Error::Shape { .. }), "{e}");
+        return;
+    }
+    let xv = rng.tensor(&[1, 6, 19, 21], -1.0, 1.0);
+    let want = Backend::Cpu
+        .compile(g.clone(), &[])
+        .unwrap()
+        .run(&[&xv])
+        .unwrap();
+    let mut fused = Backend::Gpu(dev.clone()).compile(g.clone(), &[]).unwrap();
+    let opts = DeviceOptions {
+        policy: KernelPolicy {
+            fuse_layouts: false,
+            ..dev.policy().clone()
+        },
+        ..DeviceOptions::from_env().unwrap()
+    };
+    let unfused_dev = wgpu_infer::Device::with_options(&opts).unwrap();
+    let mut unfused = Backend::Gpu(unfused_dev).compile(g, &[]).unwrap();
+    // One pack for the first convolution, then the three convolutions.
+    assert_eq!(fused.stats().dispatches, 4, "{:?}", fused.stats());
+    assert_eq!(unfused.stats().dispatches, 6, "{:?}", unfused.stats());
+    assert!(
+        fused.stats().intermediate_bytes < unfused.stats().intermediate_bytes,
+        "{:?} vs {:?}",
+        fused.stats(),
+        unfused.stats()
+    );
+    for _ in 0..2 {
+        let got = fused.run(&[&xv]).unwrap();
+        common::compare("fused conv chain", &got["y"], &want["y"], 1e-4, 1e-5);
+    }
+    let got = unfused.run(&[&xv]).unwrap();
+    common::compare("unfused conv chain", &got["y"], &want["y"], 1e-4, 1e-5);
+}

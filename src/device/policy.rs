@@ -16,6 +16,10 @@ pub struct KernelPolicy {
     pub portable: bool,
     /// Measure kernel variants on the first use of a shape class (the choice is cached).
     pub autotune: bool,
+    /// Let a producer write its output straight in the device layout its sole consumer reads
+    /// (a convolution writing the next convolution's padded NHWC4 texture), skipping the
+    /// consumer's packing dispatch. On unless `WGPU_INFER_FUSE_LAYOUTS=0` (for comparisons).
+    pub fuse_layouts: bool,
     /// A forced variant per op family (`"matmul"` → `"reg"`), used whenever that variant can run
     /// the problem. An unknown variant name is an error when a graph is compiled.
     pub force: BTreeMap<String, String>,
@@ -26,6 +30,7 @@ impl Default for KernelPolicy {
         KernelPolicy {
             portable: false,
             autotune: true,
+            fuse_layouts: true,
             force: BTreeMap::new(),
         }
     }
@@ -50,7 +55,7 @@ impl KernelPolicy {
     /// The policy from the environment:
     /// `WGPU_INFER_KERNELS=portable|all`, `WGPU_INFER_AUTOTUNE=0|1`, and forced variants
     /// `WGPU_INFER_MATMUL=tiled|reg|texture`, `WGPU_INFER_ATTENTION=buffer|texture|keys`,
-    /// `WGPU_INFER_CONV=direct|texture`.
+    /// `WGPU_INFER_CONV=direct|texture|depthwise`, `WGPU_INFER_FUSE_LAYOUTS=0|1`.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
     }
@@ -80,6 +85,17 @@ impl KernelPolicy {
                 }
             };
         }
+        if let Some(v) = get("WGPU_INFER_FUSE_LAYOUTS") {
+            p.fuse_layouts = match v.trim() {
+                "0" | "false" | "off" => false,
+                "1" | "true" | "on" => true,
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "WGPU_INFER_FUSE_LAYOUTS='{other}': expected 0 or 1"
+                    )))
+                }
+            };
+        }
         for (var, op) in FORCE_VARS {
             if let Some(v) = get(var) {
                 p.force.insert(op.to_string(), v.trim().to_string());
@@ -105,6 +121,9 @@ impl KernelPolicy {
         if !self.autotune {
             s.push_str(", autotune off");
         }
+        if !self.fuse_layouts {
+            s.push_str(", layout fusion off");
+        }
         for (op, v) in &self.force {
             s.push_str(&format!(", {op}={v}"));
         }
@@ -128,7 +147,9 @@ mod tests {
             ("WGPU_INFER_MATMUL", "reg"),
         ]))
         .unwrap();
-        assert!(p.portable && !p.autotune);
+        assert!(p.portable && !p.autotune && p.fuse_layouts);
+        let off = KernelPolicy::from_vars(vars(&[("WGPU_INFER_FUSE_LAYOUTS", "0")])).unwrap();
+        assert!(!off.fuse_layouts && off.describe().contains("layout fusion off"));
         assert_eq!(p.forced("matmul"), Some("reg"));
         assert_eq!(p.forced("conv2d"), None);
         assert_eq!(
@@ -139,5 +160,7 @@ mod tests {
         assert!(e.to_string().contains("WGPU_INFER_KERNELS"), "{e}");
         let e = KernelPolicy::from_vars(vars(&[("WGPU_INFER_AUTOTUNE", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("WGPU_INFER_AUTOTUNE"), "{e}");
+        let e = KernelPolicy::from_vars(vars(&[("WGPU_INFER_FUSE_LAYOUTS", "x")])).unwrap_err();
+        assert!(e.to_string().contains("WGPU_INFER_FUSE_LAYOUTS"), "{e}");
     }
 }

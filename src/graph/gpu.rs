@@ -82,6 +82,7 @@ impl GpuPlan {
             mut dispatches,
             scratch,
             scratch_tex,
+            tex_span,
             ..
         } = lower;
         // Concat slots: producers that can write straight into their concat's output.
@@ -94,12 +95,27 @@ impl GpuPlan {
                     if placed[g.root(*x).index()].is_some_and(|(_, _, n)| n == d.node))
             })
         });
-        // Scratch textures: one per distinct size and format.
+        // Scratch textures: node-private ones of one size, format and tag share a texture (each
+        // node writes before it reads); one carrying a value between two nodes holds its
+        // texture over that span, where nothing else may use it.
         type TexKey = (u32, u32, TexFormat, u64);
-        let mut tex_pool: Vec<(TexKey, wgpu::Texture, wgpu::TextureView)> = Vec::new();
+        struct PoolTex {
+            key: TexKey,
+            tex: wgpu::Texture,
+            view: wgpu::TextureView,
+            spans: Vec<(usize, usize)>,
+            private: Vec<usize>,
+        }
+        let mut tex_pool: Vec<PoolTex> = Vec::new();
         let mut tex_of = Vec::with_capacity(scratch_tex.len());
-        for &key in &scratch_tex {
-            let i = match tex_pool.iter().position(|(k, _, _)| *k == key) {
+        for (k, &key) in scratch_tex.iter().enumerate() {
+            let (carried, a, b) = tex_span[k];
+            let fits = |t: &PoolTex| {
+                t.key == key
+                    && t.spans.iter().all(|&(x, y)| y < a || x > b)
+                    && (carried.is_none() || t.private.iter().all(|&n| n < a || n > b))
+            };
+            let i = match tex_pool.iter().position(fits) {
                 Some(i) => i,
                 None => {
                     let tex = device.wgpu().create_texture(&wgpu::TextureDescriptor {
@@ -117,10 +133,21 @@ impl GpuPlan {
                         view_formats: &[],
                     });
                     let view = tex.create_view(&wgpu::TextureViewDescriptor::default());
-                    tex_pool.push((key, tex, view));
+                    tex_pool.push(PoolTex {
+                        key,
+                        tex,
+                        view,
+                        spans: Vec::new(),
+                        private: Vec::new(),
+                    });
                     tex_pool.len() - 1
                 }
             };
+            if carried.is_some() {
+                tex_pool[i].spans.push((a, b));
+            } else {
+                tex_pool[i].private.push(a);
+            }
             tex_of.push(i);
         }
 
@@ -143,10 +170,29 @@ impl GpuPlan {
                 last[*t] = last[*t].max(last[i]);
             }
         }
+        // Values no dispatch binds (carried between nodes in a texture instead) get no buffer.
+        let mut needs_buffer = vec![false; nv];
+        for d in &dispatches {
+            for a in &d.args {
+                if let Arg::Read(v)
+                | Arg::Write(v)
+                | Arg::ReadRange { value: v, .. }
+                | Arg::WriteRange { value: v, .. } = a
+                {
+                    needs_buffer[g.root(*v).index()] = true;
+                }
+            }
+        }
+        for (_, o) in &g.outputs {
+            needs_buffer[g.root(*o).index()] = true;
+        }
+        for p in placed.iter().flatten() {
+            needs_buffer[p.0] = true;
+        }
         let mut reqs = Vec::new();
         let mut req_value = Vec::new();
         for (i, v) in g.values.iter().enumerate() {
-            if placed[i].is_some() {
+            if placed[i].is_some() || !needs_buffer[i] {
                 continue;
             }
             if let Source::Node { node, .. } = v.source {
@@ -386,7 +432,7 @@ impl GpuPlan {
                         }
                     }
                     Arg::ScratchTexture { id, .. } => {
-                        wgpu::BindingResource::TextureView(&tex_pool[tex_of[*id]].2)
+                        wgpu::BindingResource::TextureView(&tex_pool[tex_of[*id]].view)
                     }
                     Arg::Uniform(_) => {
                         let (off, size) = uoffsets[u_k];
@@ -461,7 +507,7 @@ impl GpuPlan {
             stats,
             _pool: pool,
             _uniforms: uniforms,
-            _textures: tex_pool.into_iter().map(|(_, t, _)| t).collect(),
+            _textures: tex_pool.into_iter().map(|t| t.tex).collect(),
         })
     }
 

@@ -1,6 +1,6 @@
 //! The lowering context ops emit dispatches into, and the device forms of constants.
 
-use super::{Constant, Graph, ValueId};
+use super::{Constant, Graph, Source, ValueId};
 use crate::device::{BindingKind, Device, Kernel, KernelKey, TexFormat};
 use crate::error::{Error, Result};
 use crate::tensor::ValueInfo;
@@ -109,6 +109,22 @@ impl Packed {
     }
 }
 
+/// A device texture layout in which an op can read one of its inputs when that input's producer
+/// writes it so directly (see [`Op::texture_input`](super::Op::texture_input)): the producer's
+/// buffer and the consumer's packing dispatch are then skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TexLayout {
+    /// Names the layout; the ops that write and read it agree on what it and `meta` mean.
+    pub kind: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub format: TexFormat,
+    /// Pool tag, as for [`Lower::scratch_texture`].
+    pub tag: u64,
+    /// Layout parameters (e.g. padding), op-defined.
+    pub meta: [u32; 4],
+}
+
 /// A kernel argument, bound in order at @binding(0), (1), ...
 #[derive(Debug)]
 pub enum Arg {
@@ -155,6 +171,11 @@ pub struct Lower<'a> {
     pub(crate) scratch: Vec<(usize, u64)>,
     /// (width, height, format, layout tag) of each scratch texture.
     pub(crate) scratch_tex: Vec<(u32, u32, TexFormat, u64)>,
+    /// For each scratch texture: the value it carries between nodes (`None`: node-private),
+    /// and the first and last node using it.
+    pub(crate) tex_span: Vec<(Option<ValueId>, usize, usize)>,
+    /// Per value (by root): the (node, input index) pairs that read it.
+    consumers: Vec<Vec<(usize, usize)>>,
     /// Kernels compiled while lowering (forgotten again if the driver rejects them).
     pub(crate) new_kernels: Vec<KernelKey>,
 }
@@ -168,6 +189,8 @@ impl<'a> Lower<'a> {
             dispatches: Vec::new(),
             scratch: Vec::new(),
             scratch_tex: Vec::new(),
+            tex_span: Vec::new(),
+            consumers: consumers(graph),
             new_kernels: Vec::new(),
         }
     }
@@ -213,7 +236,52 @@ impl<'a> Lower<'a> {
             });
         }
         self.scratch_tex.push((width, height, format, layout));
+        self.tex_span.push((None, self.node, self.node));
         Ok(self.scratch_tex.len() - 1)
+    }
+
+    /// The texture layout `v` travels in from its producer to its consumer, when both agree on
+    /// one: `v` is a node's single output, not a graph output, read by exactly one node, once,
+    /// as its input 0 (not through a view); that node can read it as a texture
+    /// ([`Op::texture_input`](super::Op::texture_input)) and the producer can write it so
+    /// ([`Op::writes_texture`](super::Op::writes_texture)); and the policy allows it. Producer
+    /// and consumer both ask while lowering and get the same answer.
+    pub fn texture_edge(&self, v: ValueId) -> Option<TexLayout> {
+        let g = self.graph;
+        if !self.device.policy().fuse_layouts || g.root(v) != v {
+            return None;
+        }
+        let Source::Node { node: a, .. } = g.values[v.index()].source else {
+            return None;
+        };
+        if g.outputs.iter().any(|(_, o)| g.root(*o) == v) {
+            return None;
+        }
+        let [(b, 0)] = self.consumers[v.index()][..] else {
+            return None;
+        };
+        let (na, nb) = (&g.nodes[a], &g.nodes[b]);
+        if nb.inputs[0] != v || nb.op.writes_input().is_some() || na.outputs.len() != 1 {
+            return None;
+        }
+        let layout = nb.op.texture_input(self, &nb.inputs)?;
+        na.op
+            .writes_texture(self, &na.inputs, &layout)
+            .then_some(layout)
+    }
+
+    /// The texture carrying `v` between its producer and consumer in `layout` (see
+    /// [`Lower::texture_edge`]): the same texture for every call with `v`, live from the first
+    /// caller's node to the last's.
+    pub fn edge_texture(&mut self, v: ValueId, layout: &TexLayout) -> Result<usize> {
+        let node = self.node;
+        if let Some(i) = self.tex_span.iter().position(|s| s.0 == Some(v)) {
+            self.tex_span[i].2 = node;
+            return Ok(i);
+        }
+        let i = self.scratch_texture(layout.width, layout.height, layout.format, layout.tag)?;
+        self.tex_span[i].0 = Some(v);
+        Ok(i)
     }
 
     /// Records a dispatch of `shader` (specialised by `defines`) over `groups` workgroups.
@@ -274,6 +342,17 @@ impl<'a> Lower<'a> {
         });
         Ok(())
     }
+}
+
+/// Per value (by root): the (node, input index) pairs that read it.
+fn consumers(g: &Graph) -> Vec<Vec<(usize, usize)>> {
+    let mut c = vec![Vec::new(); g.values.len()];
+    for (n, node) in g.nodes.iter().enumerate() {
+        for (k, &i) in node.inputs.iter().enumerate() {
+            c[g.root(i).index()].push((n, k));
+        }
+    }
+    c
 }
 
 /// Splits `n` workgroups into a 2-D grid within the per-dimension limit. Kernels recover the

@@ -12,7 +12,9 @@ mod op;
 mod plan;
 mod tune;
 
-pub use lower::{grid as grid_for, grid3, Arg, Lower, Packed, PackedChunk, Params, Resource};
+pub use lower::{
+    grid as grid_for, grid3, Arg, Lower, Packed, PackedChunk, Params, Resource, TexLayout,
+};
 pub use memory::{plan_memory, Interval, MemoryPlan};
 pub use op::Op;
 pub use plan::{Backend, DispatchTime, Outputs, Plan, PlanCache, PlanStats, State};

@@ -1,6 +1,6 @@
 //! The operation trait every node of a graph implements.
 
-use super::{Lower, Tunable, ValueId};
+use super::{Lower, TexLayout, Tunable, ValueId};
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, ValueInfo};
 
@@ -36,6 +36,15 @@ pub trait Op: std::fmt::Debug + Send + Sync {
     /// into the output's buffer and skip the copies.
     fn input_slots(&self, _inputs: &[&ValueInfo]) -> Option<Vec<usize>> {
         None
+    }
+    /// The texture layout this op would read input 0 in if its producer wrote it so, instead
+    /// of as a buffer the op would pack itself. Asked by [`Lower::texture_edge`].
+    fn texture_input(&self, _cx: &Lower<'_>, _inputs: &[ValueId]) -> Option<TexLayout> {
+        None
+    }
+    /// Whether this op can write its single output in `layout` instead of a buffer.
+    fn writes_texture(&self, _cx: &Lower<'_>, _inputs: &[ValueId], _layout: &TexLayout) -> bool {
+        false
     }
     /// Variant choices this node wants measured on `cx.device()` before it is lowered. The
     /// compiler measures those the tuning cache lacks, then lowers.

@@ -16,6 +16,7 @@ use crate::device::Device;
 use crate::error::Result;
 use crate::graph::{Constant, Graph};
 use crate::tensor::{DType, Tensor};
+use std::fmt::Write;
 use std::sync::Arc;
 
 pub use crate::rng::Rng;
@@ -1086,6 +1087,82 @@ fn conv_case_on(
     Ok(OpCase::new("conv2d", name, g, feeds))
 }
 
+/// One convolution of a [`conv_chain`] case (square kernel, stride, padding).
+struct ChainStep {
+    o: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    act: Act,
+    bias: bool,
+    res: bool,
+}
+
+/// Convolutions applied one after another to x [n, c, h, w]. With `fan_out`, every
+/// intermediate is also a graph output and is read by a second 1x1 convolution, so no edge
+/// has a single reader.
+fn conv_chain(
+    rng: &mut Rng,
+    (n, c, hw): (usize, usize, (usize, usize)),
+    steps: &[ChainStep],
+    fan_out: bool,
+) -> Result<OpCase> {
+    let mut g = Graph::new();
+    let x = g.input("x", &[n, c, hw.0, hw.1], DType::F32)?;
+    let mut feeds = vec![rng.tensor(&[n, c, hw.0, hw.1], -1.0, 1.0)];
+    let (mut v, mut ch, mut h, mut w) = (x, c, hw.0, hw.1);
+    let mut name = format!("chain n{n} c{c} {hw:?}");
+    for (i, st) in steps.iter().enumerate() {
+        let op = Conv2d {
+            stride: [st.s, st.s],
+            padding: [st.p, st.p],
+            act: st.act,
+            ..Default::default()
+        };
+        let wt = g.constant_tensor(
+            &format!("w{i}"),
+            rng.tensor(&[st.o, ch, st.k, st.k], -0.5, 0.5),
+        )?;
+        let b = if st.bias {
+            Some(g.constant_tensor(&format!("b{i}"), rng.tensor(&[st.o], -1.0, 1.0))?)
+        } else {
+            None
+        };
+        h = (h + 2 * st.p - st.k) / st.s + 1;
+        w = (w + 2 * st.p - st.k) / st.s + 1;
+        let r = if st.res {
+            feeds.push(rng.tensor(&[n, st.o, h, w], -1.0, 1.0));
+            Some(g.input(&format!("r{i}"), &[n, st.o, h, w], DType::F32)?)
+        } else {
+            None
+        };
+        v = g.conv2d(op, v, wt, b, r)?;
+        ch = st.o;
+        if fan_out && i + 1 < steps.len() {
+            g.output(&format!("y{i}"), v);
+            let w1 = g.constant_tensor(&format!("f{i}"), rng.tensor(&[3, ch, 1, 1], -0.5, 0.5))?;
+            let side = g.conv2d(Conv2d::default(), v, w1, None, None)?;
+            g.output(&format!("side{i}"), side);
+        }
+        let _ = write!(
+            name,
+            " -> o{} k{} s{} p{} {:?}{}{}",
+            st.o,
+            st.k,
+            st.s,
+            st.p,
+            st.act,
+            if st.bias { " bias" } else { "" },
+            if st.res { " res" } else { "" }
+        );
+    }
+    if fan_out {
+        name.push_str(" fan-out");
+    }
+    g.output("y", v);
+    Ok(OpCase::new("conv2d", name, g, feeds))
+}
+
 fn conv_pool_upsample(rng: &mut Rng) -> Result<Vec<OpCase>> {
     let mut out = Vec::new();
     // Widths that are multiples of 4 take the vec4 packing path; 7 and 3 channels leave a
@@ -1227,6 +1304,48 @@ fn conv_pool_upsample(rng: &mut Rng) -> Result<Vec<OpCase>> {
         ),
         Some(super::conv2d::ConvVariant::Direct),
         rng,
+    )?);
+    // Chains: a convolution whose only reader is the next one writes that one's input
+    // texture directly (a sigmoid producer with 17 outputs leaves a partial quad whose extra
+    // lanes must be stored as 0; a producer with a residual; paddings 1, 2 and 0 downstream;
+    // batch 2), and a fan-out / graph-output case where no edge may be fused.
+    let step = |o, k, s, p, act, bias, res| ChainStep {
+        o,
+        k,
+        s,
+        p,
+        act,
+        bias,
+        res,
+    };
+    out.push(conv_chain(
+        rng,
+        (2, 3, (17, 17)),
+        &[
+            step(17, 3, 2, 1, Act::Sigmoid, true, false),
+            step(16, 3, 1, 1, Act::Silu, true, true),
+            step(5, 1, 1, 0, Act::None, false, false),
+        ],
+        false,
+    )?);
+    out.push(conv_chain(
+        rng,
+        (1, 16, (20, 20)),
+        &[
+            step(32, 3, 1, 1, Act::Silu, true, false),
+            step(65, 5, 1, 2, Act::Relu, true, true),
+            step(8, 3, 2, 1, Act::GeluErf, true, false),
+        ],
+        false,
+    )?);
+    out.push(conv_chain(
+        rng,
+        (1, 8, (9, 11)),
+        &[
+            step(12, 3, 1, 1, Act::Silu, true, false),
+            step(12, 3, 1, 1, Act::Silu, true, false),
+        ],
+        true,
     )?);
     for (shape, k, s, p) in [
         (vec![1usize, 1, 1, 1], 1usize, 1usize, 0usize),

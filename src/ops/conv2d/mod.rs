@@ -13,7 +13,7 @@ pub(crate) mod texture;
 
 use super::{check_epilogue, epilogue_data, expect_f32, Act};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Lower, Op, ValueId};
+use crate::graph::{Graph, Lower, Op, TexLayout, ValueId};
 use crate::tensor::{Tensor, ValueInfo};
 
 /// A conv2d kernel.
@@ -151,6 +151,18 @@ impl Conv2d {
         )
     }
 
+    /// The texture kernel's geometry when this node runs it (a constant weight, a shape it
+    /// can run, and chosen); `None` on any doubt (lowering then reports errors itself).
+    fn runs_texture(&self, cx: &Lower<'_>, inputs: &[ValueId]) -> Option<texture::TexConv> {
+        cx.constant(*inputs.get(1)?)?;
+        let g = self
+            .geo(&cx.info(inputs[0]).shape, &cx.info(inputs[1]).shape)
+            .ok()?;
+        let tg = self.tex_geometry(g)?;
+        let v = self.choose(cx, &g, Some(&tg)).ok()?;
+        (v == ConvVariant::Texture && tg.supported(cx.device())).then_some(tg)
+    }
+
     /// Forced by the op, else by the policy (when it can run the problem), else the
     /// depthwise kernel for depthwise problems, the texture kernel on CPU-backed adapters when
     /// it fits, else the direct kernel.
@@ -279,7 +291,17 @@ impl Op for Conv2d {
                     texture::pack_weights(&dev, c.name(), t, &tg)
                 })?;
                 let (bias, res) = self.optional_inputs(inputs);
-                texture::lower(cx, &tg, inputs[0], packed, bias, res, outputs[0], self.act)
+                // A convolution producer may have written the input as our texture, and we
+                // may write our output as the next convolution's (see Lower::texture_edge).
+                let input = match cx.texture_edge(inputs[0]) {
+                    Some(l) => texture::Input::Texture(cx.edge_texture(inputs[0], &l)?),
+                    None => texture::Input::Buffer(inputs[0]),
+                };
+                let out = match cx.texture_edge(outputs[0]) {
+                    Some(l) => texture::Output::Texture(cx.edge_texture(outputs[0], &l)?, l),
+                    None => texture::Output::Buffer(outputs[0]),
+                };
+                texture::lower(cx, &tg, input, packed, bias, res, out, self.act)
             }
             (ConvVariant::Texture, _) => Err(Error::shape(
                 "conv2d",
@@ -296,6 +318,17 @@ impl Op for Conv2d {
             )),
             (ConvVariant::Direct, _) => direct::lower(self, g, &c, cx, inputs, outputs),
         }
+    }
+
+    /// The texture kernel reads its input as a padded NHWC4 texture.
+    fn texture_input(&self, cx: &Lower<'_>, inputs: &[ValueId]) -> Option<TexLayout> {
+        Some(self.runs_texture(cx, inputs)?.input_layout())
+    }
+
+    /// The texture kernel can write its output as the next texture convolution's input.
+    fn writes_texture(&self, cx: &Lower<'_>, inputs: &[ValueId], layout: &TexLayout) -> bool {
+        self.runs_texture(cx, inputs)
+            .is_some_and(|tg| tg.writes(layout))
     }
 
     fn flops(&self, inputs: &[&ValueInfo]) -> u64 {

@@ -4,7 +4,7 @@
 
 use crate::device::{Device, TexFormat};
 use crate::error::{Error, Result};
-use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, ValueId};
+use crate::graph::{Arg, Lower, Packed, PackedChunk, Params, TexLayout, ValueId};
 use crate::ops::{groups_for, Act};
 use crate::tensor::Tensor;
 use std::fmt::Write;
@@ -44,6 +44,31 @@ impl TexConv {
     fn fold(&self, max: usize) -> usize {
         (self.blocks() * self.kq()).div_ceil(max).max(1)
     }
+    /// The padded NHWC4 input texture this convolution reads (from `conv2d_pack`, or written
+    /// by a producing convolution). meta = [ph, pw, hp, c4].
+    pub fn input_layout(&self) -> TexLayout {
+        let (c4, hp) = (self.c4(), self.hp());
+        TexLayout {
+            kind: NHWC4,
+            width: (self.w + 2 * self.pw) as u32,
+            height: (self.n * c4 * hp) as u32,
+            format: TexFormat::Rgba32Float,
+            tag: ((self.pw as u64) << 48) | ((self.ph as u64) << 32) | hp as u64,
+            meta: [self.ph as u32, self.pw as u32, hp as u32, c4 as u32],
+        }
+    }
+
+    /// Whether this convolution can write its output as `layout` (the next convolution's
+    /// input texture).
+    pub fn writes(&self, layout: &TexLayout) -> bool {
+        let [ph, pw, hp, c4] = layout.meta.map(|m| m as usize);
+        layout.kind == NHWC4
+            && c4 == self.o.div_ceil(4)
+            && hp == self.ho + 2 * ph
+            && layout.width as usize == self.wo + 2 * pw
+            && layout.height as usize == self.n * c4 * hp
+    }
+
     /// Whether the textures fit this device.
     pub fn supported(&self, device: &Device) -> bool {
         let max = device.limits().max_texture_dimension_2d as usize;
@@ -98,6 +123,27 @@ pub(crate) fn pack_weights(dev: &Device, name: &str, t: &Tensor, g: &TexConv) ->
             [f as u32, 0, 0, 0],
         )?],
     })
+}
+
+/// The layout name of the padded NHWC4 texture.
+const NHWC4: &str = "conv2d/nhwc4-padded";
+
+/// Where the texture kernel reads its input from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Input {
+    /// An NCHW buffer, packed first.
+    Buffer(ValueId),
+    /// The padded NHWC4 texture a producing convolution wrote (a scratch texture id).
+    Texture(usize),
+}
+
+/// Where the texture kernel writes its output.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Output {
+    /// An NCHW buffer.
+    Buffer(ValueId),
+    /// The next convolution's input texture (scratch texture id, its layout).
+    Texture(usize, TexLayout),
 }
 
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
@@ -170,24 +216,104 @@ pub(crate) fn defines(r: usize) -> Vec<(&'static str, String)> {
 pub(crate) fn lower(
     cx: &mut Lower<'_>,
     g: &TexConv,
-    x: ValueId,
+    input: Input,
     packed: Arc<Packed>,
     bias: Option<ValueId>,
     res: Option<ValueId>,
-    out: ValueId,
+    out: Output,
     act: Act,
 ) -> Result<()> {
     if g.stride == 0 {
         return Err(Error::Graph("conv2d: stride 0".into()));
     }
     let (c4, hp) = (g.c4(), g.hp());
-    let layout = ((g.pw as u64) << 48) | ((g.ph as u64) << 32) | hp as u64;
-    let tex = cx.scratch_texture(
-        (g.w + 2 * g.pw) as u32,
-        (g.n * c4 * hp) as u32,
-        TexFormat::Rgba32Float,
-        layout,
-    )?;
+    let tex = match input {
+        Input::Texture(id) => id,
+        Input::Buffer(x) => pack(cx, g, x)?,
+    };
+    let npix = g.ho * g.wo;
+    let r = if npix >= 32 { 32 } else { 8 };
+    let mut defs = defines(r);
+    let (out_arg, [oph, opw, ohp, _]) = match out {
+        Output::Buffer(y) => (Arg::Write(y), [0; 4]),
+        Output::Texture(id, l) => (Arg::ScratchTexture { id, write: true }, l.meta),
+    };
+    let out_tex = matches!(out, Output::Texture(..));
+    defs.extend([
+        ("KH", g.kh.to_string()),
+        ("KW", g.kw.to_string()),
+        ("S", g.stride.to_string()),
+        ("ACT", act.code().to_string()),
+        (
+            "VEC",
+            u32::from(!out_tex && npix.is_multiple_of(4)).to_string(),
+        ),
+        ("OUT_TEX", u32::from(out_tex).to_string()),
+    ]);
+    let f = packed.chunks[0].meta[0];
+    let logical = [npix.div_ceil(r) as u32, g.blocks() as u32, g.n as u32];
+    let groups = crate::graph::grid3(cx.device(), logical)?;
+    // An absent bias / residual binds some storage buffer of the right kind (never read): the
+    // input's buffer, else a 4-byte scratch (not the output's: a buffer bound for reading
+    // and for writing in one dispatch is invalid).
+    let filler = match input {
+        Input::Buffer(x) => Some(x),
+        Input::Texture(_) => None,
+    };
+    let scratch = if bias.or(res).or(filler).is_none() {
+        Some(cx.scratch(4))
+    } else {
+        None
+    };
+    let unused = || match bias.or(res).or(filler) {
+        Some(v) => Arg::Read(v),
+        None => Arg::Scratch {
+            id: scratch.unwrap_or(0),
+            write: false,
+        },
+    };
+    let bias_arg = bias.map_or_else(unused, Arg::Read);
+    let res_arg = res.map_or_else(unused, Arg::Read);
+    cx.dispatch(
+        "conv2d_tex.wgsl",
+        &defs,
+        vec![
+            Arg::ScratchTexture {
+                id: tex,
+                write: false,
+            },
+            Arg::Packed(packed, 0),
+            bias_arg,
+            res_arg,
+            out_arg,
+            Params::new()
+                .u32(c4 as u32)
+                .u32(hp as u32)
+                .u32(g.wo as u32)
+                .u32(npix as u32)
+                .u32(g.o as u32)
+                .u32(f)
+                .u32(bias.is_some() as u32)
+                .u32(res.is_some() as u32)
+                .u32(logical[0])
+                .u32(logical[1])
+                .u32(logical[2])
+                .u32(0)
+                .u32(oph)
+                .u32(opw)
+                .u32(ohp)
+                .u32(0)
+                .arg(),
+        ],
+        groups,
+    )
+}
+
+/// Packs `x` [N, C, H, W] into the padded NHWC4 scratch texture the kernel reads.
+fn pack(cx: &mut Lower<'_>, g: &TexConv, x: ValueId) -> Result<usize> {
+    let (c4, hp) = (g.c4(), g.hp());
+    let l = g.input_layout();
+    let tex = cx.scratch_texture(l.width, l.height, l.format, l.tag)?;
     let v4 = g.w.is_multiple_of(4);
     let groups = groups_for(cx, g.n * c4 * g.h * g.w / if v4 { 4 } else { 1 }, 64);
     cx.dispatch(
@@ -212,46 +338,5 @@ pub(crate) fn lower(
         ],
         groups,
     )?;
-    let npix = g.ho * g.wo;
-    let r = if npix >= 32 { 32 } else { 8 };
-    let mut defs = defines(r);
-    defs.extend([
-        ("KH", g.kh.to_string()),
-        ("KW", g.kw.to_string()),
-        ("S", g.stride.to_string()),
-        ("ACT", act.code().to_string()),
-        ("VEC", u32::from(npix.is_multiple_of(4)).to_string()),
-    ]);
-    let f = packed.chunks[0].meta[0];
-    let logical = [npix.div_ceil(r) as u32, g.blocks() as u32, g.n as u32];
-    let groups = crate::graph::grid3(cx.device(), logical)?;
-    cx.dispatch(
-        "conv2d_tex.wgsl",
-        &defs,
-        vec![
-            Arg::ScratchTexture {
-                id: tex,
-                write: false,
-            },
-            Arg::Packed(packed, 0),
-            Arg::Read(bias.unwrap_or(x)),
-            Arg::Read(res.unwrap_or(x)),
-            Arg::Write(out),
-            Params::new()
-                .u32(c4 as u32)
-                .u32(hp as u32)
-                .u32(g.wo as u32)
-                .u32(npix as u32)
-                .u32(g.o as u32)
-                .u32(f)
-                .u32(bias.is_some() as u32)
-                .u32(res.is_some() as u32)
-                .u32(logical[0])
-                .u32(logical[1])
-                .u32(logical[2])
-                .u32(0)
-                .arg(),
-        ],
-        groups,
-    )
+    Ok(tex)
 }
